@@ -1,0 +1,136 @@
+"""The dub script (``script.json``): speakers and segments, meant to be edited by people.
+
+Edit a segment's ``source_text``, a target line's ``text`` or a segment's ``speaker`` and re-run
+``lipdub dub``: only what depends on the edit is redone (that segment's translation or speech, then
+the mix and render). Times are seconds from the start of the source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from .errors import InputError
+
+
+class Word(BaseModel):
+    """One recognized word with its time span (seconds) and recognizer probability in [0, 1]."""
+
+    start_s: float
+    end_s: float
+    text: str
+    probability: float | None = None
+
+
+class FitReport(BaseModel):
+    """How one synthesized line was fitted into its slot (DESIGN.md section 1, stage 8).
+
+    ``stretch_ratio`` is synthesized duration / placed duration: 1.0 untouched, 1.2 played 20 %
+    faster (rubberband time-stretch, pitch kept). ``overrun_s`` is what still did not fit after
+    borrowing free time and stretching to the limit.
+    """
+
+    tts_backend: str
+    voice: str | None = None
+    synthesized_duration_s: float
+    trimmed_duration_s: float
+    slot_start_s: float
+    slot_end_s: float
+    placed_start_s: float
+    placed_end_s: float
+    stretch_ratio: float
+    borrowed_before_s: float = 0.0
+    borrowed_after_s: float = 0.0
+    overrun_s: float = 0.0
+    attempts: int = 1
+    audio_path: str | None = None
+
+
+class TargetLine(BaseModel):
+    """A segment's text in one target language.
+
+    ``text`` is what is spoken (edit it freely); ``machine_text`` is what the translator returned;
+    ``source_hash`` identifies the source text it was translated from, so an edited source line is
+    re-translated and an edited target line is kept.
+    """
+
+    text: str
+    machine_text: str | None = None
+    translator: str | None = None
+    source_hash: str | None = None
+    duration_budget_s: float | None = None
+    fit: FitReport | None = None
+
+    @property
+    def edited(self) -> bool:
+        return self.machine_text is not None and self.text != self.machine_text
+
+
+class Segment(BaseModel):
+    """One line of speech: a speaker's words between ``start_s`` and ``end_s`` (seconds)."""
+
+    id: int
+    start_s: float
+    end_s: float
+    speaker: str
+    source_text: str
+    words: list[Word] = Field(default_factory=list)
+    targets: dict[str, TargetLine] = Field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class Speaker(BaseModel):
+    """A diarized speaker. ``name`` is free text; ``voice`` overrides the TTS voice for this speaker."""
+
+    id: str
+    name: str
+    voice: str | None = None
+    speech_s: float = 0.0
+
+
+class Script(BaseModel):
+    """The whole editable script of one project."""
+
+    version: int = 1
+    source_language: str
+    language_probability: float | None = None
+    transcript_hash: str = ""
+    speakers: list[Speaker] = Field(default_factory=list)
+    segments: list[Segment] = Field(default_factory=list)
+
+    def speaker(self, speaker_id: str) -> Speaker | None:
+        return next((s for s in self.speakers if s.id == speaker_id), None)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Script":
+        """Read and validate ``script.json``.
+
+        Raises:
+            InputError: the file is not valid JSON or does not match the script schema (the message
+                names the first bad field).
+        """
+        path = Path(path)
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InputError(
+                f"{path} is not a valid script: {where}: {first['msg']}",
+                "fix that field (or delete script.json to rebuild it from the transcript)",
+            ) from exc
+        except json.JSONDecodeError as exc:  # pragma: no cover - pydantic wraps most of these
+            raise InputError(f"{path} is not valid JSON: {exc}", "fix the file or delete it") from exc
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically (temp file + rename) with stable indentation for diffs."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Pipeline stages, one module per stage (DESIGN.md section 1)."""

