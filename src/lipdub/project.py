@@ -92,6 +92,7 @@ class Manifest(BaseModel):
     input_path: str = ""
     input_sha256: str = ""
     input_size_bytes: int = 0
+    input_mtime_ns: int = 0
     config: dict[str, Any] = Field(default_factory=dict)
     stages: dict[str, StageRecord] = Field(default_factory=dict)
     runs: list[RunRecord] = Field(default_factory=list)
@@ -230,6 +231,17 @@ class Project:
 
     def save_script(self, script) -> None:
         script.save(self.script_path)
+
+
+def input_sha256(project: "Project", path: Path) -> str:
+    """SHA-256 of the source, reusing the manifest's value when path, size and mtime are unchanged."""
+    st = path.stat()
+    m = project.manifest
+    if m.input_path == str(path) and m.input_size_bytes == st.st_size and m.input_mtime_ns == st.st_mtime_ns and m.input_sha256:
+        return m.input_sha256
+    m.input_path, m.input_size_bytes, m.input_mtime_ns = str(path), st.st_size, st.st_mtime_ns
+    m.input_sha256 = sha256_file(path)
+    return m.input_sha256
 
 
 def now_iso() -> str:

@@ -11,7 +11,7 @@ from ..registry import Registry
 from .vad import SpeechRegion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class SpeakerTurn:
     """One speaker turn: ``speaker`` (``"SPEAKER_00"``, ...) speaks from ``start_s`` to ``end_s``."""
 

@@ -10,7 +10,7 @@ import numpy as np
 from ..registry import Registry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class SpeechRegion:
     """A span of speech, seconds from the start of the source."""
 

@@ -1,0 +1,214 @@
+"""Transcribe backend ``faster-whisper``: Whisper (Radford et al. 2022) on CTranslate2, offline.
+
+Library: faster-whisper (SYSTRAN, https://github.com/SYSTRAN/faster-whisper). Word times come from
+its cross-attention alignment (``word_timestamps=True``, the method of openai/whisper's
+``timing.py``: dynamic time warping over the alignment heads). Models are resolved by
+:func:`lipdub.models.resolve_whisper_model`, never downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ...audio import resample, to_mono
+from ...errors import BackendUnavailable, ConfigError, InputError, StageFailed
+from ...models import available_whisper_models, resolve_whisper_model
+from ...registry import require_module
+from ...stages.transcribe import Transcript, TranscriptSegment, TranscriptWord
+
+logger = logging.getLogger(__name__)
+
+#: Whisper's input sample rate (openai/whisper ``audio.py`` SAMPLE_RATE).
+WHISPER_SAMPLE_RATE_HZ = 16000
+
+_DEVICES = ("cpu", "cuda", "auto")
+
+# Whisper's codes that are not ISO 639 (openai/whisper tokenizer.py): Javanese is "jw", ISO "jv".
+_ISO_TO_WHISPER = {"jv": "jw"}
+_WHISPER_TO_ISO = {v: k for k, v in _ISO_TO_WHISPER.items()}
+
+
+def supported_languages() -> tuple[str, ...]:
+    """Language codes Whisper accepts (faster-whisper's tokenizer table; mostly ISO 639-1)."""
+    tok = require_module("faster_whisper.tokenizer", "faster-whisper")
+    return tuple(tok._LANGUAGE_CODES)
+
+
+class FasterWhisperTranscriber:
+    """Speech to text with word timestamps, via faster-whisper.
+
+    Keyword-only options:
+        model: model name (``"base"``, ``"tiny.en"``, ``"large-v3"``...) or a CTranslate2 model
+            directory; resolved offline by :func:`lipdub.models.resolve_whisper_model`.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        compute_type: CTranslate2 quantization (``"int8"``, ``"int8_float16"``, ``"float16"``,
+            ``"float32"``, ``"default"``...); see https://opennmt.net/CTranslate2/quantization.html.
+        beam_size: beam search width (1 = greedy).
+        vad_filter: let faster-whisper skip non-speech with its bundled Silero VAD before decoding.
+        cpu_threads: CTranslate2 intra-op threads (0 = library default).
+        initial_prompt: text given to the decoder as previous context (names, spelling), or None.
+        condition_on_previous_text: feed each window's text as the prompt of the next one
+            (Whisper default True; False reduces repetition loops on long audio).
+
+    The model is loaded when the transcriber is constructed.
+
+    Raises:
+        ConfigError: an invalid option value.
+        BackendUnavailable: faster-whisper is not installed, or ``device="cuda"`` without a GPU.
+        MissingWeights: the model is not found (see :mod:`lipdub.models`).
+    """
+
+    name = "faster-whisper"
+
+    def __init__(
+        self,
+        *,
+        model: str = "base",
+        device: str = "cpu",
+        compute_type: str = "int8",
+        beam_size: int = 5,
+        vad_filter: bool = False,
+        cpu_threads: int = 0,
+        initial_prompt: str | None = None,
+        condition_on_previous_text: bool = True,
+    ) -> None:
+        if device not in _DEVICES:
+            raise ConfigError(f"unknown device {device!r} for faster-whisper", f"use one of: {', '.join(_DEVICES)}")
+        if beam_size < 1:
+            raise ConfigError(f"beam_size must be >= 1, got {beam_size}", "use 5 (Whisper default) or 1 for greedy")
+        if cpu_threads < 0:
+            raise ConfigError(f"cpu_threads must be >= 0, got {cpu_threads}", "use 0 for the library default")
+        fw = require_module("faster_whisper", "faster-whisper")
+        ct2 = require_module("ctranslate2", "ctranslate2")
+        if device == "cuda" and ct2.get_cuda_device_count() == 0:
+            raise BackendUnavailable("faster-whisper: device 'cuda' requested but no CUDA GPU is visible", "use --device cpu")
+        self.model_name = model
+        self.model_path = resolve_whisper_model(model)
+        self.device = device
+        self.compute_type = compute_type
+        self.beam_size = beam_size
+        self.vad_filter = vad_filter
+        self.cpu_threads = cpu_threads
+        self.initial_prompt = initial_prompt
+        self.condition_on_previous_text = condition_on_previous_text
+        try:
+            self._model = fw.WhisperModel(
+                str(self.model_path),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                local_files_only=True,
+            )
+        except ValueError as exc:  # CTranslate2 rejects unsupported compute types with ValueError
+            raise ConfigError(
+                f"faster-whisper cannot load {self.model_path} with compute_type={compute_type!r} on {device} ({exc})",
+                "use compute_type int8 on CPU, float16 or int8_float16 on GPU",
+            ) from exc
+        except RuntimeError as exc:
+            raise BackendUnavailable(
+                f"faster-whisper cannot load the model at {self.model_path} ({exc})",
+                "check that the directory holds a complete CTranslate2 Whisper model",
+            ) from exc
+        logger.info("loaded Whisper model %s from %s (%s, %s)", model, self.model_path, device, compute_type)
+
+    @property
+    def multilingual(self) -> bool:
+        """False for English-only models (``*.en``)."""
+        return bool(self._model.model.is_multilingual)
+
+    @classmethod
+    def check(cls) -> str:
+        """Describe the Whisper models available here (without loading one).
+
+        Raises:
+            BackendUnavailable: faster-whisper is not installed.
+            MissingWeights: no Whisper model is available from any source.
+        """
+        fw = require_module("faster_whisper", "faster-whisper")
+        models = available_whisper_models()
+        if not models:
+            resolve_whisper_model("base")  # raises MissingWeights with the install hint
+        names = ", ".join(f"{m.name} ({m.source}{'' if m.ready else ', joined on first use'})" for m in models)
+        return f"faster-whisper {fw.__version__}; models: {names}"
+
+    def transcribe(self, audio: np.ndarray, sample_rate_hz: int, language: str | None = None) -> Transcript:
+        """Transcribe speech with segment and word times.
+
+        Args:
+            audio: float32 samples, ``(n,)`` mono or ``(n, ch)`` (averaged to mono); resampled to
+                16 kHz (polyphase, :func:`lipdub.audio.resample`) when ``sample_rate_hz`` differs.
+            sample_rate_hz: sample rate of ``audio`` in Hz.
+            language: ISO 639-1 code Whisper knows (``"en"``, ``"es"``...; ``"jv"`` is mapped to
+                Whisper's ``"jw"``), or None to detect it from the first 30 s (the detection
+                probability is stored in the transcript).
+
+        Returns:
+            A :class:`Transcript`: segment and word times in seconds from the start of ``audio``,
+            texts stripped, word ``probability`` in [0, 1].
+
+        Raises:
+            ConfigError: ``language`` unknown to Whisper, or not English with an English-only model.
+            InputError: ``audio`` is empty, not 1-D/2-D, or ``sample_rate_hz`` is not positive.
+            StageFailed: decoding failed inside CTranslate2.
+        """
+        if language is not None:
+            language = language.strip().lower()
+            language = _ISO_TO_WHISPER.get(language, language)
+            codes = supported_languages()
+            if language not in codes:
+                raise ConfigError(
+                    f"Whisper does not know language {language!r}",
+                    f"use one of its codes, e.g. en, es, fr, de, zh, ja ({len(codes)} in all), or omit it to detect",
+                )
+            if not self.multilingual and language != "en":
+                raise ConfigError(
+                    f"Whisper model {self.model_name!r} is English-only but language {language!r} was requested",
+                    "use a multilingual model such as base (--model base)",
+                )
+        samples = np.asarray(audio, dtype=np.float32)
+        if samples.ndim not in (1, 2) or samples.size == 0:
+            raise InputError(f"audio to transcribe must be a non-empty 1-D or 2-D array, got shape {samples.shape}", "pass mono float32 samples")
+        if sample_rate_hz <= 0:
+            raise InputError(f"invalid sample rate {sample_rate_hz} Hz", "pass the audio's sample rate in Hz")
+        samples = to_mono(samples)
+        if sample_rate_hz != WHISPER_SAMPLE_RATE_HZ:
+            samples = resample(samples, sample_rate_hz, WHISPER_SAMPLE_RATE_HZ)
+        try:
+            segments_iter, info = self._model.transcribe(
+                samples,
+                language=language,
+                beam_size=self.beam_size,
+                word_timestamps=True,
+                vad_filter=self.vad_filter,
+                initial_prompt=self.initial_prompt,
+                condition_on_previous_text=self.condition_on_previous_text,
+            )
+            raw_segments = list(segments_iter)  # decoding happens lazily, while iterating
+        except RuntimeError as exc:
+            raise StageFailed(f"transcribe: faster-whisper failed ({exc})", "try --compute-type float32 or a different model") from exc
+        segments: list[TranscriptSegment] = []
+        for seg in raw_segments:
+            text = seg.text.strip()
+            words = [
+                TranscriptWord(start_s=float(w.start), end_s=float(w.end), text=w.word.strip(), probability=float(w.probability))
+                for w in (seg.words or [])
+                if w.word.strip()
+            ]
+            if not text and not words:
+                continue
+            segments.append(TranscriptSegment(start_s=float(seg.start), end_s=float(seg.end), text=text, words=words))
+        logger.info(
+            "transcribed %.1f s: language %s (p=%s), %d segments",
+            samples.shape[0] / WHISPER_SAMPLE_RATE_HZ,
+            info.language,
+            "given" if language else f"{info.language_probability:.2f}",
+            len(segments),
+        )
+        return Transcript(
+            language=_WHISPER_TO_ISO.get(info.language, info.language),
+            segments=segments,
+            language_probability=None if language else float(info.language_probability),
+            model=self.model_name,
+        )

@@ -1,0 +1,404 @@
+"""espeak-ng text-to-speech through libespeak-ng (ctypes), with phoneme timings.
+
+Drives the C API of ``libespeak-ng.so.1`` directly (declarations from
+``/usr/include/espeak-ng/speak_lib.h`` of espeak-ng 1.51, API revision 12): synchronous output
+(``AUDIO_OUTPUT_SYNCHRONOUS``), a synth callback that collects the 16-bit samples and the event list,
+and ``espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA`` so that every phoneme is
+reported as an ``espeakEVENT_PHONEME`` event carrying its IPA name and its start time in the audio.
+
+The library keeps global state (one current voice, one set of parameters, one callback), so every use
+goes through a module lock and the library is initialized once per process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import BackendUnavailable, ConfigError, StageFailed
+from ...languages import Language
+from ...stages.synthesize import PhonemeTiming, Speech
+
+log = logging.getLogger(__name__)
+
+LIBRARY_NAME = "libespeak-ng.so.1"
+
+# speak_lib.h (espeak-ng 1.51) constants.
+AUDIO_OUTPUT_SYNCHRONOUS = 2
+espeakINITIALIZE_PHONEME_EVENTS = 0x0001
+espeakINITIALIZE_PHONEME_IPA = 0x0002
+espeakINITIALIZE_DONT_EXIT = 0x8000
+POS_CHARACTER = 1
+espeakCHARS_UTF8 = 1
+espeakRATE = 1
+EE_OK = 0
+
+espeakEVENT_LIST_TERMINATED = 0
+espeakEVENT_WORD = 1
+espeakEVENT_SENTENCE = 2
+espeakEVENT_MARK = 3
+espeakEVENT_PLAY = 4
+espeakEVENT_END = 5
+espeakEVENT_MSG_TERMINATED = 6
+espeakEVENT_PHONEME = 7
+espeakEVENT_SAMPLERATE = 8
+
+#: espeak's default speaking rate in words per minute (``espeakRATE_NORMAL``); ``rate=1.0`` maps to it.
+RATE_NORMAL_WPM = 175
+#: Accepted range of ``espeakRATE`` (``espeakRATE_MINIMUM`` .. ``espeakRATE_MAXIMUM``), words per minute.
+RATE_MIN_WPM = 80
+RATE_MAX_WPM = 450
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    """``espeak_EVENT`` of speak_lib.h."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),  # milliseconds from the start of the synthesized audio
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+class _Voice(ctypes.Structure):
+    """``espeak_VOICE`` of speak_lib.h."""
+
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_void_p),  # (priority byte, NUL-terminated name)*, then an extra NUL
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+@dataclass(frozen=True)
+class EspeakVoice:
+    """One installed espeak-ng voice.
+
+    Attributes:
+        name: the voice's given name (``"Spanish_(Spain)"``).
+        identifier: file name under espeak-ng-data/voices (``"roa/es"``).
+        languages: ``(language, priority)`` pairs; a lower priority number is preferred.
+    """
+
+    name: str
+    identifier: str
+    languages: tuple[tuple[str, int], ...]
+
+    @property
+    def short_name(self) -> str:
+        """The name ``espeak-ng -v`` takes (``"es"``, ``"en-us"``): the identifier's file name, lower case."""
+        return self.identifier.rsplit("/", 1)[-1].lower()
+
+
+_lock = threading.RLock()
+_lib: ctypes.CDLL | None = None
+_sample_rate_hz: int = 0
+_voices: list[EspeakVoice] | None = None
+# State of the synthesis in progress (only touched under _lock).
+_chunks: list[np.ndarray] = []
+_events: list[tuple[int, int, str]] = []
+
+
+def _on_synth(wav, n_samples, events) -> int:  # called by libespeak-ng from inside espeak_Synth
+    if n_samples > 0 and wav:
+        _chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
+    i = 0
+    while events[i].type != espeakEVENT_LIST_TERMINATED:
+        ev = events[i]
+        name = ""
+        if ev.type == espeakEVENT_PHONEME:
+            name = bytes(ev.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
+        _events.append((ev.type, ev.audio_position, name))
+        i += 1
+    return 0  # 0 = continue synthesis
+
+
+_callback = _SynthCallback(_on_synth)  # kept referenced for the life of the process
+
+
+def _load() -> ctypes.CDLL:
+    """Load and initialize libespeak-ng once (caller holds ``_lock``)."""
+    global _lib, _sample_rate_hz
+    if _lib is not None:
+        return _lib
+    try:
+        lib = ctypes.CDLL(LIBRARY_NAME)
+    except OSError as exc:
+        raise BackendUnavailable(
+            f"espeak-ng library {LIBRARY_NAME} cannot be loaded ({exc})",
+            "install it: apt-get install libespeak-ng1 espeak-ng-data",
+        ) from exc
+    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    lib.espeak_SetVoiceByName.restype = ctypes.c_int
+    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_SetParameter.restype = ctypes.c_int
+    lib.espeak_Synth.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+        ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
+    ]
+    lib.espeak_Synth.restype = ctypes.c_int
+    lib.espeak_Synchronize.argtypes = []
+    lib.espeak_Synchronize.restype = ctypes.c_int
+    lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+    lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+    lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    lib.espeak_Info.restype = ctypes.c_char_p
+    options = espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA | espeakINITIALIZE_DONT_EXIT
+    rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 200, None, options)
+    if rate <= 0:
+        raise BackendUnavailable(
+            f"espeak-ng failed to initialize (error {rate})",
+            "check that espeak-ng-data is installed: apt-get install espeak-ng-data",
+        )
+    lib.espeak_SetSynthCallback(_callback)
+    _lib, _sample_rate_hz = lib, int(rate)
+    log.debug("libespeak-ng initialized at %d Hz", rate)
+    return lib
+
+
+def _parse_languages(ptr: int | None) -> tuple[tuple[str, int], ...]:
+    out = []
+    if not ptr:
+        return ()
+    pos = ptr
+    while True:
+        priority = ctypes.c_ubyte.from_address(pos).value
+        if priority == 0:
+            break
+        name = ctypes.string_at(pos + 1)
+        out.append((name.decode("utf-8", "replace").lower(), int(priority)))
+        pos += 1 + len(name) + 1
+    return tuple(out)
+
+
+def list_voices() -> list[EspeakVoice]:
+    """All installed espeak-ng voices (``espeak_ListVoices(NULL)``), without MBROLA voices and variants.
+
+    MBROLA voices (identifier ``mb/...``) need the separate mbrola program and databases, so they are
+    left out; variants (``!v/...``) are applied with ``voice="es+m3"`` instead.
+
+    Raises:
+        BackendUnavailable: libespeak-ng is missing or cannot initialize.
+    """
+    global _voices
+    with _lock:
+        if _voices is None:
+            lib = _load()
+            arr = lib.espeak_ListVoices(None)
+            voices = []
+            i = 0
+            while arr[i]:
+                v = arr[i].contents
+                ident = (v.identifier or b"").decode("utf-8", "replace")
+                if not ident.startswith(("mb/", "!v/")):
+                    voices.append(EspeakVoice(
+                        name=(v.name or b"").decode("utf-8", "replace"),
+                        identifier=ident,
+                        languages=_parse_languages(v.languages),
+                    ))
+                i += 1
+            _voices = voices
+        return list(_voices)
+
+
+def voice_for_language(language: Language) -> EspeakVoice | None:
+    """The preferred espeak-ng voice for ``language``, or None when espeak has none.
+
+    A voice qualifies when one of its languages is the code (``"es"``) or a dialect of it
+    (``"es-419"``); among those, espeak's own priority numbers decide (lowest first), then an exact
+    code match, then the identifier (so the choice is deterministic). ``en`` gives en-gb (priority 2).
+    """
+    code = language.code.lower()
+    best: tuple[int, int, str, EspeakVoice] | None = None
+    for v in list_voices():
+        for lang, prio in v.languages:
+            if lang == code or lang.startswith(code + "-"):
+                key = (prio, 0 if lang == code else 1, v.identifier, v)
+                if best is None or key[:3] < best[:3]:
+                    best = key
+    return best[3] if best else None
+
+
+def _find_voice(name: str) -> EspeakVoice | None:
+    base = name.split("+", 1)[0].strip().lower()
+    for v in list_voices():
+        if base in (v.short_name, v.name.lower(), v.identifier.lower()):
+            return v
+    return None
+
+
+class EspeakTts:
+    """espeak-ng formant synthesis (about 100 languages) with phoneme timings.
+
+    Args:
+        voice: default espeak voice name for every call that gives none, e.g. ``"es"``, ``"en-us"``,
+            ``"es+m3"`` (voice plus variant, as ``espeak-ng -v`` takes). ``None``: the preferred voice
+            of the requested language (:func:`voice_for_language`).
+
+    Output: float32 mono samples in [-1, 1] at the library's rate (22050 Hz for espeak-ng 1.51), and
+    one :class:`PhonemeTiming` per ``espeakEVENT_PHONEME`` event with its IPA name; a phoneme ends where
+    the next event (phoneme, word, clause end) starts, the last one at the end of the audio. Language
+    switch markers (``"(en)"``) are not phonemes; they are logged as a warning, since they mean espeak
+    read words with another language's rules (Debian's espeak-ng 1.51 reads Hanzi that way for ``zh``,
+    and its ``ja`` voice reads kana only).
+    """
+
+    name = "espeak-ng"
+
+    def __init__(self, *, voice: str | None = None) -> None:
+        self.voice = voice
+
+    @classmethod
+    def check(cls) -> str:
+        """Load libespeak-ng and count its voices.
+
+        Raises:
+            BackendUnavailable: the library is missing or cannot initialize.
+        """
+        with _lock:
+            lib = _load()
+            version = (lib.espeak_Info(None) or b"?").decode()
+            n = len(list_voices())
+            return f"libespeak-ng {version}, {n} voices, {_sample_rate_hz} Hz"
+
+    def supports(self, language: Language) -> bool:
+        """True when espeak-ng has a voice for ``language``."""
+        return voice_for_language(language) is not None
+
+    def _resolve_voice(self, language: Language, voice: str | None) -> str:
+        voice = voice or self.voice
+        if voice is None:
+            found = voice_for_language(language)
+            if found is None:
+                raise ConfigError(
+                    f"espeak-ng has no voice for {language.name} ({language.code})",
+                    "list its voices with `espeak-ng --voices`, or pick another TTS backend",
+                )
+            return found.short_name
+        found = _find_voice(voice)
+        if found is not None:
+            code = language.code.lower()
+            if not any(lang == code or lang.startswith(code + "-") for lang, _ in found.languages):
+                langs = ", ".join(lang for lang, _ in found.languages)
+                raise ConfigError(
+                    f"espeak-ng voice {voice!r} speaks {langs}, not {language.name} ({language.code})",
+                    f"pick a {language.code} voice (see `espeak-ng --voices={language.code}`)",
+                )
+        return voice
+
+    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
+        """Speak ``text`` in ``language``.
+
+        Args:
+            text: UTF-8 text (plain, not SSML).
+            language: the language to speak; picks the voice unless ``voice`` is given.
+            voice: espeak voice name, optionally with a variant (``"es+m3"``); overrides the
+                constructor's ``voice``. Must speak ``language`` when espeak lists it.
+            rate: speaking rate relative to espeak's normal 175 words per minute
+                (``espeakRATE = round(175 * rate)``); must give 80..450 wpm (rate about 0.46..2.57).
+
+        Returns:
+            :class:`Speech` with float32 samples in [-1, 1] at 22050 Hz, phoneme timings (IPA) and
+            the voice name used.
+
+        Raises:
+            ConfigError: no voice for the language, unknown voice, voice of another language, or a
+                rate out of range.
+            BackendUnavailable: libespeak-ng is missing.
+            StageFailed: espeak-ng returned an error or no audio.
+        """
+        if not text.strip():
+            raise ConfigError("nothing to speak: the text is empty", "give the line some text")
+        wpm = int(round(RATE_NORMAL_WPM * float(rate)))
+        if not RATE_MIN_WPM <= wpm <= RATE_MAX_WPM:
+            raise ConfigError(
+                f"espeak-ng rate {rate} gives {wpm} words per minute, outside {RATE_MIN_WPM}..{RATE_MAX_WPM}",
+                f"use a rate between {RATE_MIN_WPM / RATE_NORMAL_WPM:.2f} and {RATE_MAX_WPM / RATE_NORMAL_WPM:.2f}",
+            )
+        voice_name = self._resolve_voice(language, voice)
+        data = text.encode("utf-8") + b"\0"
+        with _lock:
+            lib = _load()
+            if lib.espeak_SetVoiceByName(voice_name.encode("utf-8")) != EE_OK:
+                raise ConfigError(
+                    f"espeak-ng has no voice {voice_name!r}",
+                    "list voices with `espeak-ng --voices` (variants: `espeak-ng --voices=variant`)",
+                )
+            lib.espeak_SetParameter(espeakRATE, wpm, 0)
+            _chunks.clear()
+            _events.clear()
+            buf = ctypes.create_string_buffer(data, len(data))
+            err = lib.espeak_Synth(buf, len(data), 0, POS_CHARACTER, 0, espeakCHARS_UTF8, None, None)
+            lib.espeak_Synchronize()
+            chunks, events = list(_chunks), list(_events)
+            _chunks.clear()
+            _events.clear()
+            sample_rate_hz = _sample_rate_hz
+        if err != EE_OK:
+            raise StageFailed(f"espeak-ng failed to synthesize (error {err})", "check the text and the voice")
+        samples = (np.concatenate(chunks).astype(np.float32) / 32768.0) if chunks else np.zeros(0, np.float32)
+        if samples.size == 0:
+            raise StageFailed(f"espeak-ng produced no audio for {text[:40]!r}", "check the text and the voice")
+        duration_s = samples.size / sample_rate_hz
+        phonemes = _phoneme_timings(events, duration_s)
+        switches = sorted({name for t, _, name in events if t == espeakEVENT_PHONEME and _is_language_switch(name)})
+        if switches:
+            # espeak-ng read some words with another language's rules (e.g. Hanzi missing from the
+            # installed cmn dictionary are read as English): the line will sound wrong.
+            log.warning(
+                "espeak-ng voice %s switched language %s while speaking %r; check the output or use another TTS",
+                voice_name, " ".join(switches), text[:60],
+            )
+        log.debug("espeak-ng %s: %d chars -> %.2f s, %d phonemes", voice_name, len(text), duration_s, len(phonemes))
+        return Speech(samples=samples, sample_rate_hz=sample_rate_hz, phonemes=phonemes, voice=voice_name)
+
+
+def _is_language_switch(name: str) -> bool:
+    """espeak reports a change of language inside a line as a pseudo-phoneme ``"(en)"``."""
+    return name.startswith("(") and name.endswith(")")
+
+
+def _phoneme_timings(events: list[tuple[int, int, str]], duration_s: float) -> list[PhonemeTiming]:
+    """Phoneme spans from the event list: a phoneme ends where the next timed event starts."""
+    timed = [(t, pos_ms / 1000.0, name) for t, pos_ms, name in events
+             if t in (espeakEVENT_WORD, espeakEVENT_SENTENCE, espeakEVENT_END, espeakEVENT_PHONEME,
+                      espeakEVENT_MSG_TERMINATED)]
+    out: list[PhonemeTiming] = []
+    for i, (t, start_s, name) in enumerate(timed):
+        if t != espeakEVENT_PHONEME or not name or _is_language_switch(name):
+            continue
+        end_s = duration_s
+        for _, later_s, _ in timed[i + 1:]:
+            if later_s > start_s:
+                end_s = later_s
+                break
+        start_s = min(start_s, duration_s)
+        end_s = min(max(end_s, start_s), duration_s)
+        out.append(PhonemeTiming(start_s=start_s, end_s=end_s, phoneme=name))
+    return out

@@ -1,0 +1,279 @@
+"""Command line (typer): a thin shell over :mod:`lipdub.pipeline`.
+
+    lipdub dub INPUT --to es[,ca,...] -o OUT     dub a video or audio file
+    lipdub transcribe INPUT -o source.srt        ingest, separate, VAD, diarize, transcribe
+    lipdub translate PROJECT --to es -o es.srt   translate a project's script
+    lipdub synthesize PROJECT --to es -o dub.wav synthesize, fit and mix a project's lines
+    lipdub doctor                                which backends are usable here, and why not
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import LipdubError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Dub a video into another language with lip sync, offline on CPU.")
+console = Console(stderr=True)
+_state = {"debug": False}
+
+
+class RichHooks:
+    """Pipeline hooks drawing one progress line per stage (rich)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def stage_started(self, stage: str, total: int | None = None) -> None:
+        self.tasks[stage] = self.progress.add_task(stage, total=total)
+
+    def stage_progress(self, stage: str, done: int, total: int) -> None:
+        if stage in self.tasks:
+            self.progress.update(self.tasks[stage], completed=done, total=total)
+
+    def stage_finished(self, stage: str, record, skipped: bool) -> None:
+        if skipped:
+            self.progress.add_task(f"{stage} [dim](unchanged, reused)[/dim]", total=1, completed=1)
+        elif stage in self.tasks:
+            t = self.progress.tasks[self.tasks[stage]]
+            self.progress.update(self.tasks[stage], total=t.total or 1, completed=t.total or 1,
+                                 description=f"{stage} [dim]{record.duration_s:.1f} s[/dim]")
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def _run(fn):
+    """Run ``fn`` turning lipdub errors into one line on stderr and exit code 2 (traceback with --debug)."""
+    try:
+        return fn()
+    except LipdubError as exc:
+        if _state["debug"]:
+            raise
+        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        console.print("interrupted: finished stages are kept in the project directory; run the same command to resume")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # an unexpected bug: still one line, unless --debug
+        if _state["debug"]:
+            raise
+        console.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc} (run with --debug for the traceback)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log stage details."),
+) -> None:
+    _state["debug"] = debug
+    import warnings
+
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # webrtcvad, via resemblyzer
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _config(**kw):
+    from .config import DubConfig
+
+    return DubConfig(**kw)
+
+
+@app.command()
+def dub(
+    input: Path = typer.Argument(..., help="Source video or audio file."),
+    to: str = typer.Option(..., "--to", help="Target language(s), ISO 639-1, comma separated: es or es,ca."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file (.mp4/.mkv/.mov, .wav/.flac/.m4a for audio) or directory."),
+    source_language: Optional[str] = typer.Option(None, "--from", help="Source language; detected when omitted."),
+    transcript: Optional[Path] = typer.Option(None, "--transcript", help="Import this SRT/VTT instead of running ASR."),
+    translator: str = typer.Option("apertium", "--translator", help="apertium | llm"),
+    tts: str = typer.Option("auto", "--tts", help="auto | piper | espeak-ng | kokoro"),
+    voice: Optional[str] = typer.Option(None, "--voice", help="TTS voice for every speaker (per speaker: 'voice' in script.json)."),
+    voice_dir: Optional[Path] = typer.Option(None, "--voice-dir", help="Directory of piper voices (*.onnx + *.onnx.json)."),
+    separation: str = typer.Option("dfn", "--separation", help="dfn | none"),
+    lipsync: str = typer.Option("none", "--lipsync", help="none (keeps the source frames)"),
+    speakers: Optional[int] = typer.Option(None, "--speakers", help="Number of speakers; estimated when omitted."),
+    project: Optional[Path] = typer.Option(None, "--project", help="Project directory (default: OUTPUT_DIR/<input stem>.lipdub)."),
+    asr_model: str = typer.Option("base", "--asr-model", help="Whisper model name or CTranslate2 directory."),
+    max_stretch: float = typer.Option(1.25, "--max-stretch", help="Largest time-stretch ratio of a line."),
+    loudness: float = typer.Option(-24.0, "--loudness", help="Integrated loudness target, LUFS (-23 for EBU R128)."),
+    true_peak: float = typer.Option(-2.0, "--true-peak", help="True-peak ceiling, dBTP."),
+    keep_original_audio: bool = typer.Option(False, "--keep-original-audio", help="Add the source soundtrack as a second audio track."),
+) -> None:
+    """Dub INPUT into the --to language(s)."""
+    from .languages import parse_language_list
+    from .pipeline import dub as run_dub
+
+    def go():
+        cfg = _config(input=input, targets=[l.code for l in parse_language_list(to)], output=output, project_dir=project,
+                      source_language=source_language, transcript=transcript, translator=translator, tts=tts, voice=voice,
+                      voice_dir=voice_dir, separation=separation, lipsync=lipsync, speakers=speakers, asr_model=asr_model,
+                      max_stretch=max_stretch, target_lufs=loudness, true_peak_dbtp=true_peak, keep_original_audio=keep_original_audio)
+        with _progress() as progress:
+            result = run_dub(cfg, RichHooks(progress))
+        _summary(result)
+
+    _run(go)
+
+
+def _summary(result) -> None:
+    out = Console()
+    table = Table(title=f"lipdub: project {result.project_dir}")
+    table.add_column("stage")
+    table.add_column("backend")
+    table.add_column("time s", justify="right")
+    table.add_column("RTF", justify="right")
+    table.add_column("this run")
+    for name, rec in result.stages.items():
+        rtf = f"{rec.rtf:.3f}" if rec.rtf is not None else ""
+        table.add_row(name, rec.backend or "", f"{rec.duration_s:.2f}", rtf, "ran" if name in result.ran else "reused")
+    out.print(table)
+    for lang, o in result.outputs.items():
+        out.print(f"[bold]{lang}[/bold]: {o.media}")
+        for k, p in o.subtitles.items():
+            out.print(f"   {k}: {p}")
+        if o.stems:
+            out.print(f"   stems: {next(iter(o.stems.values())).parent}")
+
+
+@app.command()
+def transcribe(
+    input: Path = typer.Argument(..., help="Source video or audio file."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the source subtitles here (.srt or .vtt)."),
+    project: Optional[Path] = typer.Option(None, "--project", help="Project directory (default: <input stem>.lipdub beside the output)."),
+    source_language: Optional[str] = typer.Option(None, "--from", help="Source language; detected when omitted."),
+    asr_model: str = typer.Option("base", "--asr-model"),
+    separation: str = typer.Option("dfn", "--separation"),
+    speakers: Optional[int] = typer.Option(None, "--speakers"),
+) -> None:
+    """Run ingest, separation, VAD, diarization and ASR; write the project's script.json (and subtitles)."""
+    from .pipeline import Dubber
+    from .subtitles import Cue, write_srt, write_vtt
+
+    def go():
+        out_dir = (output.parent if output else Path.cwd())
+        cfg = _config(input=input, targets=[], output=out_dir, project_dir=project or out_dir / f"{input.stem}.lipdub",
+                      source_language=source_language, asr_model=asr_model, separation=separation, speakers=speakers)
+        with _progress() as progress:
+            dubber = Dubber(cfg, RichHooks(progress))
+            dubber.run(until="script")
+        script = dubber.project.load_script()
+        cues = [Cue(s.start_s, s.end_s, f"[{s.speaker}] {s.source_text}") for s in script.segments]
+        if output:
+            (write_vtt if output.suffix.lower() == ".vtt" else write_srt)(cues, output)
+        out = Console()
+        for s in script.segments:
+            out.print(f"{s.start_s:7.2f} {s.end_s:7.2f} {s.speaker}: {s.source_text}", highlight=False)
+        out.print(f"script: {dubber.project.script_path}")
+
+    _run(go)
+
+
+def _project_config(project: Path, **overrides):
+    from .errors import InputError
+    from .project import Project
+
+    manifest = Project(project).manifest
+    if not manifest.config:
+        raise InputError(f"{project} is not a lipdub project (no manifest config)", "run lipdub transcribe or lipdub dub first")
+    cfg = dict(manifest.config)
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    cfg["project_dir"] = project
+    return _config(**cfg)
+
+
+@app.command()
+def translate(
+    project: Path = typer.Argument(..., help="Project directory made by lipdub transcribe or dub."),
+    to: str = typer.Option(..., "--to"),
+    translator: Optional[str] = typer.Option(None, "--translator"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the target subtitles here (.srt/.vtt)."),
+) -> None:
+    """Translate a project's script (edits to target lines are kept)."""
+    from .languages import parse_language_list
+    from .pipeline import Dubber
+    from .subtitles import Cue, write_srt, write_vtt
+
+    def go():
+        langs = [l.code for l in parse_language_list(to)]
+        cfg = _project_config(project, targets=langs, translator=translator)
+        with _progress() as progress:
+            dubber = Dubber(cfg, RichHooks(progress))
+            dubber.run(until="translate")
+        script = dubber.project.load_script()
+        out = Console()
+        for lang in langs:
+            cues = [Cue(s.start_s, s.end_s, s.targets[lang].text) for s in script.segments if lang in s.targets]
+            if output:
+                path = output if len(langs) == 1 else output.with_name(f"{output.stem}.{lang}{output.suffix}")
+                (write_vtt if path.suffix.lower() == ".vtt" else write_srt)(cues, path)
+            for s in script.segments:
+                if lang in s.targets:
+                    out.print(f"{s.start_s:7.2f} [{lang}] {s.targets[lang].text}", highlight=False)
+
+    _run(go)
+
+
+@app.command()
+def synthesize(
+    project: Path = typer.Argument(..., help="Project directory with a translated script."),
+    to: str = typer.Option(..., "--to"),
+    tts: Optional[str] = typer.Option(None, "--tts"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Copy the dubbed mix here (.wav)."),
+) -> None:
+    """Synthesize and fit each line, then mix (only changed lines are re-synthesized)."""
+    import shutil
+
+    from .languages import parse_language_list
+    from .pipeline import Dubber
+
+    def go():
+        langs = [l.code for l in parse_language_list(to)]
+        cfg = _project_config(project, targets=langs, tts=tts)
+        with _progress() as progress:
+            dubber = Dubber(cfg, RichHooks(progress))
+            result = dubber.run(until="mix")
+        for lang in langs:
+            mix_path = result.outputs[lang].stems["mix"]
+            if output:
+                dest = output if len(langs) == 1 else output.with_name(f"{output.stem}.{lang}{output.suffix}")
+                shutil.copyfile(mix_path, dest)
+                Console().print(f"{lang}: {dest}")
+            else:
+                Console().print(f"{lang}: {mix_path}")
+
+    _run(go)
+
+
+@app.command()
+def doctor() -> None:
+    """List every backend, whether it is usable here, and why not."""
+    from .doctor import collect
+
+    table = Table(title="lipdub doctor")
+    for col in ("stage", "backend", "usable", "detail"):
+        table.add_column(col)
+    for st in collect():
+        table.add_row(st.stage, st.name, "[green]yes[/green]" if st.usable else "[red]no[/red]", st.detail)
+    Console().print(table)
+
+
+def main() -> None:  # console_scripts entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

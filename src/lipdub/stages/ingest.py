@@ -1,0 +1,258 @@
+"""Stage 1, ingest: probe and validate the source, extract the mix and analysis audio.
+
+Uses PyAV (FFmpeg's libraries): streams are probed from the container, video frames are counted by
+demuxing packets (no decoding), and audio is decoded once and resampled by libswresample to
+
+* the mix audio: 48 kHz stereo float32 (mono sources are duplicated, surround sources are downmixed
+  with FFmpeg's standard matrix), and
+* the analysis audio: 16 kHz mono float32 (VAD, diarization, ASR).
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+MIX_RATE_HZ = 48_000
+ANALYSIS_RATE_HZ = 16_000
+
+
+class VideoInfo(BaseModel):
+    """The first video stream. ``fps`` is the nominal rate as ``"num/den"``; ``is_vfr`` when packet
+    durations vary (variable frame rate, e.g. phone recordings)."""
+
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str | None
+    fps: str
+    avg_fps: float
+    frame_count: int
+    duration_s: float
+    is_vfr: bool
+    rotation_deg: int = 0
+
+    @property
+    def fps_fraction(self) -> Fraction:
+        return Fraction(self.fps)
+
+
+class AudioInfo(BaseModel):
+    codec: str
+    sample_rate_hz: int
+    channels: int
+    layout: str
+    duration_s: float
+    language: str | None = None
+
+
+class MediaInfo(BaseModel):
+    """What ingest found in the source. ``duration_s`` is the container duration."""
+
+    path: str
+    container: str
+    duration_s: float
+    size_bytes: int
+    video: VideoInfo | None
+    audio: AudioInfo
+
+    @property
+    def has_video(self) -> bool:
+        return self.video is not None
+
+
+def _open(path: Path):
+    import av
+
+    if not path.exists():
+        raise InputError(f"{path} does not exist", "check the path")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a media file", "pass a video or audio file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes)", "pass a complete video or audio file")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise InputError(
+            f"{path} is not a readable media file ({exc.strerror or type(exc).__name__})",
+            "pass a video or audio file that ffmpeg can play; a truncated or mislabelled file cannot be dubbed",
+        ) from None
+
+
+def _rotation_deg(stream) -> int:
+    """Display-matrix rotation of a video stream in degrees (0 when absent)."""
+    try:
+        import av  # noqa: F401
+
+        for key in ("rotate",):
+            if key in stream.metadata:
+                return int(float(stream.metadata[key])) % 360
+    except Exception:  # pragma: no cover - metadata is optional
+        pass
+    return 0
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Probe and validate ``path``.
+
+    Returns:
+        A :class:`MediaInfo` with the first video stream (if any) and the first audio stream.
+
+    Raises:
+        InputError: missing/empty/unreadable/truncated file, no audio stream, no decodable video
+            frames in a video stream.
+    """
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    with container:
+        astreams = [s for s in container.streams if s.type == "audio"]
+        vstreams = [s for s in container.streams if s.type == "video" and not _is_cover_art(s)]
+        if not astreams:
+            what = "video" if vstreams else "file"
+            raise InputError(
+                f"{path} has no audio stream, so there is no speech to dub",
+                f"pass a {what} with its soundtrack (mux one in with: ffmpeg -i VIDEO -i AUDIO -c copy OUT.mp4)",
+            )
+        a = astreams[0]
+        video = None
+        if vstreams:
+            v = vstreams[0]
+            frames, durations, last_end = 0, [], 0.0
+            try:
+                for pkt in container.demux(v):
+                    if pkt.size == 0 or pkt.pts is None:
+                        continue
+                    frames += 1
+                    if pkt.duration:
+                        durations.append(pkt.duration)
+                    end = float((pkt.pts + (pkt.duration or 0)) * v.time_base)
+                    last_end = max(last_end, end)
+            except av.error.FFmpegError as exc:
+                raise InputError(
+                    f"{path} is truncated or corrupt: reading video packets failed after {frames} frames ({exc.strerror})",
+                    "re-export or re-download the file",
+                ) from None
+            if frames == 0:
+                raise InputError(f"{path} has a video stream with no frames", "re-export the file")
+            if v.frames and frames < v.frames:
+                raise InputError(
+                    f"{path} is truncated: its index lists {v.frames} video frames but only {frames} are in the file",
+                    "re-export or re-download the file",
+                )
+            start = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
+            vdur = max(last_end - start, 1e-6)
+            rate = v.guessed_rate or v.average_rate or Fraction(frames, 1) / Fraction(vdur).limit_denominator(1000)
+            is_vfr = bool(durations) and (max(durations) - min(durations)) > 1
+            video = VideoInfo(
+                codec=v.codec_context.name,
+                width=v.codec_context.width,
+                height=v.codec_context.height,
+                pix_fmt=v.codec_context.pix_fmt,
+                fps=f"{Fraction(rate).numerator}/{Fraction(rate).denominator}",
+                avg_fps=frames / vdur,
+                frame_count=frames,
+                duration_s=vdur,
+                is_vfr=is_vfr,
+                rotation_deg=_rotation_deg(v),
+            )
+        cc = a.codec_context
+        duration_s = float(container.duration / 1_000_000) if container.duration else 0.0
+        adur = float(a.duration * a.time_base) if a.duration else duration_s
+        layout = cc.layout.name if cc.layout is not None else f"{cc.channels}ch"
+        return MediaInfo(
+            path=str(path.resolve()),
+            container=container.format.name,
+            duration_s=duration_s or adur,
+            size_bytes=path.stat().st_size,
+            video=video,
+            audio=AudioInfo(
+                codec=cc.name,
+                sample_rate_hz=cc.sample_rate,
+                channels=cc.channels,
+                layout=layout,
+                duration_s=adur,
+                language=a.metadata.get("language"),
+            ),
+        )
+
+
+def _is_cover_art(stream) -> bool:
+    disposition = getattr(stream, "disposition", None)
+    try:
+        import av
+
+        return bool(disposition and disposition & av.stream.Disposition.attached_pic)
+    except Exception:  # pragma: no cover - older PyAV
+        return False
+
+
+def decode_audio(path: str | Path, info: MediaInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the first audio stream.
+
+    Returns:
+        ``(mix, analysis)``: float32 ``(n, 2)`` at 48 kHz and float32 ``(m,)`` at 16 kHz, both padded
+        or trimmed to the container duration so they line up with the video timeline.
+
+    Raises:
+        InputError: the audio cannot be decoded (corrupt or truncated stream).
+    """
+    import av
+
+    path = Path(path)
+    mix_parts: list[np.ndarray] = []
+    ana_parts: list[np.ndarray] = []
+    with _open(path) as container:
+        stream = container.streams.audio[0]
+        mix_rs = av.AudioResampler(format="flt", layout="stereo", rate=MIX_RATE_HZ)
+        ana_rs = av.AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE_HZ)
+        n_errors = 0
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    n_errors += 1  # a damaged packet: skip it, count it
+                    continue
+                for frame in frames:
+                    frame.pts = None  # let the resampler run on sample counts (handles gaps/odd pts)
+                    for out in mix_rs.resample(frame):
+                        mix_parts.append(out.to_ndarray().reshape(-1, 2))
+                    for out in ana_rs.resample(frame):
+                        ana_parts.append(out.to_ndarray().reshape(-1))
+            for out in mix_rs.resample(None):
+                mix_parts.append(out.to_ndarray().reshape(-1, 2))
+            for out in ana_rs.resample(None):
+                ana_parts.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as exc:
+            raise InputError(
+                f"{path}: decoding the audio failed ({exc.strerror})", "re-export or re-download the file"
+            ) from None
+        if n_errors:
+            log.warning("%s: %d damaged audio packets were skipped", path, n_errors)
+    if not mix_parts:
+        raise InputError(f"{path}: the audio stream decodes to no samples", "check the file plays with sound")
+    mix = np.concatenate(mix_parts).astype(np.float32)
+    analysis = np.concatenate(ana_parts).astype(np.float32)
+    total_s = info.duration_s  # the container timeline, which the rendered output keeps
+    mix = _fit_length(mix, int(round(total_s * MIX_RATE_HZ)))
+    analysis = _fit_length(analysis, int(round(total_s * ANALYSIS_RATE_HZ)))
+    return mix, analysis
+
+
+def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    if n <= 0 or len(x) == n:
+        return x
+    if len(x) > n:
+        return x[:n]
+    pad = [(0, n - len(x))] + [(0, 0)] * (x.ndim - 1)
+    return np.pad(x, pad)

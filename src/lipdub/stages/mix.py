@@ -1,0 +1,253 @@
+"""Stage 9, mix: place the fitted lines, lay them over the M&E bed, and set the loudness.
+
+Loudness follows ITU-R BS.1770-4 / EBU R128 as measured by pyloudnorm: the full mix is normalized to
+an integrated loudness target (default -24 LUFS, ATSC A/85; preset -23 LUFS, EBU R128) and its true
+peak is held at or below a ceiling (default -2 dBTP) by a look-ahead limiter working on the 4x
+oversampled signal (the BS.1770-4 Annex 2 true-peak method).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LOUDNESS_PRESETS_LUFS = {"atsc": -24.0, "ebu": -23.0, "web": -16.0}
+FADE_S = 0.010  # fade in/out of each placed line (avoids clicks at the cut points)
+DUCK_DB = -14.0  # gain of the original under the dub when there is no separation
+DUCK_RAMP_S = 0.15
+
+
+@dataclass
+class PlacedLine:
+    """One fitted line: float32 mono ``samples`` starting at ``start_s`` on the output timeline."""
+
+    start_s: float
+    samples: np.ndarray
+
+
+@dataclass
+class LoudnessReport:
+    integrated_lufs: float
+    true_peak_dbtp: float
+    loudness_range_lu: float | None
+    gain_db: float
+    limiter_max_reduction_db: float
+
+
+@dataclass
+class MixResult:
+    """Stems, all float32 ``(n_samples, 2)`` at ``sample_rate_hz``; ``mix = dialogue + music_effects``
+    up to the final loudness gain and limiter."""
+
+    dialogue: np.ndarray
+    music_effects: np.ndarray
+    mix: np.ndarray
+    sample_rate_hz: int
+    loudness: LoudnessReport
+    details: dict = field(default_factory=dict)
+
+
+def true_peak_dbtp(x: np.ndarray, sample_rate_hz: int) -> float:
+    """True peak in dBTP: max |x| after 4x polyphase oversampling (ITU-R BS.1770-4 Annex 2)."""
+    return 20 * np.log10(max(float(np.max(_true_peak_envelope(x))), 1e-12))
+
+
+def _true_peak_envelope(x: np.ndarray) -> np.ndarray:
+    """Per-sample true peak over channels: max |.| of the 4 oversampled values per input sample."""
+    from scipy.signal import resample_poly
+
+    x2 = x if x.ndim == 2 else x[:, None]
+    up = np.abs(resample_poly(x2, 4, 1, axis=0))
+    n = x2.shape[0]
+    up = up[: n * 4].reshape(n, 4, -1)
+    return np.maximum(up.max(axis=(1, 2)), np.abs(x2).max(axis=1))
+
+
+def integrated_loudness(x: np.ndarray, sample_rate_hz: int) -> float:
+    """Integrated loudness in LUFS (pyloudnorm, BS.1770-4 K-weighting and gating); -inf for silence."""
+    import pyloudnorm
+
+    meter = pyloudnorm.Meter(sample_rate_hz)
+    if len(x) < int(0.4 * sample_rate_hz):  # shorter than one gating block
+        return float("-inf")
+    return float(meter.integrated_loudness(np.asarray(x, dtype=np.float64)))
+
+
+def loudness_range_lu(x: np.ndarray, sample_rate_hz: int) -> float | None:
+    """Loudness range (EBU Tech 3342) in LU, from pyloudnorm; None when too short to measure."""
+    import pyloudnorm
+
+    if len(x) < 3 * sample_rate_hz:
+        return None
+    try:
+        return float(pyloudnorm.Meter(sample_rate_hz).loudness_range(np.asarray(x, dtype=np.float64)))
+    except Exception:  # pragma: no cover - pyloudnorm raises on degenerate input
+        return None
+
+
+def limit_true_peak(x: np.ndarray, sample_rate_hz: int, ceiling_dbtp: float, lookahead_s: float = 0.005) -> tuple[np.ndarray, float]:
+    """Look-ahead peak limiter on the true-peak envelope.
+
+    The gain needed at each sample, ``min(1, ceiling / true_peak)``, is spread by a minimum filter of
+    width ``2L+1`` and smoothed by a moving average of width ``2L+1`` (L = look-ahead in samples); the
+    average of minima over a window that contains the sample never exceeds the needed gain, so the
+    peak is held while the gain moves smoothly (attack and release of L samples).
+
+    Returns:
+        ``(limited, max_reduction_db)``.
+    """
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    ceiling = 10 ** (ceiling_dbtp / 20)
+    env = _true_peak_envelope(x)
+    need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
+    if need.min() >= 1.0:
+        return x, 0.0
+    half = max(1, int(lookahead_s * sample_rate_hz))
+    gain = minimum_filter1d(need, size=2 * half + 1, mode="nearest")
+    gain = uniform_filter1d(gain, size=2 * half + 1, mode="nearest")
+    gain = np.minimum(gain, need)
+    out = (x * (gain[:, None] if x.ndim == 2 else gain)).astype(np.float32)
+    return out, float(-20 * np.log10(gain.min()))
+
+
+def normalize_loudness(
+    x: np.ndarray, sample_rate_hz: int, target_lufs: float, ceiling_dbtp: float, tolerance_lu: float = 0.1
+) -> tuple[np.ndarray, LoudnessReport]:
+    """Gain to ``target_lufs`` then true-peak limiting to ``ceiling_dbtp``, iterated (limiting lowers
+    the loudness a little) until the loudness is within ``tolerance_lu`` or 4 passes are done.
+
+    Silence (no measurable loudness) is returned unchanged.
+    """
+    measured = integrated_loudness(x, sample_rate_hz)
+    if not np.isfinite(measured):
+        return x, LoudnessReport(measured, true_peak_dbtp(x, sample_rate_hz), None, 0.0, 0.0)
+    total_gain_db, max_red = 0.0, 0.0
+    y = x
+    for _ in range(4):
+        gain_db = target_lufs - measured
+        total_gain_db += gain_db
+        y = (x * 10 ** (total_gain_db / 20)).astype(np.float32)
+        y, red = limit_true_peak(y, sample_rate_hz, ceiling_dbtp - 0.1)  # 0.1 dB margin for the filters
+        max_red = max(max_red, red)
+        measured = integrated_loudness(y, sample_rate_hz)
+        if abs(measured - target_lufs) <= tolerance_lu:
+            break
+    tp = true_peak_dbtp(y, sample_rate_hz)
+    if tp > ceiling_dbtp:  # inter-sample overs after the gain: a last static trim
+        y = (y * 10 ** ((ceiling_dbtp - tp - 0.05) / 20)).astype(np.float32)
+        measured = integrated_loudness(y, sample_rate_hz)
+        tp = true_peak_dbtp(y, sample_rate_hz)
+    return y, LoudnessReport(
+        integrated_lufs=measured,
+        true_peak_dbtp=tp,
+        loudness_range_lu=loudness_range_lu(y, sample_rate_hz),
+        gain_db=total_gain_db,
+        limiter_max_reduction_db=max_red,
+    )
+
+
+def place_lines(lines: list[PlacedLine], n_samples: int, sample_rate_hz: int) -> np.ndarray:
+    """Sum the lines into a mono dialogue track of ``n_samples`` with short fades at each edge."""
+    track = np.zeros(n_samples, dtype=np.float32)
+    fade = max(1, int(FADE_S * sample_rate_hz))
+    for line in lines:
+        s = line.samples.astype(np.float32).copy()
+        if len(s) > 2 * fade:
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            s[:fade] *= ramp
+            s[-fade:] *= ramp[::-1]
+        start = max(0, int(round(line.start_s * sample_rate_hz)))
+        end = min(n_samples, start + len(s))
+        if end > start:
+            track[start:end] += s[: end - start]
+    return track
+
+
+def duck_gain(spans_s: list[tuple[float, float]], n_samples: int, sample_rate_hz: int, duck_db: float = DUCK_DB) -> np.ndarray:
+    """Gain curve (n_samples,) that is ``duck_db`` inside the spans and 0 dB outside, with
+    ``DUCK_RAMP_S`` linear ramps, so the original is lowered under the dub."""
+    from scipy.ndimage import uniform_filter1d
+
+    mask = np.zeros(n_samples, dtype=np.float32)
+    for a, b in spans_s:
+        mask[max(0, int(a * sample_rate_hz)) : min(n_samples, int(b * sample_rate_hz))] = 1.0
+    ramp = max(1, int(DUCK_RAMP_S * sample_rate_hz))
+    mask = uniform_filter1d(mask, size=ramp, mode="constant")
+    return (10 ** (duck_db * mask / 20)).astype(np.float32)
+
+
+def mix(
+    lines: list[PlacedLine],
+    *,
+    original: np.ndarray,
+    music_effects: np.ndarray | None,
+    source_dialogue: np.ndarray | None,
+    sample_rate_hz: int,
+    duck_spans_s: list[tuple[float, float]],
+    target_lufs: float = -24.0,
+    true_peak_ceiling_dbtp: float = -2.0,
+) -> MixResult:
+    """Mix the dub.
+
+    Args:
+        lines: the fitted lines (mono, at ``sample_rate_hz``).
+        original: the source mix, float32 ``(n, 2)``; sets the output length.
+        music_effects: the M&E stem ``(n, 2)`` from separation, or None to duck ``original`` instead.
+        source_dialogue: the source dialogue stem ``(n, 2)`` or None; the dub's dialogue is set to its
+            loudness so the dialogue/bed balance of the source is kept (with no stem, the original's
+            loudness over ``duck_spans_s`` stands in).
+        duck_spans_s: spans (seconds) where speech is (source and dub), ducked when there is no M&E.
+        target_lufs: integrated loudness target of the full mix.
+        true_peak_ceiling_dbtp: true-peak ceiling of the full mix.
+
+    Raises:
+        ConfigError: target or ceiling out of range.
+    """
+    if not -70 <= target_lufs <= -5:
+        raise ConfigError(f"loudness target {target_lufs} LUFS is out of range", "use a value from -70 to -5 (e.g. -24 or -23)")
+    if not -20 <= true_peak_ceiling_dbtp <= 0:
+        raise ConfigError(f"true-peak ceiling {true_peak_ceiling_dbtp} dBTP is out of range", "use a value from -20 to 0 (e.g. -2)")
+    n = original.shape[0]
+    dialogue_mono = place_lines(lines, n, sample_rate_hz)
+
+    # Dialogue level: match the source dialogue's loudness (keeps the source's dialogue/bed balance).
+    if source_dialogue is not None:
+        ref = integrated_loudness(source_dialogue, sample_rate_hz)
+    else:
+        ref = _loudness_over(original, duck_spans_s, sample_rate_hz)
+    dub_l = integrated_loudness(dialogue_mono, sample_rate_hz)
+    dial_gain_db = (ref - dub_l) if np.isfinite(ref) and np.isfinite(dub_l) else 0.0
+    dialogue = np.repeat((dialogue_mono * 10 ** (dial_gain_db / 20))[:, None], 2, axis=1)
+
+    if music_effects is not None:
+        bed = music_effects
+        ducked = False
+    else:
+        bed = original * duck_gain(duck_spans_s, n, sample_rate_hz)[:, None]
+        ducked = True
+    full = (dialogue + bed).astype(np.float32)
+    full, report = normalize_loudness(full, sample_rate_hz, target_lufs, true_peak_ceiling_dbtp)
+    post_gain = 10 ** (report.gain_db / 20)
+    return MixResult(
+        dialogue=(dialogue * post_gain).astype(np.float32),
+        music_effects=(bed * post_gain).astype(np.float32),
+        mix=full,
+        sample_rate_hz=sample_rate_hz,
+        loudness=report,
+        details={"dialogue_gain_db": round(dial_gain_db, 2), "bed": "ducked original" if ducked else "M&E stem"},
+    )
+
+
+def _loudness_over(x: np.ndarray, spans_s: list[tuple[float, float]], sample_rate_hz: int) -> float:
+    parts = [x[int(a * sample_rate_hz) : int(b * sample_rate_hz)] for a, b in spans_s]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return integrated_loudness(x, sample_rate_hz)
+    return integrated_loudness(np.concatenate(parts), sample_rate_hz)

@@ -1,0 +1,74 @@
+"""Stage 9: loudness normalization and true-peak limiting on real speech and music."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lipdub.audio import read_audio, resample
+from lipdub.errors import ConfigError
+from lipdub.stages import mix as mix_stage
+
+
+@pytest.fixture(scope="module")
+def speech_and_music(testdata):
+    speech, sr = read_audio(testdata / "sp_en_jfk.flac", mono=True)
+    speech = resample(speech, sr, 48000)
+    music, sr2 = read_audio(testdata / "mu_hallo_4.wav")
+    music = resample(music, sr2, 48000)
+    n = min(len(speech), len(music))
+    return speech[:n], music[:n]
+
+
+def test_normalize_hits_target_and_ceiling(speech_and_music):
+    speech, music = speech_and_music
+    loud = np.clip(np.repeat(speech[:, None], 2, axis=1) * 8.0, -1, 1) * 0.5 + music * 2.0  # hot, peaky input
+    for target in (-24.0, -23.0, -16.0):
+        out, rep = mix_stage.normalize_loudness(loud.astype(np.float32), 48000, target, -2.0)
+        assert abs(mix_stage.integrated_loudness(out, 48000) - target) < 0.5
+        assert mix_stage.true_peak_dbtp(out, 48000) <= -2.0 + 1e-6
+        assert rep.true_peak_dbtp <= -2.0 + 1e-6
+
+
+def test_limiter_only_touches_peaks(speech_and_music):
+    speech, _ = speech_and_music
+    x = np.repeat(speech[:, None], 2, axis=1).astype(np.float32)
+    y, red = mix_stage.limit_true_peak(x * 4, 48000, -6.0)
+    assert red > 0
+    assert mix_stage.true_peak_dbtp(y, 48000) <= -6.0 + 0.05
+    quiet = np.abs(x * 4).max(axis=1) < 0.1  # well under the ceiling and away from peaks: mostly unchanged
+    assert np.median(np.abs(y[quiet] - x[quiet] * 4)) < 1e-4
+
+
+def test_mix_places_lines_and_keeps_length(speech_and_music):
+    speech, music = speech_and_music
+    line = speech[: 48000 * 2]
+    res = mix_stage.mix(
+        [mix_stage.PlacedLine(1.0, line)], original=music, music_effects=music * 0.5, source_dialogue=None,
+        sample_rate_hz=48000, duck_spans_s=[(1.0, 3.0)],
+    )
+    assert res.mix.shape == music.shape
+    d = res.dialogue[:, 0]
+    assert np.abs(d[: 48000 - 10]).max() == 0  # nothing before the line's start
+    assert np.abs(d[48000:48000 * 3]).max() > 0
+    assert abs(mix_stage.integrated_loudness(res.mix, 48000) + 24) < 1.0
+    assert mix_stage.true_peak_dbtp(res.mix, 48000) <= -2.0
+
+
+def test_ducking_without_separation(speech_and_music):
+    speech, music = speech_and_music
+    res = mix_stage.mix([mix_stage.PlacedLine(2.0, speech[:48000])], original=music, music_effects=None,
+                        source_dialogue=None, sample_rate_hz=48000, duck_spans_s=[(2.0, 3.0)])
+    bed = res.music_effects
+    inside = np.sqrt(np.mean(bed[int(2.3 * 48000):int(2.7 * 48000)] ** 2))
+    orig_inside = np.sqrt(np.mean(music[int(2.3 * 48000):int(2.7 * 48000)] ** 2))
+    outside = np.sqrt(np.mean(bed[int(5 * 48000):int(6 * 48000)] ** 2))
+    orig_outside = np.sqrt(np.mean(music[int(5 * 48000):int(6 * 48000)] ** 2))
+    ducking_db = 20 * np.log10((inside / orig_inside) / (outside / orig_outside))
+    assert ducking_db == pytest.approx(mix_stage.DUCK_DB, abs=1.5)
+
+
+def test_bad_targets(speech_and_music):
+    _, music = speech_and_music
+    with pytest.raises(ConfigError):
+        mix_stage.mix([], original=music, music_effects=None, source_dialogue=None, sample_rate_hz=48000, duck_spans_s=[], target_lufs=3)

@@ -1,0 +1,140 @@
+"""End to end on real clips: the dub, its outputs, re-runs, edits and resumes (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from lipdub.audio import read_audio
+from lipdub.config import DubConfig
+from lipdub.pipeline import PipelineHooks, compute_slots, dub
+from lipdub.script import Script
+from lipdub.stages import mix as mix_stage
+from media_utils import count_frames
+
+
+@pytest.fixture(scope="module")
+def dubbed(testdata, tmp_path_factory):
+    """th2_retalking_face1.mp4 (VFR, English) dubbed to Spanish once for the module."""
+    out = tmp_path_factory.mktemp("dub")
+    cfg = DubConfig(input=testdata / "th2_retalking_face1.mp4", targets=["es"], output=out)
+    return cfg, dub(cfg)
+
+
+def test_outputs_play_and_match_source(dubbed, testdata):
+    import av
+
+    cfg, result = dubbed
+    media = result.outputs["es"].media
+    assert media.exists()
+    assert count_frames(media) == count_frames(testdata / "th2_retalking_face1.mp4") == 135
+    with av.open(str(media)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (700, 700)
+        assert v.guessed_rate == 30
+        langs = sorted((s.type, s.metadata.get("language")) for s in c.streams if s.type != "video")
+        assert ("audio", "spa") in langs and ("subtitle", "spa") in langs and ("subtitle", "eng") in langs
+        audio = np.concatenate([f.to_ndarray().T for f in c.decode(c.streams.audio[0])])
+    loud = mix_stage.integrated_loudness(audio, 48000)
+    assert abs(loud + 24.0) <= 1.0
+    assert mix_stage.true_peak_dbtp(audio, 48000) <= -2.0 + 0.3  # AAC re-encoding adds a little
+
+
+def test_stems_and_subtitles(dubbed):
+    cfg, result = dubbed
+    out = result.outputs["es"]
+    for name in ("dialogue", "me", "mix"):
+        data, sr = read_audio(out.stems[name])
+        assert sr == 48000 and data.shape[1] == 2 and np.abs(data).max() > 0.001
+    srt_text = out.subtitles["target_srt"].read_text()
+    vtt_text = out.subtitles["target_vtt"].read_text()
+    assert "-->" in srt_text and vtt_text.startswith("WEBVTT")
+    script = Script.load(result.project_dir / "script.json")
+    for seg in script.segments:
+        assert seg.targets["es"].text in srt_text
+
+
+def test_spanish_speech_is_detected(dubbed):
+    """faster-whisper on the dubbed dialogue stem hears Spanish."""
+    from lipdub.audio import resample, to_mono
+    from lipdub.backends.transcribe.faster_whisper import FasterWhisperTranscriber
+
+    cfg, result = dubbed
+    data, sr = read_audio(result.outputs["es"].stems["dialogue"])
+    t = FasterWhisperTranscriber(model="base").transcribe(resample(to_mono(data), sr, 16000), 16000)
+    assert t.language == "es"
+
+
+def test_rerun_skips_everything(dubbed):
+    cfg, _ = dubbed
+    again = dub(cfg)
+    assert again.ran == []
+    assert "render:es" in again.skipped
+
+
+def test_editing_one_line_redoes_only_that_line(dubbed):
+    cfg, result = dubbed
+    path = result.project_dir / "script.json"
+    script = Script.load(path)
+    assert len(script.segments) >= 2
+    edited = script.segments[-1]
+    edited.targets["es"].text = "Quiero hacerlo mejor."
+    script.save(path)
+    again = dub(cfg)
+    assert set(again.ran) == {"synthesize:es", "mix:es", "render:es"}
+    syn = again.stages["synthesize:es"].details
+    assert syn["synthesized"] == [edited.id]
+    assert sorted(syn["reused"]) == sorted(s.id for s in script.segments if s.id != edited.id)
+    script = Script.load(path)
+    assert script.segments[-1].targets["es"].text == "Quiero hacerlo mejor."  # the edit is kept
+    assert "Quiero hacerlo mejor." in again.outputs["es"].subtitles["target_srt"].read_text()
+    manifest = json.loads((result.project_dir / "manifest.json").read_text())
+    assert manifest["stages"]["synthesize:es"]["details"]["synthesized"] == [edited.id]
+
+
+def test_fitted_lines_never_overlap(dubbed):
+    cfg, result = dubbed
+    script = Script.load(result.project_dir / "script.json")
+    fits = sorted((s.targets["es"].fit for s in script.segments), key=lambda f: f.placed_start_s)
+    for a, b in zip(fits, fits[1:]):
+        assert a.placed_end_s <= b.placed_start_s
+    for f in fits:
+        assert f.stretch_ratio <= cfg.max_stretch + 1e-6
+
+
+def test_killed_run_resumes(testdata, tmp_path):
+    """A run interrupted inside a stage keeps the finished stages and resumes at the stage it was in."""
+
+    class Killer(PipelineHooks):
+        def stage_started(self, stage, total=None):
+            if stage == "transcribe":
+                raise KeyboardInterrupt
+
+    cfg = DubConfig(input=testdata / "sp_en_jfk.flac", targets=["es"], output=tmp_path, separation="none", speakers=1)
+    with pytest.raises(KeyboardInterrupt):
+        dub(cfg, Killer())
+    manifest = json.loads((tmp_path / "sp_en_jfk.lipdub" / "manifest.json").read_text())
+    assert {"ingest", "separate", "vad", "diarize"} <= set(manifest["stages"])
+    assert "transcribe" not in manifest["stages"]
+    resumed = dub(cfg)
+    assert {"ingest", "separate", "vad", "diarize"} <= set(resumed.skipped)
+    assert "transcribe" in resumed.ran
+    out = resumed.outputs["es"].media
+    assert out.suffix == ".wav"
+    data, sr = read_audio(out)
+    assert abs(len(data) / sr - 11.0) < 0.05
+    assert abs(mix_stage.integrated_loudness(data, sr) + 24) < 1.0
+
+
+def test_slots_leave_a_gap(testdata):
+    from lipdub.script import Segment
+
+    segs = [Segment(id=i, start_s=a, end_s=b, speaker="S", source_text="x") for i, (a, b) in enumerate([(0.5, 2.0), (2.3, 4.0), (6.0, 7.0)])]
+    slots = compute_slots(segs, 8.0)
+    for a, b in zip(segs, segs[1:]):
+        end_a = slots[a.id].end_s + slots[a.id].free_after_s
+        start_b = slots[b.id].start_s - slots[b.id].free_before_s
+        assert start_b - end_a >= 0.08 - 1e-9
