@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 rubberband-cli libsndfile1
-              apertium apertium-eng-spa apertium-eng-cat apertium-fr-es)
+              apertium apertium-eng-spa apertium-eng-cat apertium-fr-es apertium-es-pt)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -218,7 +218,7 @@ class Dubber:
             if translator is not None and not translator.supports(src, tgt):
                 raise ConfigError(
                     f"no {self.config.translator} translator for {src.code} -> {tgt.code}",
-                    "install the pair (e.g. apt-get install apertium-eng-spa) or use --translator llm",
+                    f"install the pair if Debian has it (apt-cache search apertium {src.code}), or use --translator llm",
                 )
 
     def _script(self) -> Script:

@@ -1,0 +1,5 @@
+"""``python -m lipdub`` runs the CLI."""
+
+from .cli import main
+
+main()
