@@ -419,16 +419,9 @@ class Dubber:
                 fitted = fit_speech(speech, slots[seg.id], max_stretch=self.config.max_stretch,
                                     sample_rate_hz=MIX_RATE_HZ, max_borrow_before_s=MAX_BORROW_BEFORE_S)
                 write_audio(wav, fitted.samples, MIX_RATE_HZ)
-                fit = FitReport(
-                    tts_backend=tts_name, voice=speech.voice or voice,
-                    synthesized_duration_s=round(fitted.synthesized_duration_s, 4),
-                    trimmed_duration_s=round(fitted.trimmed_duration_s, 4),
-                    slot_start_s=seg.start_s, slot_end_s=seg.end_s,
-                    placed_start_s=round(fitted.placed_start_s, 4), placed_end_s=round(fitted.placed_end_s, 4),
-                    stretch_ratio=round(fitted.stretch_ratio, 4),
-                    borrowed_before_s=round(fitted.borrowed_before_s, 4), borrowed_after_s=round(fitted.borrowed_after_s, 4),
-                    overrun_s=round(fitted.overrun_s, 4), audio_path=self.project.rel(wav),
-                )
+                fit = fitted.report(tts_name, slots[seg.id], audio_path=self.project.rel(wav))
+                if fit.voice is None:
+                    fit.voice = voice
                 meta.write_text(fit.model_dump_json(indent=2))
                 if fitted.phonemes:
                     self.project.write_json(f"tts/{L}/{stem}.phonemes.json", [asdict(p) for p in fitted.phonemes])
