@@ -422,7 +422,7 @@ class Dubber:
                 fit = fitted.report(tts_name, slots[seg.id], audio_path=self.project.rel(wav))
                 if fit.voice is None:
                     fit.voice = voice
-                meta.write_text(fit.model_dump_json(indent=2))
+                self.project.write_json(self.project.rel(meta), fit)  # atomic: a killed run never leaves half a record
                 if fitted.phonemes:
                     self.project.write_json(f"tts/{L}/{stem}.phonemes.json", [asdict(p) for p in fitted.phonemes])
                     wanted.add(f"{stem}.phonemes.json")
