@@ -184,7 +184,7 @@ class Dubber:
             dur = info.duration_s
 
             ing = self._stage("ingest", [sha], lambda: self._ingest(src_path, info), dur)
-            sep = self._stage("separate", [ing.output_hash, cfg.separation], self._separate, dur)
+            self._stage("separate", [ing.output_hash, cfg.separation], self._separate, dur)
             vad = self._stage("vad", [ing.output_hash], self._vad, dur)
             dia = self._stage("diarize", [ing.output_hash, vad.output_hash, cfg.speakers], self._diarize, dur)
             if cfg.transcript is not None:
