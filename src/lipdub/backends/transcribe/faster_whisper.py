@@ -83,7 +83,7 @@ class FasterWhisperTranscriber:
         fw = require_module("faster_whisper", "faster-whisper")
         ct2 = require_module("ctranslate2", "ctranslate2")
         if device == "cuda" and ct2.get_cuda_device_count() == 0:
-            raise BackendUnavailable("faster-whisper: device 'cuda' requested but no CUDA GPU is visible", "use --device cpu")
+            raise BackendUnavailable("faster-whisper: device 'cuda' requested but no CUDA GPU is visible", "use device=\"cpu\" (the CLI always runs on the CPU)")
         self.model_name = model
         self.model_path = resolve_whisper_model(model)
         self.device = device
@@ -165,7 +165,7 @@ class FasterWhisperTranscriber:
             if not self.multilingual and language != "en":
                 raise ConfigError(
                     f"Whisper model {self.model_name!r} is English-only but language {language!r} was requested",
-                    "use a multilingual model such as base (--model base)",
+                    "use a multilingual model such as base (--asr-model base)",
                 )
         samples = np.asarray(audio, dtype=np.float32)
         if samples.ndim not in (1, 2) or samples.size == 0:
@@ -187,7 +187,7 @@ class FasterWhisperTranscriber:
             )
             raw_segments = list(segments_iter)  # decoding happens lazily, while iterating
         except RuntimeError as exc:
-            raise StageFailed(f"transcribe: faster-whisper failed ({exc})", "try --compute-type float32 or a different model") from exc
+            raise StageFailed(f"transcribe: faster-whisper failed ({exc})", "try another --asr-model") from exc
         segments: list[TranscriptSegment] = []
         for seg in raw_segments:
             text = seg.text.strip()
