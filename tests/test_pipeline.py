@@ -57,6 +57,18 @@ def test_stems_and_subtitles(dubbed):
         assert seg.targets["es"].text in srt_text
 
 
+def test_faces_stage_and_speaker_track(dubbed):
+    """The face analysis is part of every video dub; the speaker is matched to the visible face."""
+    from lipdub.stages.faces import FaceAnalysis
+
+    cfg, result = dubbed
+    analysis = FaceAnalysis.load(result.project_dir / "faces")
+    assert len(analysis.tracks) == 1 and analysis.frame_count == 135
+    script = Script.load(result.project_dir / "script.json")
+    assert [s.track for s in script.speakers] == [analysis.tracks[0].id]
+    assert script.speakers[0].track_confidence > 0.3
+
+
 def test_spanish_speech_is_detected(dubbed):
     """faster-whisper on the dubbed dialogue stem hears Spanish."""
     from lipdub.audio import resample, to_mono

@@ -259,6 +259,48 @@ def synthesize(
 
 
 @app.command()
+def faces(
+    input: Path = typer.Argument(..., help="Source video."),
+    output: Path = typer.Option(..., "-o", "--output", help="Overlay video to write (.mp4)."),
+    project: Optional[Path] = typer.Option(None, "--project", help="Project directory (default: <input stem>.lipdub beside the output)."),
+    speakers: Optional[int] = typer.Option(None, "--speakers", help="Number of speakers; estimated when omitted."),
+) -> None:
+    """Analyse the faces (shots, tracks, landmarks, pose, active speaker) and draw them on the video."""
+    from .errors import InputError
+    from .faces.analyze import iter_frames
+    from .faces.overlay import write_overlay
+    from .faces.speakers import TurnMatch
+    from .pipeline import Dubber
+    from .stages.faces import FaceAnalysis
+
+    def go():
+        import numpy as np
+
+        cfg = _config(input=input, targets=[], output=output.parent, project_dir=project or output.parent / f"{input.stem}.lipdub",
+                      speakers=speakers)
+        with _progress() as progress:
+            dubber = Dubber(cfg, RichHooks(progress))
+            dubber.run(until="faces")
+        root = dubber.project.root
+        if not (root / "faces/faces.json").exists():
+            raise InputError(f"{input} has no video stream", "lipdub faces needs a video")
+        analysis = FaceAnalysis.load(root / "faces")
+        data = dubber.project.read_json("faces/speakers.json")
+        turns = [TurnMatch(**t) for t in data["turns"]]
+        frame_times = np.load(root / "faces/frame_times.npy")
+        write_overlay(iter_frames(input), analysis, turns, frame_times, output)
+        out = Console()
+        out.print(f"{len(analysis.shots)} shots, {len(analysis.tracks)} face tracks")
+        for t in analysis.tracks:
+            out.print(f"  track {t.id}: frames {t.start_frame}-{t.end_frame - 1} (shot {t.shot}), skipped {int((t.skip > 0).sum())}")
+        for m in data["speakers"]:
+            out.print(f"  {m['speaker']} -> track {m['track']} (confidence {m['confidence']:.2f})")
+        out.print(f"overlay: {output}")
+
+    _run(go)
+
+
+@app.command()
 def doctor() -> None:
     """List every backend, whether it is usable here, and why not."""
     from .doctor import collect

@@ -48,11 +48,11 @@ log = logging.getLogger(__name__)
 MIX_RATE_HZ = ingest_stage.MIX_RATE_HZ
 ANALYSIS_RATE_HZ = ingest_stage.ANALYSIS_RATE_HZ
 LIPSYNC_BACKENDS = ("none",)
-UNTIL = ("script", "translate", "synthesize", "mix", "render")
+UNTIL = ("faces", "script", "translate", "synthesize", "mix", "render")
 MIN_GAP_S = 0.08  # silence kept between two dubbed lines
 MAX_BORROW_BEFORE_S = 0.25  # how early a line may start before its source slot
 # Bump a stage's version when its algorithm changes, so old records are recomputed.
-STAGE_VERSIONS = {"ingest": 1, "separate": 1, "vad": 1, "diarize": 1, "transcribe": 1, "script": 1,
+STAGE_VERSIONS = {"ingest": 1, "separate": 1, "vad": 1, "diarize": 1, "transcribe": 1, "script": 1, "faces": 1, "speakers": 1,
                   "translate": 1, "synthesize": 1, "mix": 1, "render": 1}
 
 
@@ -164,19 +164,19 @@ class Dubber:
 
     # -- stages ----------------------------------------------------------------------------
     def run(self, until: str = "render") -> DubResult:
-        """Run the stages up to and including ``until`` (``script``, ``translate``, ``synthesize``,
-        ``mix`` or ``render``), for stage-by-stage work; the default runs the whole dub."""
+        """Run the stages up to and including ``until`` (``faces``, ``script``, ``translate``,
+        ``synthesize``, ``mix`` or ``render``), for stage-by-stage work; the default runs the whole dub."""
         if until not in UNTIL:
             raise ConfigError(f"unknown last stage {until!r}", f"use one of {', '.join(UNTIL)}")
         cfg = self.config
-        if not self.targets and until != "script":
+        if not self.targets and until not in ("faces", "script"):
             raise ConfigError("no target language given", "pass --to es (or several: --to es,fr)")
         src_path = Path(cfg.input).resolve()
         with self.project:
             run_started = now_iso()
             info = ingest_stage.probe(src_path)  # validates before anything else
             outputs = output_paths(cfg, info.has_video, self.targets) if self.targets else {}
-            if self.source_language is not None and until != "script":
+            if self.source_language is not None and until not in ("faces", "script"):
                 self._check_pairs(self.source_language)
             self.project.manifest.config = json.loads(cfg.model_dump_json())
             sha = input_sha256(self.project, src_path)
@@ -184,9 +184,18 @@ class Dubber:
             dur = info.duration_s
 
             ing = self._stage("ingest", [sha], lambda: self._ingest(src_path, info), dur)
-            self._stage("separate", [ing.output_hash, cfg.separation], self._separate, dur)
+            if until != "faces":
+                self._stage("separate", [ing.output_hash, cfg.separation], self._separate, dur)
             vad = self._stage("vad", [ing.output_hash], self._vad, dur)
             dia = self._stage("diarize", [ing.output_hash, vad.output_hash, cfg.speakers], self._diarize, dur)
+            if info.has_video:
+                fac = self._stage("faces", [sha], lambda: self._faces(src_path, info), dur,
+                                  total=info.video.frame_count)
+                self._stage("speakers", [fac.output_hash, dia.output_hash], self._match_speakers)
+            if until == "faces":
+                self.project.manifest.runs.append(RunRecord(started_at=run_started, finished_at=now_iso(), ran=list(self.ran), skipped=list(self.skipped)))
+                self.project.save_manifest()
+                return DubResult(self.project.root, "", {}, dict(self.project.manifest.stages), self.ran, self.skipped)
             if cfg.transcript is not None:
                 from .project import sha256_file
 
@@ -274,6 +283,40 @@ class Dubber:
         self.project.write_json("analysis/diarization.json", [asdict(t) for t in turns])
         return ["analysis/diarization.json"], {"speakers": len({t.speaker for t in turns}), "turns": len(turns)}, "resemblyzer"
 
+    def _faces(self, src: Path, info: ingest_stage.MediaInfo):
+        from .faces.analyze import analyze_video
+        from .faces.shots import detect_shots
+
+        frame_times = video_frame_times(src)
+        np.save(self.project.path("faces/frame_times.npy"), frame_times)
+        shots = detect_shots(src, len(frame_times))
+        progress = lambda done, total: self.hooks.stage_progress("faces", done, total)  # noqa: E731
+        analysis = analyze_video(src, shots, progress=progress)
+        faces_dir = self.project.path("faces/.keep").parent
+        for stale in faces_dir.glob("track_*.npz"):
+            stale.unlink()
+        paths = analysis.save(faces_dir)
+        details = {"shots": len(analysis.shots), "tracks": len(analysis.tracks), "frames": analysis.frame_count}
+        if not analysis.tracks:
+            details["note"] = "no faces found: lip-sync will be skipped"
+            log.warning("%s: no faces found; the dub goes on and lip-sync will be skipped", src.name)
+        return [*paths, self.project.path("faces/frame_times.npy")], details, "mediapipe"
+
+    def _match_speakers(self):
+        from .faces.speakers import match_speakers
+        from .stages.faces import FaceAnalysis
+
+        analysis = FaceAnalysis.load(self.project.root / "faces")
+        turns = [SpeakerTurn(**t) for t in self.project.read_json("analysis/diarization.json")]
+        frame_times = np.load(self.project.root / "faces/frame_times.npy")
+        matches, turn_matches = match_speakers(analysis, turns, self._analysis_audio(), ANALYSIS_RATE_HZ, frame_times)
+        self.project.write_json("faces/speakers.json", {"speakers": [asdict(m) for m in matches], "turns": [asdict(t) for t in turn_matches]})
+        script = self.project.load_script()
+        if script is not None:  # the script exists already: carry the new match into it
+            _apply_speaker_tracks(script, self.project.read_json("faces/speakers.json"))
+            self.project.save_script(script)
+        return ["faces/speakers.json"], {m.speaker: m.track for m in matches}, "landmark-correlation"
+
     def _transcribe(self):
         cfg = self.config
         if cfg.transcript is not None:
@@ -301,6 +344,8 @@ class Dubber:
         turns = [SpeakerTurn(**t) for t in self.project.read_json("analysis/diarization.json")]
         script = build_script(transcript, turns)
         script.transcript_hash = self.project.output_hash("transcribe")
+        if (self.project.root / "faces/speakers.json").exists():
+            _apply_speaker_tracks(script, self.project.read_json("faces/speakers.json"))
         self.project.save_script(script)
         return ["script.json"], {"segments": len(script.segments), "speakers": len(script.speakers)}, None
 
@@ -536,6 +581,26 @@ def target_cues(script: Script, L: str) -> list[Cue]:
         else:
             cues.append(Cue(s.start_s, s.end_s, t.text))
     return cues
+
+
+def video_frame_times(path: Path) -> np.ndarray:
+    """Presentation time (seconds from the stream start) of every frame, float64 ``(n_frames,)``,
+    from the demuxed packets' pts (no decoding; exact for variable frame rate)."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = sorted(p.pts for p in c.demux(v) if p.size and p.pts is not None)
+        start = v.start_time or 0
+        return np.array([(p - start) * v.time_base for p in pts], dtype=np.float64)
+
+
+def _apply_speaker_tracks(script: Script, speakers_json: dict) -> None:
+    by_id = {m["speaker"]: m for m in speakers_json.get("speakers", [])}
+    for spk in script.speakers:
+        m = by_id.get(spk.id)
+        if m is not None:
+            spk.track, spk.track_confidence = m["track"], m["confidence"]
 
 
 def _text_hash(text: str) -> str:

@@ -86,12 +86,19 @@ class Segment(BaseModel):
 
 
 class Speaker(BaseModel):
-    """A diarized speaker. ``name`` is free text; ``voice`` overrides the TTS voice for this speaker."""
+    """A diarized speaker. ``name`` is free text; ``voice`` overrides the TTS voice for this speaker.
+
+    ``track`` is the face track that is this speaker on screen (None: off-screen), found by the
+    active-speaker match with ``track_confidence`` in [0, 1]; edit it to correct the match (the
+    lip-sync animates the track named here).
+    """
 
     id: str
     name: str
     voice: str | None = None
     speech_s: float = 0.0
+    track: int | None = None
+    track_confidence: float | None = None
 
 
 class Script(BaseModel):

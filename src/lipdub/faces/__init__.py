@@ -1,0 +1,1 @@
+"""Face analysis building blocks: detection + landmarks, tracking, pose, filters, shots, active speaker."""
