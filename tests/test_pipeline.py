@@ -96,7 +96,7 @@ def test_editing_one_line_redoes_only_that_line(dubbed):
     edited.targets["es"].text = "Quiero hacerlo mejor."
     script.save(path)
     again = dub(cfg)
-    assert set(again.ran) == {"synthesize:es", "mix:es", "render:es"}
+    assert set(again.ran) == {"synthesize:es", "mix:es", "lipsync:es", "render:es"}
     syn = again.stages["synthesize:es"].details
     assert syn["synthesized"] == [edited.id]
     assert sorted(syn["reused"]) == sorted(s.id for s in script.segments if s.id != edited.id)

@@ -104,7 +104,7 @@ def dub(
     voice: Optional[str] = typer.Option(None, "--voice", help="TTS voice for every speaker (per speaker: 'voice' in script.json)."),
     voice_dir: Optional[Path] = typer.Option(None, "--voice-dir", help="Directory of piper voices (*.onnx + *.onnx.json)."),
     separation: str = typer.Option("dfn", "--separation", help="dfn | none"),
-    lipsync: str = typer.Option("none", "--lipsync", help="none (keeps the source frames)"),
+    lipsync: str = typer.Option("retrieval", "--lipsync", help="retrieval | none (keeps the source frames)"),
     speakers: Optional[int] = typer.Option(None, "--speakers", help="Number of speakers; estimated when omitted."),
     project: Optional[Path] = typer.Option(None, "--project", help="Project directory (default: OUTPUT_DIR/<input stem>.lipdub)."),
     asr_model: str = typer.Option("base", "--asr-model", help="Whisper model name or CTranslate2 directory."),
@@ -296,6 +296,68 @@ def faces(
         for m in data["speakers"]:
             out.print(f"  {m['speaker']} -> track {m['track']} (confidence {m['confidence']:.2f})")
         out.print(f"overlay: {output}")
+
+    _run(go)
+
+
+@app.command()
+def lipsync(
+    video: Path = typer.Argument(..., help="Video with the face to re-animate."),
+    audio: Path = typer.Argument(..., help="Speech to lip-sync to (any audio or video file)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output video (.mp4)."),
+    backend: str = typer.Option("retrieval", "--backend", help="retrieval"),
+    face: Optional[int] = typer.Option(None, "--face", help="Face track id (see lipdub faces); default: the face on screen longest."),
+    lossless: bool = typer.Option(False, "--lossless", help="Lossless H.264 (qp 0)."),
+) -> None:
+    """Lip-sync any video to any speech (the face analysis and compositor of lipdub dub)."""
+    from .lipsync.api import lipsync_video
+
+    def go():
+        with _progress() as progress:
+            tasks: dict[str, int] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            result = lipsync_video(video, audio, output, backend=backend, face=face, lossless=lossless, progress=report)
+        out = Console()
+        out.print(f"face track {result.track}: {result.frames} frames re-animated")
+        for k, v in result.details.items():
+            if isinstance(v, (int, float, str)):
+                out.print(f"  {k}: {v}")
+        out.print(f"output: {result.output}")
+
+    _run(go)
+
+
+@app.command()
+def qc(
+    output: Path = typer.Argument(..., help="A dubbed (or any) video."),
+    source: Optional[Path] = typer.Option(None, "--source", help="The source video: prints its reference and the no-lip-sync floor."),
+    face: Optional[int] = typer.Option(None, "--face", help="Face track id; default: the face on screen longest."),
+) -> None:
+    """Lip-sync score (landmark mouth opening against the speech, DESIGN.md section 4)."""
+    from .faces.analyze import analyze_video
+    from .qc.sync import video_sync_score
+
+    def go():
+        out = Console()
+        table = Table(title=f"lip sync: {output.name}")
+        for col in ("", "AV offset (frames)", "peak correlation", "confidence", "frames"):
+            table.add_column(col)
+        rows = [("dub", video_sync_score(output, track_id=face))]
+        if source is not None:
+            src_analysis = analyze_video(source)
+            rows.append(("source reference", video_sync_score(source, analysis=src_analysis, track_id=face)))
+            rows.append(("floor (source video + dub audio)", video_sync_score(source, audio_source=output, analysis=src_analysis, track_id=face)))
+        for name, s in rows:
+            if s is None:
+                table.add_row(name, "no face", "", "", "")
+            else:
+                table.add_row(name, str(s.offset_frames), f"{s.peak_correlation:.3f}", f"{s.confidence:.3f}", str(s.n_frames))
+        out.print(table)
 
     _run(go)
 

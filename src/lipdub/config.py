@@ -22,7 +22,8 @@ class DubConfig(BaseModel):
         tts: ``auto`` (piper where it has a voice for the language, kokoro for Japanese, else
             espeak-ng), or ``piper``, ``espeak-ng``, ``kokoro``.
         separation: ``dfn`` or ``none``.
-        lipsync: ``none`` keeps the source frames.
+        lipsync: ``retrieval`` (default) re-animates each on-screen speaker's mouth; ``none`` keeps
+            the source frames (the video stream is copied).
         speakers: the number of speakers, or None to estimate it.
         asr_model: Whisper model name (``base``, ``tiny.en``, ...) or a CTranslate2 model directory.
         max_stretch: the largest time-stretch ratio the fit may apply (1.25 = 25 % faster).
@@ -42,7 +43,7 @@ class DubConfig(BaseModel):
     voice: str | None = None
     voice_dir: Path | None = None
     separation: str = "dfn"
-    lipsync: str = "none"
+    lipsync: str = "retrieval"
     speakers: int | None = Field(default=None, ge=1, le=20)
     asr_model: str = "base"
     max_stretch: float = 1.25

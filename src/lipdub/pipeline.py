@@ -36,6 +36,7 @@ from .stages import ingest as ingest_stage
 from .stages import mix as mix_stage
 from .stages import render as render_stage
 from .stages.diarize import DIARIZERS, SpeakerTurn
+from .stages.lipsync import LIPSYNC_BACKENDS
 from .stages.separate import SEPARATORS
 from .stages.synthesize import TTS_BACKENDS, PhonemeTiming, Speech
 from .stages.transcribe import TRANSCRIBERS, Transcript, TranscriptSegment, TranscriptWord
@@ -47,12 +48,12 @@ log = logging.getLogger(__name__)
 
 MIX_RATE_HZ = ingest_stage.MIX_RATE_HZ
 ANALYSIS_RATE_HZ = ingest_stage.ANALYSIS_RATE_HZ
-LIPSYNC_BACKENDS = ("none",)
 UNTIL = ("faces", "script", "translate", "synthesize", "mix", "render")
+LIPSYNC_PAD_S = 0.2  # frames re-animated around a line: the mouth settles before and after speech
 MIN_GAP_S = 0.08  # silence kept between two dubbed lines
 MAX_BORROW_BEFORE_S = 0.25  # how early a line may start before its source slot
 # Bump a stage's version when its algorithm changes, so old records are recomputed.
-STAGE_VERSIONS = {"ingest": 1, "separate": 1, "vad": 1, "diarize": 1, "transcribe": 1, "script": 1, "faces": 1, "speakers": 1,
+STAGE_VERSIONS = {"ingest": 1, "separate": 1, "vad": 1, "diarize": 1, "transcribe": 1, "script": 1, "faces": 1, "speakers": 1, "lipsync": 1,
                   "translate": 1, "synthesize": 1, "mix": 1, "render": 1}
 
 
@@ -130,8 +131,8 @@ class Dubber:
         self.hooks = hooks or PipelineHooks()
         self.targets = [parse_language(t) for t in config.targets]
         self.source_language = parse_language(config.source_language) if config.source_language else None
-        if config.lipsync not in LIPSYNC_BACKENDS:
-            raise ConfigError(f"lip-sync backend {config.lipsync!r} is not available in this version", "use --lipsync none")
+        if config.lipsync != "none":
+            LIPSYNC_BACKENDS.load(config.lipsync)
         for name, registry in ((config.separation, SEPARATORS), (config.translator, TRANSLATORS)):
             registry.load(name)  # unknown name or missing package: fail before any work
         if config.tts != "auto":
@@ -310,12 +311,20 @@ class Dubber:
         turns = [SpeakerTurn(**t) for t in self.project.read_json("analysis/diarization.json")]
         frame_times = np.load(self.project.root / "faces/frame_times.npy")
         matches, turn_matches = match_speakers(analysis, turns, self._analysis_audio(), ANALYSIS_RATE_HZ, frame_times)
-        self.project.write_json("faces/speakers.json", {"speakers": [asdict(m) for m in matches], "turns": [asdict(t) for t in turn_matches]})
+        note = None
+        if len(matches) == 1 and matches[0].track is None and len(analysis.tracks) == 1 \
+                and len(analysis.tracks[0].frames) >= 0.5 * analysis.frame_count:
+            # A talking-head video: one voice, one face on screen most of the time. Its mouth may not
+            # follow the soundtrack (a voice-over, a re-dub) yet it is the face to animate; said so.
+            matches[0].track = analysis.tracks[0].id
+            note = "one speaker and one face: the face is assigned to the speaker although its mouth does not follow the soundtrack"
+            log.warning(note)
+        self.project.write_json("faces/speakers.json", {"speakers": [asdict(m) for m in matches], "turns": [asdict(t) for t in turn_matches], "note": note})
         script = self.project.load_script()
         if script is not None:  # the script exists already: carry the new match into it
             _apply_speaker_tracks(script, self.project.read_json("faces/speakers.json"))
             self.project.save_script(script)
-        return ["faces/speakers.json"], {m.speaker: m.track for m in matches}, "landmark-correlation"
+        return ["faces/speakers.json"], {"tracks": {m.speaker: m.track for m in matches}, "note": note}, "landmark-correlation"
 
     def _transcribe(self):
         cfg = self.config
@@ -373,6 +382,15 @@ class Dubber:
                           lambda: self._mix(lang), media_s=info.duration_s)
         if until in ("synthesize", "mix"):
             return LanguageOutputs(L, out_media, {}, {k: self.project.root / f"stems/{L}/{k}.wav" for k in ("dialogue", "me", "mix")})
+        lipsync_video, lipsync_rotation = None, 0
+        if cfg.lipsync != "none" and info.has_video:
+            script = self._script()
+            mapping = [(s.id, s.track) for s in script.speakers]
+            ls = self._stage(f"lipsync:{L}", [cfg.lipsync, self.project.output_hash("faces"), syn.output_hash, mapping],
+                             lambda: self._lipsync(lang, info), media_s=info.duration_s, total=info.video.frame_count)
+            if ls.details.get("video"):
+                lipsync_video = self.project.root / ls.details["video"]
+                lipsync_rotation = int(ls.details.get("rotate_tag_deg", 0))
         script = self._script()
         base = out_media.with_suffix("")
         subs = {
@@ -386,10 +404,76 @@ class Dubber:
         tgt_cues = target_cues(script, L)
         src_cues = [Cue(s.start_s, s.end_s, s.source_text) for s in script.segments]
         render_inputs = [mix.output_hash, self.project.output_hash("ingest"), str(out_media.resolve()),
+                         self.project.output_hash(f"lipsync:{L}") if lipsync_video else None,
                          [asdict(c) for c in tgt_cues], [asdict(c) for c in src_cues], cfg.keep_original_audio]
         self._stage(f"render:{L}", render_inputs,
-                    lambda: self._render(lang, src_lang, info, out_media, subs, stems, tgt_cues, src_cues), media_s=info.duration_s)
+                    lambda: self._render(lang, src_lang, info, out_media, subs, stems, tgt_cues, src_cues, lipsync_video, lipsync_rotation), media_s=info.duration_s)
         return LanguageOutputs(L, out_media, subs, stems)
+
+    def _lipsync(self, lang: Language, info: ingest_stage.MediaInfo):
+        """Plan and composite new mouths for every on-screen speaker of the dub."""
+        from .audio import resample
+        from .lipsync.apply import render_lipsync
+        from .stages.faces import FaceAnalysis
+
+        L = lang.code
+        p = self.project
+        script = self._script()
+        analysis = FaceAnalysis.load(p.root / "faces")
+        frame_times = np.load(p.root / "faces/frame_times.npy")
+        backend = LIPSYNC_BACKENDS.create(self.config.lipsync)
+        if (p.root / "audio/dialogue_48k.wav").exists() and p.manifest.stages["separate"].backend != "none":
+            src48, _ = read_audio(p.root / "audio/dialogue_48k.wav", mono=True)
+            source_audio = resample(src48, MIX_RATE_HZ, ANALYSIS_RATE_HZ)
+        else:
+            source_audio = self._analysis_audio()
+        n48 = int(round(info.duration_s * MIX_RATE_HZ))
+        plans, details = [], {"tracks": {}}
+        for spk in script.speakers:
+            track = next((t for t in analysis.tracks if t.id == spk.track), None)
+            if track is None:
+                continue
+            lines, spans, phonemes = [], [], []
+            for seg in script.segments:
+                t = seg.targets.get(L)
+                if seg.speaker != spk.id or t is None or t.fit is None or not t.fit.audio_path:
+                    continue
+                samples, _ = read_audio(p.root / t.fit.audio_path, mono=True)
+                lines.append(mix_stage.PlacedLine(t.fit.placed_start_s, samples))
+                spans.append((min(seg.start_s, t.fit.placed_start_s) - LIPSYNC_PAD_S, max(seg.end_s, t.fit.placed_end_s) + LIPSYNC_PAD_S))
+                ph_path = p.root / t.fit.audio_path.replace(".wav", ".phonemes.json")
+                if ph_path.exists():
+                    phonemes += [(ph["start_s"] + t.fit.placed_start_s, ph["end_s"] + t.fit.placed_start_s, ph["phoneme"]) for ph in json.loads(ph_path.read_text())]
+            if not lines:
+                continue
+            in_span = np.zeros(analysis.frame_count, dtype=bool)
+            for a, b in spans:
+                in_span[int(np.searchsorted(frame_times, a)):int(np.searchsorted(frame_times, b))] = True
+            rows = np.arange(len(track.frames))
+            frames = track.frames[(track.skip[rows] == 0) & in_span[track.frames]].astype(np.int64)
+            if len(frames) == 0:
+                details["tracks"][str(track.id)] = {"speaker": spk.id, "frames": 0, "note": "every frame skipped (pose, size or occlusion)"}
+                continue
+            dub = resample(mix_stage.place_lines(lines, n48, MIX_RATE_HZ), MIX_RATE_HZ, ANALYSIS_RATE_HZ)
+            plan = backend.plan(analysis, track, frames, frame_times, source_audio, dub, ANALYSIS_RATE_HZ, phonemes or None)
+            plans.append((plan, track))
+            details["tracks"][str(track.id)] = {"speaker": spk.id, "frames": int(len(frames)),
+                                                **{k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))}}
+        if not plans:
+            details["note"] = "lip-sync skipped: no speaking face on screen" if analysis.tracks else "lip-sync skipped: no faces in the video"
+            log.warning("%s", details["note"])
+            p.write_json(f"lipsync/{L}/plans.json", details)
+            return [f"lipsync/{L}/plans.json"], details, self.config.lipsync
+        video = p.path(f"lipsync/{L}/video.mp4")
+        progress = lambda done, total: self.hooks.stage_progress(f"lipsync:{L}", done, total)  # noqa: E731
+        details.update(render_lipsync(Path(info.path), analysis, plans, video, progress=progress))
+        details["video"] = f"lipsync/{L}/video.mp4"
+        # display rotation as the clockwise MP4 'rotate' tag (PyAV reports it counter-clockwise)
+        details["rotate_tag_deg"] = int(-analysis.rotation_deg) % 360
+        p.write_json(f"lipsync/{L}/plans.json", {**details, "plans": [
+            {"track": pl.track_id, "frames": pl.frames.tolist(),
+             "source_frames": pl.source_frames.tolist() if pl.source_frames is not None else None} for pl, _ in plans]})
+        return [f"lipsync/{L}/video.mp4", f"lipsync/{L}/plans.json"], details, self.config.lipsync
 
     def _translate(self, lang: Language, src_lang: Language):
         L = lang.code
@@ -514,7 +598,8 @@ class Dubber:
         details = {**asdict(res.loudness), **res.details, "lines": len(lines)}
         return arts, details, "pyloudnorm"
 
-    def _render(self, lang, src_lang, info, out_media: Path, subs, stems, tgt_cues, src_cues):
+    def _render(self, lang, src_lang, info, out_media: Path, subs, stems, tgt_cues, src_cues, lipsync_video: Path | None = None,
+                rotate_tag_deg: int = 0):
         import soundfile as sf
 
         L = lang.code
@@ -533,12 +618,14 @@ class Dubber:
                       render_stage.SubtitleTrack(subs["source_srt"], src_lang, f"{src_lang.name} (original)")]
             render_stage.render_video(source=Path(info.path), mix_wav=mix_wav, output=out_media, language=lang,
                                       source_language=src_lang, subtitles=tracks, keep_original_audio=self.config.keep_original_audio,
-                                      video_codec=info.video.codec)
+                                      video_override=lipsync_video, video_codec="h264" if lipsync_video else info.video.codec,
+                                      rotation_deg=rotate_tag_deg)
         else:
             data, sr = read_audio(mix_wav)
             render_stage.render_audio(mix=data, sample_rate_hz=sr, output=out_media, language=lang)
         arts = [out_media, *subs.values(), *stems.values()]
-        return arts, {"output": str(out_media), "video": "copied" if info.has_video else None}, "ffmpeg"
+        video = ("lip-synced (H.264)" if lipsync_video else "copied") if info.has_video else None
+        return arts, {"output": str(out_media), "video": video}, "ffmpeg"
 
 
 # -- helpers (pure, tested directly) ---------------------------------------------------------

@@ -34,6 +34,7 @@ def detect_shots(path: str | Path, frame_count: int, threshold: float = 27.0, mi
         scenes = detect(str(path), ContentDetector(threshold=threshold, min_scene_len=min_scene_len_frames))
     except Exception as exc:  # scenedetect raises its own error types per backend
         raise InputError(f"shot detection could not read {path} ({exc})", "check the file plays; re-export it if not") from exc
-    cuts = sorted({int(s[0].get_frames()) for s in scenes[1:] if 0 < s[0].get_frames() < frame_count})
+    starts = [int(getattr(s[0], "frame_num", None) if getattr(s[0], "frame_num", None) is not None else s[0].get_frames()) for s in scenes[1:]]
+    cuts = sorted({f for f in starts if 0 < f < frame_count})
     bounds = [0, *cuts, frame_count]
     return [Shot(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]

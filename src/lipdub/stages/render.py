@@ -44,6 +44,7 @@ def render_video(
     keep_original_audio: bool = False,
     video_override: Path | None = None,
     video_codec: str | None = None,
+    rotation_deg: int = 0,
     audio_bitrate: str = "192k",
 ) -> Path:
     """Mux the dub into ``output`` (.mp4/.mov/.m4v/.mkv), written to a temp file then renamed.
@@ -66,6 +67,8 @@ def render_video(
     args += ["-map", "0:v:0", "-c:v", "copy"]
     if video_codec == "hevc" and suffix in {".mp4", ".mov", ".m4v"}:
         args += ["-tag:v", "hvc1"]  # the tag Apple players require for HEVC in MP4/MOV
+    if rotation_deg:
+        args += ["-metadata:s:v:0", f"rotate={rotation_deg % 360}"]  # keep the source's display rotation
     args += ["-map", "1:a:0", "-c:a:0", "aac", "-b:a:0", audio_bitrate, "-ar", "48000", "-ac", "2"]
     args += ["-metadata:s:a:0", f"language={language.alpha3}", "-metadata:s:a:0", f"title={language.name} (dub)"]
     args += ["-disposition:a:0", "default"]

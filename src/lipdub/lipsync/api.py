@@ -1,0 +1,127 @@
+"""``lipdub lipsync VIDEO AUDIO -o OUT``: lip-sync any video to any speech.
+
+Like Wav2Lip's inference script, but with the whole face analysis (shots, tracks, skip flags) and the
+compositor behind it: the chosen face track is re-animated to AUDIO on every frame it can be, every
+other frame and every other face stays as it was, and AUDIO becomes the soundtrack (trimmed or padded
+with silence to the video's length, so the frame count and fps are the source's).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LipsyncResult:
+    output: Path
+    track: int | None
+    frames: int
+    details: dict
+
+
+def lipsync_video(
+    video: Path,
+    audio: Path,
+    output: Path,
+    *,
+    backend: str = "retrieval",
+    face: int | None = None,
+    work_dir: Path | None = None,
+    lossless: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> LipsyncResult:
+    """Re-animate one face of ``video`` to the speech in ``audio`` and write ``output`` (.mp4/.mkv/.mov).
+
+    Args:
+        face: the face track to animate (ids as printed by ``lipdub faces``); default: the track on
+            screen longest.
+        work_dir: where the face analysis is cached (default: ``<output>.lipdub/``).
+        lossless: encode the video losslessly (x264 qp 0).
+
+    Raises:
+        InputError: ``video`` has no video stream or no usable face; ``audio`` unreadable.
+        ConfigError: unknown backend or face id.
+    """
+    import soundfile as sf
+
+    from ..audio import resample, to_mono
+    from ..faces.analyze import analyze_video
+    from ..faces.shots import detect_shots
+    from ..pipeline import video_frame_times
+    from ..stages.faces import FaceAnalysis
+    from ..stages.ingest import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe
+    from ..stages.lipsync import LIPSYNC_BACKENDS
+    from ..tools import run_ffmpeg
+    from .apply import render_lipsync
+
+    impl = LIPSYNC_BACKENDS.create(backend)
+    vinfo = probe(video) if _has_audio(video) else None
+    frame_times = video_frame_times(video)
+    if len(frame_times) == 0:
+        raise InputError(f"{video} has no video frames", "pass a video")
+    ainfo = probe(audio)
+    dub48, dub16 = decode_audio(audio, ainfo)
+    duration_s = float(frame_times[-1] + np.median(np.diff(frame_times)) if len(frame_times) > 1 else 0.04)
+    n16 = int(round(duration_s * ANALYSIS_RATE_HZ))
+    dub16 = np.pad(dub16, (0, max(0, n16 - len(dub16))))[:n16]
+
+    work = work_dir or output.with_name(output.stem + ".lipdub")
+    faces_dir = work / "faces"
+    if (faces_dir / "faces.json").exists():
+        analysis = FaceAnalysis.load(faces_dir)
+    else:
+        shots = detect_shots(video, len(frame_times))
+        analysis = analyze_video(video, shots, progress=(lambda d, t: progress("faces", d, t)) if progress else None)
+        analysis.save(faces_dir)
+    if not analysis.tracks:
+        raise InputError(f"no face found in {video}", "lip-sync needs a visible face")
+    if face is None:
+        track = max(analysis.tracks, key=lambda t: int((t.skip == 0).sum()))
+    else:
+        track = next((t for t in analysis.tracks if t.id == face), None)
+        if track is None:
+            raise ConfigError(f"no face track {face} in {video}", f"choose one of {[t.id for t in analysis.tracks]} (see lipdub faces)")
+    frames = track.frames[track.skip == 0].astype(np.int64)
+    frames = frames[frame_times[frames] < len(dub16) / ANALYSIS_RATE_HZ]
+    if len(frames) == 0:
+        raise InputError(f"face track {track.id} has no frame that can be lip-synced (turned away, too small or occluded)", "choose another --face")
+    if vinfo is not None:
+        _, source16 = decode_audio(video, vinfo)
+    else:
+        source16 = np.zeros(n16, dtype=np.float32)
+    plan = impl.plan(analysis, track, frames, frame_times, source16, dub16, ANALYSIS_RATE_HZ, None)
+    work.mkdir(parents=True, exist_ok=True)
+    silent = work / "lipsync_video.mp4"
+    details = render_lipsync(video, analysis, [(plan, track)], silent, lossless=lossless,
+                             progress=(lambda d, t: progress("lipsync", d, t)) if progress else None)
+    n48 = int(round(duration_s * MIX_RATE_HZ))
+    mix = dub48[:n48] if len(dub48) >= n48 else np.pad(dub48, ((0, n48 - len(dub48)), (0, 0)))
+    wav = work / "lipsync_audio.wav"
+    sf.write(str(wav), mix, MIX_RATE_HZ, subtype="PCM_24")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    rotate = int(-analysis.rotation_deg) % 360
+    args = ["-i", str(silent), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k"]
+    if rotate:
+        args += ["-metadata:s:v:0", f"rotate={rotate}"]
+    run_ffmpeg([*args, str(output)], f"writing {output.name}")
+    details.update({k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))})
+    return LipsyncResult(output, track.id, int(len(frames)), details)
+
+
+def _has_audio(path: Path) -> bool:
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            return bool(c.streams.audio)
+    except Exception:
+        return False

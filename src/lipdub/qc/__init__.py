@@ -1,0 +1,1 @@
+"""Quality control (stage 14): measurements of a dub."""

@@ -1,0 +1,168 @@
+"""Lip-sync score from landmarks (DESIGN.md section 4), no neural weights.
+
+The mouth opening of a face track (inner-lip gap / inter-ocular distance, per video frame) is compared
+with the audio around each frame at lags of +-``max_lag_frames``. A single envelope correlation is noisy
+on clips of a few seconds, so at each lag a per-clip linear model (ridge regression) maps log-mel bands
+to mouth opening and is scored by its *cross-validated* correlation (contiguous folds, so neighbouring
+frames do not leak; each fold centred before pooling): the curve peaks at the true audio-visual offset and moves by exactly k frames when
+the audio is shifted by k. Figures, in the spirit of SyncNet's AV offset / confidence (Chung &
+Zisserman 2016):
+
+* ``offset_frames``: the lag of the peak. Positive: the audio is late (the sound of frame t is heard at
+  frame t + offset).
+* ``peak_correlation``: the cross-validated correlation at the peak.
+* ``confidence``: peak minus the median over all lags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+N_MELS = 40
+HOP_S = 0.010
+
+
+@dataclass
+class SyncScore:
+    """Landmark lip-sync score of one face track against one audio track."""
+
+    offset_frames: int
+    peak_correlation: float
+    confidence: float
+    lags: list[int] = field(default_factory=list)
+    correlation_by_lag: list[float] = field(default_factory=list)
+    n_frames: int = 0
+    track: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def frame_mel_features(audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray, context_s: float = 0.04) -> np.ndarray:
+    """Log-mel bands averaged over each video frame's span plus ``context_s`` each side.
+
+    Returns float32 ``(n_frames, N_MELS)``, each band standardized over the clip.
+    """
+    import librosa
+
+    hop = int(HOP_S * sample_rate_hz)
+    mel = librosa.feature.melspectrogram(y=audio.astype(np.float32), sr=sample_rate_hz, n_fft=int(0.025 * sample_rate_hz),
+                                         hop_length=hop, n_mels=N_MELS, fmin=60, fmax=min(7600, sample_rate_hz // 2 - 100))
+    logmel = np.log(mel + 1e-6).T  # (n_hops, N_MELS)
+    t = np.asarray(frame_times_s, dtype=np.float64)
+    dur = float(np.median(np.diff(t))) if len(t) > 1 else 0.04
+    out = np.zeros((len(t), N_MELS), dtype=np.float32)
+    for i, ti in enumerate(t):
+        a = int(max(0.0, ti - context_s) / HOP_S)
+        b = int((ti + dur + context_s) / HOP_S) + 1
+        seg = logmel[a:min(b, len(logmel))]
+        out[i] = seg.mean(axis=0) if len(seg) else (logmel[-1] if len(logmel) else 0.0)
+    out -= out.mean(axis=0, keepdims=True)
+    out /= out.std(axis=0, keepdims=True) + 1e-6
+    return out
+
+
+def _cv_correlation(x: np.ndarray, y: np.ndarray, folds: int, alpha: float) -> float:
+    """Cross-validated correlation of ridge predictions over contiguous folds.
+
+    Each held-out fold's predictions and targets are centred on their own means before the folds are
+    pooled: leave-one-fold-out training shifts a fold's intercept against the fold's own mean, and
+    pooling uncentred predictions would turn that shift into a spurious negative correlation.
+    """
+    n = len(y)
+    edges = np.linspace(0, n, folds + 1).astype(int)
+    preds, targets = [], []
+    for a, b in zip(edges, edges[1:]):
+        train = np.ones(n, dtype=bool)
+        train[a:b] = False
+        xt, yt = x[train], y[train]
+        mx, my = xt.mean(axis=0), yt.mean()
+        xc = xt - mx
+        w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (yt - my))
+        pred = (x[a:b] - mx) @ w
+        preds.append(pred - pred.mean())
+        targets.append(y[a:b] - y[a:b].mean())
+    p, t = np.concatenate(preds), np.concatenate(targets)
+    if np.std(p) < 1e-9 or np.std(t) < 1e-9:
+        return 0.0
+    return float(np.corrcoef(p, t)[0, 1])
+
+
+def sync_score(
+    mouth_opening: np.ndarray,
+    audio: np.ndarray,
+    sample_rate_hz: int,
+    frame_times_s: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    max_lag_frames: int = 15,
+    folds: int = 5,
+    alpha: float = 10.0,
+    track: int | None = None,
+) -> SyncScore:
+    """Score how well ``mouth_opening`` (float ``(n_frames,)``) follows ``audio`` (float32 mono).
+
+    Args:
+        frame_times_s: presentation time of each of the ``n_frames`` frames.
+        valid: bool ``(n_frames,)``, frames where the mouth was measured (default all).
+        max_lag_frames: lags scored, -max..+max (15 as in SyncNet's evaluation).
+
+    Returns:
+        :class:`SyncScore`. With fewer than 4 * folds valid frames at every lag, all figures are 0.
+    """
+    y_all = np.asarray(mouth_opening, dtype=np.float64)
+    feats = frame_mel_features(audio, sample_rate_hz, frame_times_s).astype(np.float64)
+    n = len(y_all)
+    valid = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    lags = list(range(-max_lag_frames, max_lag_frames + 1))
+    corr = []
+    for k in lags:
+        # mouth at frame t against the audio of frame t + k
+        t0, t1 = max(0, -k), min(n, n - k)
+        idx = np.arange(t0, t1)
+        idx = idx[valid[idx]]
+        if len(idx) < 4 * folds:
+            corr.append(0.0)
+            continue
+        corr.append(_cv_correlation(feats[idx + k], y_all[idx], folds, alpha))
+    corr_arr = np.array(corr)
+    best = int(np.argmax(corr_arr))
+    return SyncScore(
+        offset_frames=lags[best],
+        peak_correlation=round(float(corr_arr[best]), 4),
+        confidence=round(float(corr_arr[best] - np.median(corr_arr)), 4),
+        lags=lags,
+        correlation_by_lag=[round(float(c), 4) for c in corr_arr],
+        n_frames=int(valid.sum()),
+        track=track,
+    )
+
+
+def track_sync_score(analysis, audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray, track_id: int | None = None, **kw) -> SyncScore | None:
+    """:func:`sync_score` of one track of a :class:`~lipdub.stages.faces.FaceAnalysis` (default: the
+    longest track) over the frames it covers; None when the video has no face track."""
+    from ..stages.faces import SKIP_NO_FACE
+
+    if not analysis.tracks:
+        return None
+    track = next((t for t in analysis.tracks if t.id == track_id), None) if track_id is not None else max(analysis.tracks, key=lambda t: len(t.frames))
+    if track is None:
+        return None
+    times = np.asarray(frame_times_s)[track.start_frame:track.end_frame]
+    valid = (track.skip & SKIP_NO_FACE) == 0
+    return sync_score(track.mouth_opening, audio, sample_rate_hz, times, valid=valid, track=track.id, **kw)
+
+
+def video_sync_score(video, audio_source=None, analysis=None, **kw) -> SyncScore | None:
+    """Sync score of the main face of ``video`` against the audio of ``audio_source`` (default: the
+    video's own soundtrack). Pass ``analysis`` to reuse a face analysis of ``video``."""
+    from ..faces.analyze import analyze_video
+    from ..pipeline import video_frame_times
+    from ..stages.ingest import decode_audio, probe
+
+    analysis = analysis or analyze_video(video)
+    src = audio_source or video
+    _, audio = decode_audio(src, probe(src))
+    return track_sync_score(analysis, audio, 16000, video_frame_times(video), **kw)

@@ -1,0 +1,110 @@
+"""Lip-sync stage on real clips: untouched frames stay bit-identical, skipped faces are left alone,
+frame count and fps are kept, no-face videos pass through, and the sync score catches a shifted dub."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lipdub.config import DubConfig
+from lipdub.faces.analyze import analyze_video
+from lipdub.lipsync.apply import render_lipsync
+from lipdub.lipsync.retrieval import RetrievalBackend
+from lipdub.pipeline import dub, video_frame_times
+from lipdub.qc.sync import track_sync_score
+from lipdub.stages.faces import SKIP_YAW
+from lipdub.stages.ingest import decode_audio, probe
+from media_utils import count_frames, ffmpeg
+
+
+def decoded_planes(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [np.concatenate([np.asarray(p).ravel() for p in (f.to_ndarray(format="yuv420p"),)]) for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def th2(testdata):
+    path = testdata / "th2_retalking_face1.mp4"
+    analysis = analyze_video(path)
+    _, audio = decode_audio(path, probe(path))
+    return path, analysis, audio, video_frame_times(path)
+
+
+def test_lossless_render_keeps_untouched_frames_bit_identical(th2, testdata, tmp_path):
+    path, analysis, audio, times = th2
+    track = analysis.tracks[0]
+    frames = np.arange(40, 90, dtype=np.int64)
+    # drive the face with other speech (JFK) so the planned frames really change
+    _, jfk = decode_audio(testdata / "sp_en_jfk.flac", probe(testdata / "sp_en_jfk.flac"))
+    dub_audio = np.zeros_like(audio)
+    dub_audio[: len(jfk)] = jfk[: len(dub_audio)]
+    plan = RetrievalBackend().plan(analysis, track, frames, times, audio, dub_audio, 16000, None)
+    out = tmp_path / "lossless.mp4"
+    render_lipsync(path, analysis, [(plan, track)], out, lossless=True)
+    src, dst = decoded_planes(path), decoded_planes(out)
+    assert len(dst) == len(src) == 135
+    planned = set(frames.tolist())
+    for i, (a, b) in enumerate(zip(src, dst)):
+        if i not in planned:
+            assert np.array_equal(a, b), f"untouched frame {i} changed"
+    changed = sum(not np.array_equal(src[i], dst[i]) for i in planned)
+    assert changed > len(planned) // 2
+
+
+def test_frames_flagged_skip_are_left_alone(th2, tmp_path):
+    """A face turned beyond the yaw limit (flag set on frames 60-79) is not re-animated there."""
+    path, analysis, audio, times = th2
+    track = analysis.tracks[0]
+    track.skip[60:80] |= SKIP_YAW
+    try:
+        frames = track.frames[track.skip == 0].astype(np.int64)
+        plan = RetrievalBackend().plan(analysis, track, frames, times, audio, audio[::-1].copy(), 16000, None)
+        assert not set(plan.frames.tolist()) & set(range(60, 80))
+        out = tmp_path / "skip.mp4"
+        render_lipsync(path, analysis, [(plan, track)], out, lossless=True)
+        src, dst = decoded_planes(path), decoded_planes(out)
+        for i in range(60, 80):
+            assert np.array_equal(src[i], dst[i])
+    finally:
+        track.skip[60:80] &= ~np.uint8(SKIP_YAW)
+
+
+def test_dub_with_lipsync_keeps_frames_and_fps(testdata, tmp_path):
+    import av
+
+    cfg = DubConfig(input=testdata / "th_retalking_face5.mp4", targets=["es"], output=tmp_path, lipsync="retrieval")
+    result = dub(cfg)
+    out = result.outputs["es"].media
+    assert count_frames(out) == count_frames(testdata / "th_retalking_face5.mp4") == 122
+    with av.open(str(out)) as c, av.open(str(testdata / "th_retalking_face5.mp4")) as s:
+        assert c.streams.video[0].guessed_rate == s.streams.video[0].guessed_rate
+        assert c.streams.video[0].codec_context.width == s.streams.video[0].codec_context.width
+    rec = result.stages["lipsync:es"]
+    assert rec.details["video"] and rec.details["tracks"]
+    r2 = next(iter(rec.details["tracks"].values()))["r2_heldout"]
+    assert np.isfinite(r2)
+
+
+def test_video_without_faces_passes_through(testdata, tmp_path):
+    clip = tmp_path / "noface.mp4"
+    ffmpeg("-i", str(testdata / "sc_pyscenedetect_testvideo.mp4"), "-i", str(testdata / "sp_en_jfk.flac"), "-t", "8",
+           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(clip))
+    result = dub(DubConfig(input=clip, targets=["es"], output=tmp_path / "out", lipsync="retrieval", speakers=1))
+    rec = result.stages["lipsync:es"]
+    assert "no faces" in rec.details["note"]
+    assert result.stages["render:es"].details["video"] == "copied"
+    assert count_frames(result.outputs["es"].media) == count_frames(clip)
+
+
+def test_sync_score_catches_a_dub_shifted_by_5_frames(th2):
+    path, analysis, audio, times = th2
+    fps = 1.0 / np.median(np.diff(times))
+    shift = int(round(5 / fps * 16000))
+    good = track_sync_score(analysis, audio, 16000, times)
+    late = track_sync_score(analysis, np.concatenate([np.zeros(shift, np.float32), audio[:-shift]]), 16000, times)
+    assert abs((late.offset_frames - good.offset_frames) - 5) <= 1
+    assert late.confidence > 0.1
