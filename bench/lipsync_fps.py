@@ -1,0 +1,77 @@
+"""Frames per second of the lip-sync (retrieval plan) and compositor stages at 720p and 1080p.
+
+    .venv/bin/python bench/lipsync_fps.py [--frames 200]
+
+Makes 720p (720x1280) and 1080p (1080x1920) H.264 versions of the first frames of the portrait
+talking head th_latentsync_demo2_video.mp4 (../shared/testdata or $LIPDUB_TESTDATA), analyses the
+faces (not timed), then times, driving the face with the clip's own audio reversed:
+
+* plan: the retrieval backend (model fit, trajectory, Viterbi) for every frame;
+* composite: the compositor alone on every frame (decoded frames held in memory beforehand);
+* lip-sync + compositor: plan and composite together, per frame;
+* full render: ``render_lipsync`` (decode, composite, x264 veryfast encode), per frame.
+
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lipdub.faces.analyze import analyze_video, iter_frames
+from lipdub.lipsync.apply import collect_donors, render_lipsync
+from lipdub.lipsync.compositor import Compositor
+from lipdub.lipsync.retrieval import RetrievalBackend
+from lipdub.pipeline import video_frame_times
+from lipdub.stages.ingest import decode_audio, probe
+from lipdub.tools import ffmpeg_exe
+
+TESTDATA = Path(os.environ.get("LIPDUB_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=200)
+    args = ap.parse_args()
+    src = TESTDATA / "th_latentsync_demo2_video.mp4"
+    print(f"cores: {os.cpu_count()}  clip: {src.name}, first {args.frames} frames, one face")
+    print(f"{'size':<12}{'plan fps':>10}{'composite fps':>15}{'lipsync+comp fps':>18}{'full render fps':>17}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for w, h in ((720, 1280), (1080, 1920)):
+            clip = Path(tmp) / f"{h}p.mp4"
+            subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-v", "error", "-i", str(src), "-frames:v", str(args.frames),
+                            "-vf", f"scale={w}:{h}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-c:a", "aac", str(clip)],
+                           check=True)
+            analysis = analyze_video(clip)
+            track = max(analysis.tracks, key=lambda t: len(t.frames))
+            times = video_frame_times(clip)
+            _, audio = decode_audio(clip, probe(clip))
+            frames = track.frames[track.skip == 0].astype(np.int64)
+            t0 = time.perf_counter()
+            plan = RetrievalBackend().plan(analysis, track, frames, times, audio, audio[::-1].copy(), 16000, None)
+            plan_s = time.perf_counter() - t0
+            donors = collect_donors(clip, analysis, [(plan, track)])
+            decoded = {i: rgb for i, rgb in iter_frames(clip)}
+            comp = Compositor()
+            t0 = time.perf_counter()
+            for k, f in enumerate(plan.frames):
+                d_rgb, d_lm = donors[(track.id, int(plan.source_frames[k]))].as_frame(decoded[int(f)])
+                comp.composite(decoded[int(f)], track.landmarks[track.index_of(int(f))], d_rgb, d_lm, key=track.id, donor_is_frame=True)
+            comp_s = time.perf_counter() - t0
+            n = len(plan.frames)
+            t0 = time.perf_counter()
+            render_lipsync(clip, analysis, [(plan, track)], Path(tmp) / f"out{h}.mp4")
+            full_s = time.perf_counter() - t0 + plan_s
+            print(f"{f'{w}x{h}':<12}{n / plan_s:>10.1f}{n / comp_s:>15.1f}{n / (plan_s + comp_s):>18.1f}{analysis.frame_count / full_s:>17.1f}")
+            del decoded
+
+
+if __name__ == "__main__":
+    main()
