@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,18 +24,9 @@ import numpy as np
 
 from lipdub.faces.analyze import analyze_video, iter_frames
 from lipdub.lipsync.compositor import Compositor
-from lipdub.tools import ffmpeg_exe
-
-TESTDATA = Path(os.environ.get("LIPDUB_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
+from _common import TESTDATA, scaled_clip
 
 
-def _scaled(src: Path, dst: Path, width: int, height: int, frames: int) -> Path:
-    subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-y", "-v", "error", "-i", str(src), "-frames:v", str(frames),
-         "-vf", f"scale={width}:{height}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-an", str(dst)],
-        check=True,
-    )
-    return dst
 
 
 def _run(label: str, path: Path, poisson: bool) -> None:
@@ -71,8 +61,8 @@ def main() -> None:
     src = TESTDATA / "th_latentsync_demo2_video.mp4"
     print(f"cores: {os.cpu_count()}  (wall-clock time of Compositor.composite per face, one thread of Python)")
     with tempfile.TemporaryDirectory() as tmp:
-        v720 = _scaled(src, Path(tmp) / "th_720p.mp4", 720, 1280, args.frames)
-        v1080 = _scaled(src, Path(tmp) / "th_1080p.mp4", 1080, 1920, args.frames)
+        v720 = scaled_clip(src, Path(tmp) / "th_720p.mp4", 720, 1280, args.frames)
+        v1080 = scaled_clip(src, Path(tmp) / "th_1080p.mp4", 1080, 1920, args.frames)
         for poisson in ([False, True] if args.poisson else [False]):
             tag = " poisson" if poisson else ""
             _run("talking head 720p" + tag, v720, poisson)

@@ -10,7 +10,6 @@ speaker count estimated and given (2), and the estimated number of speakers.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from pyannote.core import Annotation, Segment
 from pyannote.metrics.diarization import DiarizationErrorRate
 
+from _common import TESTDATA
 from lipdub.audio import read_audio
 from lipdub.backends.diarize.resemblyzer import ResemblyzerDiarizer
 from lipdub.backends.vad.silero import SileroVad
@@ -37,8 +37,7 @@ def load_rttm(path: Path) -> Annotation:
 
 
 def main() -> None:
-    default = Path(os.environ.get("LIPDUB_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
-    testdata = Path(sys.argv[1]) if len(sys.argv) > 1 else default
+    testdata = Path(sys.argv[1]) if len(sys.argv) > 1 else TESTDATA
     audio, sr = read_audio(testdata / f"{CLIP}.wav", mono=True)
     reference = load_rttm(testdata / f"{CLIP}.rttm")
     t0 = time.perf_counter()

@@ -13,24 +13,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from lipdub.faces.analyze import analyze_video
-from lipdub.tools import ffmpeg_exe
-
-TESTDATA = Path(os.environ.get("LIPDUB_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
+from _common import TESTDATA, scaled_clip
 
 
-def _scaled(src: Path, dst: Path, width: int, height: int, frames: int) -> Path:
-    subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-y", "-v", "error", "-i", str(src), "-frames:v", str(frames),
-         "-vf", f"scale={width}:{height}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-an", str(dst)],
-        check=True,
-    )
-    return dst
 
 
 def _run(label: str, path: Path, **kw) -> None:
@@ -51,8 +41,8 @@ def main() -> None:
     src = TESTDATA / "th_latentsync_demo2_video.mp4"
     print(f"cores: {os.cpu_count()}  (wall-clock fps of analyze_video, decoding included)")
     with tempfile.TemporaryDirectory() as tmp:
-        v720 = _scaled(src, Path(tmp) / "th_720p.mp4", 720, 1280, args.frames)
-        v1080 = _scaled(src, Path(tmp) / "th_1080p.mp4", 1080, 1920, args.frames)
+        v720 = scaled_clip(src, Path(tmp) / "th_720p.mp4", 720, 1280, args.frames)
+        v1080 = scaled_clip(src, Path(tmp) / "th_1080p.mp4", 1080, 1920, args.frames)
         _run("talking head 720p", v720)
         _run("talking head 1080p", v1080)
     _run("crowd 1080p, max_faces=4", TESTDATA / "mf_facenet_crowd.mp4")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -31,9 +30,8 @@ from lipdub.lipsync.compositor import Compositor
 from lipdub.lipsync.retrieval import RetrievalBackend
 from lipdub.pipeline import video_frame_times
 from lipdub.stages.ingest import decode_audio, probe
-from lipdub.tools import ffmpeg_exe
+from _common import TESTDATA, scaled_clip
 
-TESTDATA = Path(os.environ.get("LIPDUB_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
 
 
 def main() -> None:
@@ -46,9 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for w, h in ((720, 1280), (1080, 1920)):
             clip = Path(tmp) / f"{h}p.mp4"
-            subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-v", "error", "-i", str(src), "-frames:v", str(args.frames),
-                            "-vf", f"scale={w}:{h}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-c:a", "aac", str(clip)],
-                           check=True)
+            scaled_clip(src, clip, w, h, args.frames, crf=18, audio=True)
             analysis = analyze_video(clip)
             track = max(analysis.tracks, key=lambda t: len(t.frames))
             times = video_frame_times(clip)

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import TESTDATA
 from lipdub.config import DubConfig
 from lipdub.pipeline import dub
 
-TESTDATA = Path(os.environ.get("LIPDUB_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
 
 
 def main() -> None:

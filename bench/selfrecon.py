@@ -18,12 +18,12 @@ over 20 seeds, pictures from seed 0). Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from _common import TESTDATA
 from lipdub.faces.analyze import analyze_video
 from lipdub.lipsync.apply import collect_donors
 from lipdub.lipsync.compositor import Compositor
@@ -33,7 +33,6 @@ from lipdub.pipeline import video_frame_times
 from lipdub.qc.sync import sync_score
 from lipdub.stages.ingest import decode_audio, probe
 
-TESTDATA = Path(os.environ.get("LIPDUB_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata"))
 CLIPS = ["th2_retalking_face1.mp4", "th_retalking_face5.mp4", "th_voxceleb_pcavs_00086.mp4",
          "th_latentsync_demo1_video.mp4", "th_latentsync_demo2_video.mp4"]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from lipdub.audio import read_audio, resample, to_mono
 from lipdub.faces.analyze import analyze_video
 from lipdub.faces.speakers import lagged_correlation, match_speakers
 from lipdub.pipeline import video_frame_times

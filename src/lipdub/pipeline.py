@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__
 from .audio import read_audio, write_audio
 from .config import DubConfig
 from .errors import ConfigError, InputError
@@ -38,7 +37,7 @@ from .stages import render as render_stage
 from .stages.diarize import DIARIZERS, SpeakerTurn
 from .stages.lipsync import LIPSYNC_BACKENDS
 from .stages.separate import SEPARATORS
-from .stages.synthesize import TTS_BACKENDS, PhonemeTiming, Speech
+from .stages.synthesize import TTS_BACKENDS, Speech
 from .stages.transcribe import TRANSCRIBERS, Transcript, TranscriptSegment, TranscriptWord
 from .stages.translate import TRANSLATORS, TranslationRequest
 from .stages.vad import VADS, SpeechRegion
@@ -245,9 +244,6 @@ class Dubber:
         p.write_json("media.json", info)
         return ["audio/mix_48k.wav", "audio/analysis_16k.wav", "media.json"], {"video": info.video is not None, "audio_layout": info.audio.layout}, "pyav"
 
-    def _media(self) -> ingest_stage.MediaInfo:
-        return ingest_stage.MediaInfo.model_validate(self.project.read_json("media.json"))
-
     def _separate(self):
         name = self.config.separation
         sep = SEPARATORS.create(name)
@@ -367,13 +363,13 @@ class Dubber:
         # Target texts are not inputs (the stage writes them, people edit them): a line is translated
         # when it has no target yet or its source text changed since it was translated.
         pending = any(_needs_translation(s, L, cfg.translator) for s in script.segments)
+        slots = compute_slots(script.segments, info.duration_s)  # segment times only: translation keeps them
         self._stage(f"translate:{L}", [cfg.translator, src_lang.code, seg_sources],
-                    lambda: self._translate(lang, src_lang), total=len(script.segments), force=pending)
+                    lambda: self._translate(lang, src_lang, slots), total=len(script.segments), force=pending)
         script = self._script()
         if until == "translate":
             return LanguageOutputs(L, out_media, {}, {})
         tts_name = self._tts_for(lang)
-        slots = compute_slots(script.segments, info.duration_s)
         keys = {s.id: self._segment_key(s, L, tts_name, slots[s.id], script) for s in script.segments}
         syn = self._stage(f"synthesize:{L}", [tts_name, keys], lambda: self._synthesize(lang, tts_name, slots, keys),
                           media_s=info.duration_s, total=len(script.segments))
@@ -475,11 +471,10 @@ class Dubber:
              "source_frames": pl.source_frames.tolist() if pl.source_frames is not None else None} for pl, _ in plans]})
         return [f"lipsync/{L}/video.mp4", f"lipsync/{L}/plans.json"], details, self.config.lipsync
 
-    def _translate(self, lang: Language, src_lang: Language):
+    def _translate(self, lang: Language, src_lang: Language, slots):
         L = lang.code
         script = self._script()
         translator = TRANSLATORS.create(self.config.translator)
-        slots = compute_slots(script.segments, self._media().duration_s)
         todo = [s for s in script.segments if _needs_translation(s, L, self.config.translator)]
         if todo:
             requests = [TranslationRequest(s.source_text, round(slots[s.id].end_s - slots[s.id].start_s + slots[s.id].free_after_s, 3)) for s in todo]

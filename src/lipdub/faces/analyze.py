@@ -41,12 +41,18 @@ def _open_video(path: Path):
     return container
 
 
-def _rotate(rgb: np.ndarray, rotation_deg: float) -> np.ndarray:
+def to_display(rgb: np.ndarray, rotation_deg: float) -> np.ndarray:
     """Apply a display rotation: PyAV's ``frame.rotation`` is counter-clockwise degrees (FFmpeg's
     display matrix), which ``np.rot90`` (counter-clockwise for k > 0) applies exactly; checked against
     ``ffmpeg`` auto-rotation on a clip with ``rotate=90`` metadata."""
     k = int(round(rotation_deg / 90.0)) % 4
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def to_storage(rgb: np.ndarray, rotation_deg: float) -> np.ndarray:
+    """Inverse of :func:`to_display`: a display-orientation image back to the stream's stored orientation."""
+    k = int(round(rotation_deg / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(rgb, -k)) if k else rgb
 
 
 def iter_frames(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
@@ -78,7 +84,7 @@ def iter_timed_frames(path: str | Path) -> Iterator[tuple[int, float | None, np.
         try:
             for frame in container.decode(stream):
                 rgb = frame.to_ndarray(format="rgb24")
-                yield index, frame.time, _rotate(rgb, getattr(frame, "rotation", 0) or 0)
+                yield index, frame.time, to_display(rgb, getattr(frame, "rotation", 0) or 0)
                 index += 1
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding video failed after {index} frames ({exc.strerror})",

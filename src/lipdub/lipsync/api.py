@@ -53,7 +53,6 @@ def lipsync_video(
     """
     import soundfile as sf
 
-    from ..audio import resample, to_mono
     from ..faces.analyze import analyze_video
     from ..faces.shots import detect_shots
     from ..pipeline import video_frame_times

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError
+from ..faces.analyze import to_display, to_storage
 from ..stages.faces import FaceAnalysis, FaceTrack
 from ..stages.lipsync import LipsyncPlan
 
@@ -64,17 +65,6 @@ def _crop_box(lm: np.ndarray, width: int, height: int, margin: float = 0.6) -> t
             int(min(width, x1 + margin * s)), int(min(height, y1 + margin * s)))
 
 
-def _display_rgb(frame, rotation_deg: int) -> np.ndarray:
-    rgb = frame.to_ndarray(format="rgb24")
-    k = int(round(rotation_deg / 90.0)) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-
-
-def _storage_rgb(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
-    k = int(round(rotation_deg / 90.0)) % 4
-    return np.ascontiguousarray(np.rot90(rgb, -k)) if k else rgb
-
-
 def collect_donors(source: Path, analysis: FaceAnalysis, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> dict[tuple[int, int], Donor]:
     """First pass: the donor crops the retrieval plans need, keyed by ``(track id, source frame)``."""
     import av
@@ -97,7 +87,7 @@ def collect_donors(source: Path, analysis: FaceAnalysis, plans: list[tuple[Lipsy
                 break
             if i not in need:
                 continue
-            rgb = _display_rgb(frame, getattr(frame, "rotation", 0) or 0)
+            rgb = to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
             for tid, track in need[i]:
                 row = track.index_of(i)
                 lm = track.landmarks[row]
@@ -182,14 +172,14 @@ def render_lipsync(
             jobs = todo.get(i)
             if jobs:
                 rotation = getattr(frame, "rotation", 0) or 0
-                rgb = _display_rgb(frame, rotation)
+                rgb = to_display(frame.to_ndarray(format="rgb24"), rotation)
                 for track, donor in jobs:
                     row = track.index_of(i)
                     d_rgb, d_lm = donor.as_frame(rgb)
                     rgb = compositor.composite(rgb, track.landmarks[row], d_rgb, d_lm, key=track.id,
                                                donor_is_frame=donor.offset is not None)
                     done[track.id] = done.get(track.id, 0) + 1
-                new = av.VideoFrame.from_ndarray(_storage_rgb(rgb, rotation), format="rgb24").reformat(format=ostream.pix_fmt)
+                new = av.VideoFrame.from_ndarray(to_storage(rgb, rotation), format="rgb24").reformat(format=ostream.pix_fmt)
                 new.pts = pts
                 new.time_base = istream.time_base
                 frame = new

@@ -88,16 +88,11 @@ def _open(path: Path):
 
 
 def _rotation_deg(stream) -> int:
-    """Display-matrix rotation of a video stream in degrees (0 when absent)."""
+    """The stream's ``rotate`` metadata tag in degrees (0 when absent or unreadable)."""
     try:
-        import av  # noqa: F401
-
-        for key in ("rotate",):
-            if key in stream.metadata:
-                return int(float(stream.metadata[key])) % 360
-    except Exception:  # pragma: no cover - metadata is optional
-        pass
-    return 0
+        return int(float(stream.metadata.get("rotate", 0))) % 360
+    except ValueError:
+        return 0
 
 
 def probe(path: str | Path) -> MediaInfo:
