@@ -704,6 +704,7 @@ class SelfReconstruction:
     lmd_retrieval: float
     lmd_random: float
     lmd_mean_shape: float
+    lmd_oracle: float
     r2_heldout: float
     n_fit: int
     n_test: int
@@ -733,6 +734,9 @@ def self_reconstruction_lmd(
 
     Baselines: uniform random donors from the same library (LMD averaged over ``n_random`` seeds
     starting at ``seed``), and the mean lip shape of the library (every frame gets the average mouth).
+    Bound: ``lmd_oracle`` is the same retrieval (closures, Viterbi costs) given the *true* mouth
+    descriptors of the test frames as its target: what a perfect audio-to-mouth model would reach
+    with this library; the gap between it and ``lmd_retrieval`` is the audio model's share.
 
     Raises:
         InputError: too few usable frames in either part.
@@ -751,12 +755,20 @@ def self_reconstruction_lmd(
     true_rows = plan.frames - track.start_frame
     got_rows = plan.source_frames - track.start_frame
     lmd = lip_landmark_distance(model.aligned, got_rows, true_rows)
+    # oracle: the true descriptors as target, through the same closures and Viterbi
+    traj = target_trajectory(model, audio, sample_rate_hz, plan.frames, np.asarray(frame_times_s, np.float64)[plan.frames])
+    oracle_target = model.descriptors[true_rows].copy()
+    oracle_target[traj.silent | traj.bilabial] = model.closed
+    lib = model.library_rows
+    ores = viterbi_retrieval(oracle_target, track.pose_deg[true_rows], model.descriptors[lib], track.pose_deg[lib],
+                             _library_next(lib, n), opt, restart=np.concatenate([[True], np.diff(plan.frames) != 1]))
+    lmd_oracle = lip_landmark_distance(model.aligned, lib[ores.choice], true_rows)
     rnd = []
     for s in range(seed, seed + n_random):
         rp = random_retrieval_plan(track, test_frames, seed=s, library_rows=model.library_rows)
         rnd.append(lip_landmark_distance(model.aligned, rp.source_frames - track.start_frame, true_rows))
     mean_lips = model.aligned[model.library_rows][:, LIP_POINTS, :2].mean(axis=0)
     lmd_mean = float(np.linalg.norm(model.aligned[true_rows][:, LIP_POINTS, :2] - mean_lips, axis=-1).mean())
-    return SelfReconstruction(lmd_retrieval=lmd, lmd_random=float(np.mean(rnd)), lmd_mean_shape=lmd_mean,
+    return SelfReconstruction(lmd_retrieval=lmd, lmd_random=float(np.mean(rnd)), lmd_mean_shape=lmd_mean, lmd_oracle=lmd_oracle,
                               r2_heldout=model.r2_heldout, n_fit=int(len(model.library_rows)), n_test=int(len(plan.frames)),
                               mean_run_length=float(plan.details["mean_run_length"]), plan=plan)
