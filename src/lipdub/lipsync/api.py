@@ -1,9 +1,10 @@
 """``lipdub lipsync VIDEO AUDIO -o OUT``: lip-sync any video to any speech.
 
 Like Wav2Lip's inference script, but with the whole face analysis (shots, tracks, skip flags) and the
-compositor behind it: the chosen face track is re-animated to AUDIO on every frame it can be, every
-other frame and every other face stays as it was, and AUDIO becomes the soundtrack (trimmed or padded
-with silence to the video's length, so the frame count and fps are the source's).
+compositor behind it: the chosen face track is re-animated to AUDIO on every frame it can be (not
+flagged by the faces stage, and before the end of AUDIO), every other frame and every other face stays
+as it was, and AUDIO becomes the soundtrack (trimmed or padded with silence to the video's length, so
+the frame count and fps are the source's).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def lipsync_video(
     output: Path,
     *,
     backend: str = "retrieval",
+    backend_options: dict | None = None,
     face: int | None = None,
     work_dir: Path | None = None,
     lossless: bool = False,
@@ -42,6 +44,10 @@ def lipsync_video(
     """Re-animate one face of ``video`` to the speech in ``audio`` and write ``output`` (.mp4/.mkv/.mov).
 
     Args:
+        backend: a lip-sync backend name (``retrieval``, ``wav2lip``, ``wav2lip_gan``, ``external``).
+        backend_options: keyword options of the backend (e.g. ``checkpoint``, ``device``, ``pads``,
+            ``batch_size``, ``sharpen`` for ``wav2lip``; ``command`` for ``external``); an option the
+            backend does not take is a :class:`ConfigError`, never ignored.
         face: the face track to animate (ids as printed by ``lipdub faces``); default: the track on
             screen longest.
         work_dir: where the face analysis is cached (default: ``<output>.lipdub/``).
@@ -58,11 +64,10 @@ def lipsync_video(
     from ..pipeline import video_frame_times
     from ..stages.faces import FaceAnalysis
     from ..stages.ingest import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe
-    from ..stages.lipsync import LIPSYNC_BACKENDS
     from ..tools import run_ffmpeg
     from .apply import render_lipsync
 
-    impl = LIPSYNC_BACKENDS.create(backend)
+    impl = create_backend(backend, backend_options)
     vinfo = probe(video) if _has_audio(video) else None
     frame_times = video_frame_times(video)
     if len(frame_times) == 0:
@@ -70,6 +75,7 @@ def lipsync_video(
     ainfo = probe(audio)
     dub48, dub16 = decode_audio(audio, ainfo)
     duration_s = float(frame_times[-1] + np.median(np.diff(frame_times)) if len(frame_times) > 1 else 0.04)
+    speech_end_s = len(dub16) / ANALYSIS_RATE_HZ  # frames after the end of AUDIO are left as they were
     n16 = int(round(duration_s * ANALYSIS_RATE_HZ))
     dub16 = np.pad(dub16, (0, max(0, n16 - len(dub16))))[:n16]
 
@@ -90,7 +96,7 @@ def lipsync_video(
         if track is None:
             raise ConfigError(f"no face track {face} in {video}", f"choose one of {[t.id for t in analysis.tracks]} (see lipdub faces)")
     frames = track.frames[track.skip == 0].astype(np.int64)
-    frames = frames[frame_times[frames] < len(dub16) / ANALYSIS_RATE_HZ]
+    frames = frames[frame_times[frames] < speech_end_s]
     if len(frames) == 0:
         raise InputError(f"face track {track.id} has no frame that can be lip-synced (turned away, too small or occluded)", "choose another --face")
     if vinfo is not None:
@@ -114,6 +120,44 @@ def lipsync_video(
     run_ffmpeg([*args, str(output)], f"writing {output.name}")
     details.update({k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))})
     return LipsyncResult(output, track.id, int(len(frames)), details)
+
+
+def parse_pads(text: str) -> tuple[int, int, int, int]:
+    """``"TOP,BOTTOM,LEFT,RIGHT"`` (commas or spaces) -> 4 integer pixel pads.
+
+    Raises:
+        ConfigError: not 4 integers.
+    """
+    parts = text.replace(",", " ").split()
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise ConfigError(f"--pads {text!r} is not 4 integers", "write TOP,BOTTOM,LEFT,RIGHT in pixels, e.g. 0,10,0,0")
+    return values  # type: ignore[return-value]
+
+
+def create_backend(name: str, options: dict | None = None):
+    """Create lip-sync backend ``name`` with ``options`` (None values dropped).
+
+    Raises:
+        ConfigError: unknown backend, or an option it does not take (named, with the ones it takes).
+    """
+    import inspect
+
+    from ..stages.lipsync import LIPSYNC_BACKENDS
+
+    cls = LIPSYNC_BACKENDS.load(name)
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    params = inspect.signature(cls.__init__).parameters
+    takes = [p for p in params if p != "self" and params[p].kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for key in opts:
+        if key not in takes:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"lip-sync backend {name!r} does not take {flag}",
+                              f"it takes: {', '.join('--' + t.replace('_', '-') for t in takes) or 'no options'}")
+    return cls(**opts)
 
 
 def _has_audio(path: Path) -> bool:

@@ -3,7 +3,9 @@
 Two sequential passes over the source (bounded memory, whatever the video's length):
 
 1. collect the donor faces the plans need (for retrieval: crops of the chosen source frames around
-   the lower face, with their landmarks in crop coordinates);
+   the lower face, with their landmarks in crop coordinates; generative backends' donor sources
+   (:class:`lipdub.stages.lipsync.DonorSource`) see the frames they asked for, e.g. to run a
+   generator in batches);
 2. decode every frame again; frames in a plan get the donor's lower face through the compositor,
    every other frame is passed to the encoder as the decoder gave it (same YUV planes, never through
    RGB), so with ``lossless=True`` (x264 qp 0) untouched frames decode bit-identical to the source.
@@ -66,7 +68,11 @@ def _crop_box(lm: np.ndarray, width: int, height: int, margin: float = 0.6) -> t
 
 
 def collect_donors(source: Path, analysis: FaceAnalysis, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> dict[tuple[int, int], Donor]:
-    """First pass: the donor crops the retrieval plans need, keyed by ``(track id, source frame)``."""
+    """First pass: the donor crops the retrieval plans need, keyed by ``(track id, source frame)``.
+
+    Plans with a donor source (generative backends) are shown the frames they ask for
+    (:meth:`DonorSource.observe`, then :meth:`DonorSource.finish`); their sources must be open.
+    """
     import av
 
     need: dict[int, list[tuple[int, FaceTrack]]] = {}
@@ -75,28 +81,41 @@ def collect_donors(source: Path, analysis: FaceAnalysis, plans: list[tuple[Lipsy
             continue
         for j in np.unique(plan.source_frames):
             need.setdefault(int(j), []).append((track.id, track))
+    observers: dict[int, list] = {}
+    sources = [plan.donors for plan, _ in plans if plan.donors is not None]
+    for src in sources:
+        for j in np.asarray(src.frames_to_observe(), np.int64):
+            observers.setdefault(int(j), []).append(src)
     donors: dict[tuple[int, int], Donor] = {}
-    if not need:
-        return donors
-    last = max(need)
-    with av.open(str(source)) as c:
-        stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(c.decode(stream)):
-            if i > last:
-                break
-            if i not in need:
-                continue
-            rgb = to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
-            for tid, track in need[i]:
-                row = track.index_of(i)
-                lm = track.landmarks[row]
-                x0, y0, x1, y1 = _crop_box(lm, rgb.shape[1], rgb.shape[0])
-                shifted = lm.copy()
-                shifted[:, 0] -= x0
-                shifted[:, 1] -= y0
-                donors[(tid, i)] = Donor(rgb[y0:y1, x0:x1].copy(), shifted, (x0, y0))
+    if need or observers:
+        last = max(list(need) + list(observers))
+        with av.open(str(source)) as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(c.decode(stream)):
+                if i > last:
+                    break
+                if i not in need and i not in observers:
+                    continue
+                rgb = to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+                for src in observers.get(i, ()):
+                    src.observe(i, rgb)
+                _crop_donors(rgb, i, need.get(i, ()), donors)
+    for src in sources:
+        src.finish()
     return donors
+
+
+def _crop_donors(rgb: np.ndarray, i: int, wanted, donors: dict[tuple[int, int], Donor]) -> None:
+    """Retrieval donors of frame ``i``: crops around each wanted track's face, landmarks shifted."""
+    for tid, track in wanted:
+        row = track.index_of(i)
+        lm = track.landmarks[row]
+        x0, y0, x1, y1 = _crop_box(lm, rgb.shape[1], rgb.shape[0])
+        shifted = lm.copy()
+        shifted[:, 0] -= x0
+        shifted[:, 1] -= y0
+        donors[(tid, i)] = Donor(rgb[y0:y1, x0:x1].copy(), shifted, (x0, y0))
 
 
 def render_lipsync(
@@ -129,21 +148,36 @@ def render_lipsync(
     Raises:
         InputError: the source cannot be decoded.
     """
-    import av
-
     from .compositor import Compositor
 
     compositor = compositor or Compositor()
+    sources = [plan.donors for plan, _ in plans if plan.donors is not None]
+    try:
+        for src in sources:
+            src.open(source)
+        return _render(source, analysis, plans, output, compositor, lossless, crf, preset, progress)
+    finally:
+        for src in sources:
+            src.close()
+
+
+def _render(source, analysis, plans, output, compositor, lossless, crf, preset, progress) -> dict:
+    import av
+
     donors = collect_donors(source, analysis, plans)
-    # frame -> list of (track, donor) to composite, in track order
-    todo: dict[int, list[tuple[FaceTrack, Donor]]] = {}
+    # frame -> list of (track, donor) to composite, in track order; a donor source is asked for its
+    # donor when the frame is decoded in the second pass
+    todo: dict[int, list] = {}
     for plan, track in plans:
+        if plan.source_frames is None and plan.donors is None and len(plan.frames):
+            raise InputError(f"lip-sync plan of track {track.id} has neither source frames nor a donor source",
+                             "a lip-sync backend must set LipsyncPlan.source_frames or LipsyncPlan.donors")
         for k, f in enumerate(plan.frames):
             f = int(f)
             if plan.source_frames is not None:
                 donor = donors[(track.id, int(plan.source_frames[k]))]
-            else:  # generative backends attach donors themselves
-                donor = plan.details["donors"][k]
+            else:
+                donor = plan.donors
             todo.setdefault(f, []).append((track, donor))
     cut_frames = {s.start_frame for s in analysis.shots}
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -170,15 +204,22 @@ def render_lipsync(
             if i in cut_frames:
                 compositor.reset()
             jobs = todo.get(i)
+            composited = False
             if jobs:
                 rotation = getattr(frame, "rotation", 0) or 0
                 rgb = to_display(frame.to_ndarray(format="rgb24"), rotation)
                 for track, donor in jobs:
                     row = track.index_of(i)
+                    if not isinstance(donor, Donor):  # a DonorSource
+                        donor = donor.donor(i, rgb)
+                        if donor is None:  # e.g. past the end of an external tool's output
+                            continue
                     d_rgb, d_lm = donor.as_frame(rgb)
                     rgb = compositor.composite(rgb, track.landmarks[row], d_rgb, d_lm, key=track.id,
                                                donor_is_frame=donor.offset is not None)
                     done[track.id] = done.get(track.id, 0) + 1
+                    composited = True
+            if composited:
                 new = av.VideoFrame.from_ndarray(to_storage(rgb, rotation), format="rgb24").reformat(format=ostream.pix_fmt)
                 new.pts = pts
                 new.time_base = istream.time_base

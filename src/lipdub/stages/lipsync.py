@@ -7,17 +7,60 @@ were.
 
 * ``retrieval`` (DESIGN.md section 3): the donor of output frame i is a frame of the actor's own
   footage chosen by an audio-to-mouth model and a Viterbi search.
+* ``wav2lip`` / ``wav2lip_gan``: the donor is the Wav2Lip generator's 96x96 face for that frame
+  (official checkpoints), made while the video is decoded (:class:`DonorSource`).
+* ``external``: the donor is a frame of the output of the user's own LatentSync / MuseTalk / Wav2Lip
+  checkout, run by a command template on a crop around the track.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..registry import Registry
 from .faces import FaceAnalysis, FaceTrack
+
+if TYPE_CHECKING:  # apply.py imports this module
+    from ..lipsync.apply import Donor
+
+
+class DonorSource(Protocol):
+    """Donor faces that a generative backend makes from the video itself, frame by frame.
+
+    :func:`lipdub.lipsync.apply.render_lipsync` calls, in this order: :meth:`open` with the source
+    video; :meth:`observe` for every frame of :meth:`frames_to_observe` in increasing order during a
+    first decoding pass (display-oriented RGB, e.g. to batch a generator); :meth:`finish`; then
+    :meth:`donor` for every planned frame in increasing order during the second (compositing) pass;
+    :meth:`close` always, last. Nothing is held for the whole video unless the source chooses to.
+    """
+
+    def open(self, source: Path) -> None:
+        """Prepare for ``source`` (the video the plan's frames index)."""
+        ...
+
+    def frames_to_observe(self) -> np.ndarray:
+        """int64 sorted frame indices :meth:`observe` must see (may be empty)."""
+        ...
+
+    def observe(self, frame: int, rgb: np.ndarray) -> None:
+        """First pass: frame ``frame`` as uint8 ``(H, W, 3)`` RGB in display orientation."""
+        ...
+
+    def finish(self) -> None:
+        """End of the first pass (flush pending batches)."""
+        ...
+
+    def donor(self, frame: int, rgb: np.ndarray) -> "Donor | None":
+        """Second pass: the donor for planned frame ``frame`` (None: leave this frame untouched)."""
+        ...
+
+    def close(self) -> None:
+        """Release files, models and decoders."""
+        ...
 
 
 @dataclass
@@ -31,6 +74,8 @@ class LipsyncPlan:
             shown at ``frames[i]``; None for generative backends.
         target_mouth: float32 ``(N, D)`` the planned mouth parameters (backend-specific), or None.
         details: figures for the stage record (e.g. the audio-to-mouth model's held-out R^2).
+        donors: for generative backends: the :class:`DonorSource` of the planned frames (exactly one
+            of ``source_frames`` and ``donors`` is set when ``frames`` is not empty).
     """
 
     track_id: int
@@ -38,6 +83,7 @@ class LipsyncPlan:
     source_frames: np.ndarray | None = None
     target_mouth: np.ndarray | None = None
     details: dict = field(default_factory=dict)
+    donors: DonorSource | None = None
 
 
 class LipsyncBackend(Protocol):
@@ -71,3 +117,6 @@ class LipsyncBackend(Protocol):
 
 LIPSYNC_BACKENDS: Registry[LipsyncBackend] = Registry("lipsync")
 LIPSYNC_BACKENDS.register("retrieval", "lipdub.lipsync.retrieval:RetrievalBackend", "audio-driven mouth retrieval from the actor's own footage (no weights)")
+LIPSYNC_BACKENDS.register("wav2lip", "lipdub.lipsync.wav2lip:Wav2LipBackend", "Wav2Lip generator (wav2lip.pth checkpoint) through the shared compositor")
+LIPSYNC_BACKENDS.register("wav2lip_gan", "lipdub.lipsync.wav2lip:Wav2LipGANBackend", "Wav2Lip-GAN generator (wav2lip_gan.pth checkpoint) through the shared compositor")
+LIPSYNC_BACKENDS.register("external", "lipdub.lipsync.external:ExternalBackend", "your LatentSync / MuseTalk / Wav2Lip checkout run by a command template")
