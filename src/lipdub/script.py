@@ -25,12 +25,33 @@ class Word(BaseModel):
     probability: float | None = None
 
 
+class FitAttempt(BaseModel):
+    """One try of the closed-loop isochrony (:mod:`lipdub.stages.isochrony`) for a line.
+
+    ``stage`` is ``"estimate"`` (before synthesis: syllables / speaker rate) or ``"synthesis"``
+    (measured). ``needed_ratio`` is duration / window (window = slot plus the free time it may
+    borrow); ``action`` says what was done next: ``"fit"``, ``"re-synthesize faster"``,
+    ``"re-translate shorter"``, ``"cannot shorten (rule-based translator)"``, ``"out of attempts"``.
+    """
+
+    stage: str
+    text: str
+    duration_s: float
+    window_s: float
+    needed_ratio: float
+    tts_rate: float = 1.0
+    action: str = "fit"
+
+
 class FitReport(BaseModel):
     """How one synthesized line was fitted into its slot (DESIGN.md section 1, stage 8).
 
     ``stretch_ratio`` is synthesized duration / placed duration: 1.0 untouched, 1.2 played 20 %
     faster (rubberband time-stretch, pitch kept). ``overrun_s`` is what still did not fit after
-    borrowing free time and stretching to the limit.
+    borrowing free time and stretching to the limit. ``tts_rate`` is the TTS speaking rate of
+    the kept attempt (> 1 faster), ``max_stretch`` the limit that applied (off-screen lines may
+    get more), ``on_screen`` whether the speaker has a face track, ``voice_match`` the pitch and
+    formant change applied (None: not matched), ``history`` every isochrony attempt.
     """
 
     tts_backend: str
@@ -47,6 +68,23 @@ class FitReport(BaseModel):
     overrun_s: float = 0.0
     attempts: int = 1
     audio_path: str | None = None
+    tts_rate: float = 1.0
+    max_stretch: float | None = None
+    on_screen: bool | None = None
+    voice_match: dict | None = None
+    history: list[FitAttempt] = Field(default_factory=list)
+
+
+class RedoRequest(BaseModel):
+    """A re-fit asked for by ``lipdub dub --redo-failed`` for a line the quality report did not pass
+    (:mod:`lipdub.qc.redo`): the isochrony limits used instead of the defaults, and why."""
+
+    max_speedup: float
+    max_attempts: int
+    base_speedup_limit: float  # the limit before any redo: the report still judges the line by it
+    reason: str
+    report_verdict: str
+    previous_speedup: float | None = None
 
 
 class TargetLine(BaseModel):
@@ -54,7 +92,9 @@ class TargetLine(BaseModel):
 
     ``text`` is what is spoken (edit it freely); ``machine_text`` is what the translator returned;
     ``source_hash`` identifies the source text it was translated from, so an edited source line is
-    re-translated and an edited target line is kept.
+    re-translated and an edited target line is kept. ``estimates``: the isochrony checks made
+    before synthesis (estimated duration, re-translation requests); ``shortened_from``: the
+    translator's first text when the isochrony loop replaced it with a shorter one (``text``).
     """
 
     text: str
@@ -63,6 +103,9 @@ class TargetLine(BaseModel):
     source_hash: str | None = None
     duration_budget_s: float | None = None
     fit: FitReport | None = None
+    estimates: list[FitAttempt] = Field(default_factory=list)
+    shortened_from: str | None = None
+    redo: RedoRequest | None = None  # set by --redo-failed; honoured by the synthesize step
 
     @property
     def edited(self) -> bool:

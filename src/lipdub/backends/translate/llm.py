@@ -43,7 +43,9 @@ SYSTEM_PROMPT = (
     "the line's time budget: budget_s is the time available in seconds and max_syllables the most "
     "syllables that fit in it (estimated at {rate} syllables per second). Stay within max_syllables, "
     "shortening or rephrasing while keeping the meaning, names, numbers and tone; lines without a "
-    "budget have no limit. Translate every line on its own: do not merge, split, drop or add lines, "
+    "budget have no limit. A line with previous_too_long was translated before as that text and it "
+    "was too long to speak in budget_s: give a clearly shorter translation than that one. "
+    "Translate every line on its own: do not merge, split, drop or add lines, "
     "and do not add notes. Reply with JSON only, in this form: "
     '{{"translations": [{{"id": <the line id>, "text": "<the translation>"}}]}} '
     "with exactly one entry for each line id."
@@ -109,6 +111,8 @@ class LlmTranslator:
     """
 
     name = "llm"
+    #: Honours ``TranslationRequest.too_long`` (asked for shorter versions by the isochrony loop).
+    shortens = True
 
     def __init__(
         self,
@@ -272,6 +276,8 @@ class LlmTranslator:
             if req.duration_budget_s is not None:
                 line["budget_s"] = round(float(req.duration_budget_s), 2)
                 line["max_syllables"] = max_syllables(req.duration_budget_s, self.syllables_per_s)
+            if req.too_long:
+                line["previous_too_long"] = " ".join(req.too_long.split())
             lines.append(line)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         with self._httpx.Client(timeout=self.timeout_s, headers=headers) as client:
