@@ -1,0 +1,226 @@
+"""Visual fidelity of a dub against its source: SSIM and PSNR over the whole frame and outside the
+mouth region, and VMAF (DESIGN.md section 4).
+
+* SSIM: Wang, Bovik, Sheikh, Simoncelli, "Image quality assessment: from error visibility to
+  structural similarity", IEEE TIP 2004, via ``skimage.metrics.structural_similarity`` on the luma
+  (BT.601, OpenCV ``RGB2GRAY``) with its default 7x7 uniform window; the "outside the mouth" figure
+  is the mean of the SSIM map over the pixels outside the mouth mask.
+* PSNR: ``10 log10(255^2 / MSE)`` on the same luma, whole frame and outside the mask (dB; identical
+  frames give ``inf``, reported as None in JSON).
+* Mouth mask: for every face track covering a frame (landmarks of the *source* analysis), the box of
+  the landmarks below the nose tip (lips, cheeks, jaw), widened by 20 % of the face width on each side
+  and below, as the lip-sync compositor's mask reaches below the chin.
+* VMAF: Netflix's model ``vmaf_v0.6.1`` through the ``libvmaf`` filter of the FFmpeg build shipped by
+  imageio-ffmpeg (the system ffmpeg of Debian 12 has no libvmaf).
+
+Frames are sampled evenly (``max_frames`` for SSIM / PSNR, at most ``VMAF_MAX_FRAMES`` for VMAF) to keep
+the cost bounded; the report states how many.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendUnavailable, InputError
+
+NOSE_TIP = 1  # MediaPipe Face Mesh landmark index of the nose tip
+MASK_PAD = 0.20
+VMAF_MAX_FRAMES = 100  # longer videos are scored on every k-th frame (libvmaf n_subsample)
+
+
+@dataclass
+class VisualFigures:
+    """SSIM / PSNR of the dub against the source (means over the sampled frames) and VMAF.
+
+    ``per_frame`` lists ``(frame, ssim, ssim_outside_mouth, psnr_db, psnr_outside_mouth_db)`` per sampled
+    frame (PSNR None where identical).
+    """
+
+    ssim: float
+    ssim_outside_mouth: float
+    psnr_db: float | None
+    psnr_outside_mouth_db: float | None
+    frames_compared: int
+    frames_total: int
+    vmaf: float | None = None
+    vmaf_note: str | None = None
+    per_frame: list[tuple] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def mouth_mask(shape_hw: tuple[int, int], landmarks_list: list[np.ndarray]) -> np.ndarray:
+    """Bool ``(H, W)`` mask, True inside the mouth region of any of the faces given by their
+    landmarks (float ``(478, 3)`` pixels)."""
+    h, w = shape_hw
+    mask = np.zeros((h, w), dtype=bool)
+    for lmk in landmarks_list:
+        lmk = np.asarray(lmk)
+        face_w = float(lmk[:, 0].max() - lmk[:, 0].min())
+        low = lmk[lmk[:, 1] >= lmk[NOSE_TIP, 1]]
+        if len(low) == 0:
+            continue
+        pad = MASK_PAD * face_w
+        x0, x1 = int(max(0, low[:, 0].min() - pad)), int(min(w, math.ceil(low[:, 0].max() + pad)))
+        y0, y1 = int(max(0, lmk[NOSE_TIP, 1])), int(min(h, math.ceil(low[:, 1].max() + pad)))
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def _psnr(mse: float) -> float | None:
+    return None if mse <= 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -> tuple[float, float, float | None, float | None]:
+    """``(ssim, ssim_outside, psnr_db, psnr_outside_db)`` of two uint8 RGB frames ``(H, W, 3)``;
+    ``mask`` bool ``(H, W)`` marks the mouth region excluded from the ``outside`` figures."""
+    import cv2
+    from skimage.metrics import structural_similarity
+
+    if ref_rgb.shape != dist_rgb.shape:
+        raise InputError(f"frame sizes differ: source {ref_rgb.shape[:2]}, dub {dist_rgb.shape[:2]}",
+                         "compare the dub with the source it was made from")
+    a = cv2.cvtColor(ref_rgb, cv2.COLOR_RGB2GRAY)
+    b = cv2.cvtColor(dist_rgb, cv2.COLOR_RGB2GRAY)
+    ssim, smap = structural_similarity(a, b, data_range=255, full=True)
+    diff2 = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    out = ~mask
+    ssim_out = float(smap[out].mean()) if out.any() else float(ssim)
+    mse_out = float(diff2[out].mean()) if out.any() else float(diff2.mean())
+    return float(ssim), ssim_out, _psnr(float(diff2.mean())), _psnr(mse_out)
+
+
+def iter_selected_frames(path: str | Path, wanted: set[int]):
+    """Decode ``path`` and yield ``(index, rgb)`` (uint8 ``(H, W, 3)``, display orientation) for the
+    decode indices in ``wanted`` only; the other frames are decoded but not converted.
+
+    Raises:
+        InputError: the file cannot be opened or decoded.
+    """
+    import av
+
+    from ..faces.analyze import _open_video, to_display
+
+    path = Path(path)
+    last = max(wanted, default=-1)
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if index > last:
+                    break
+                if index in wanted:
+                    yield index, to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
+
+
+def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> VisualFigures:
+    """SSIM / PSNR (whole frame and outside the mouth) and VMAF of ``dub`` against ``source``.
+
+    Args:
+        analysis: the :class:`~lipdub.stages.faces.FaceAnalysis` of ``source`` (mouth masks); None: no
+            mask (the outside figures equal the whole-frame ones).
+        max_frames: frames compared, evenly spread (all when the video is shorter).
+        vmaf: also run VMAF (needs an FFmpeg with libvmaf).
+    Raises:
+        InputError: the videos differ in frame count or size.
+    """
+    from ..pipeline import video_frame_times
+
+    n_src, n_dub = len(video_frame_times(Path(source))), len(video_frame_times(Path(dub)))
+    if n_src != n_dub:
+        raise InputError(f"the dub has {n_dub} frames and the source {n_src}", "compare the dub with the source it was made from")
+    picks = set(np.unique(np.linspace(0, n_src - 1, min(max_frames, n_src)).round().astype(int)).tolist())
+    rows = []
+    for (i, ref), (_, dst) in zip(iter_selected_frames(source, picks), iter_selected_frames(dub, picks)):
+        lmks = []
+        if analysis is not None:
+            for t in analysis.tracks_at(i):
+                lmks.append(t.landmarks_raw[t.index_of(i)])
+        m = mouth_mask(ref.shape[:2], lmks)
+        rows.append((i, *frame_figures(ref, dst, m)))
+    if not rows:
+        raise InputError(f"no frames decoded from {source}", "check the source video")
+
+    def mean_psnr(col):
+        vals = [r[col] for r in rows]
+        if all(v is None for v in vals):
+            return None
+        # average the MSE (not the dB) so one identical frame does not make the mean infinite
+        mses = [0.0 if v is None else 255.0 ** 2 / 10 ** (v / 10) for v in vals]
+        return _psnr(float(np.mean(mses)))
+
+    fig = VisualFigures(
+        ssim=round(float(np.mean([r[1] for r in rows])), 5),
+        ssim_outside_mouth=round(float(np.mean([r[2] for r in rows])), 5),
+        psnr_db=None if (p := mean_psnr(3)) is None else round(p, 3),
+        psnr_outside_mouth_db=None if (q := mean_psnr(4)) is None else round(q, 3),
+        frames_compared=len(rows), frames_total=n_src,
+        per_frame=[(r[0], round(r[1], 5), round(r[2], 5), None if r[3] is None else round(r[3], 3), None if r[4] is None else round(r[4], 3)) for r in rows],
+    )
+    if vmaf:
+        try:
+            step = max(1, math.ceil(n_src / VMAF_MAX_FRAMES))
+            fig.vmaf = vmaf_score(source, dub, subsample=step)
+            fig.vmaf_note = f"vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over one frame in {step}" if step > 1 else \
+                "vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over all frames"
+        except BackendUnavailable as exc:
+            fig.vmaf_note = str(exc)
+    return fig
+
+
+def vmaf_ffmpeg() -> str:
+    """Path of an FFmpeg with the libvmaf filter (imageio-ffmpeg's build, then the system one).
+
+    Raises:
+        BackendUnavailable: none has libvmaf.
+    """
+    import shutil
+
+    cands = []
+    try:
+        import imageio_ffmpeg
+
+        cands.append(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception:  # pragma: no cover - imageio-ffmpeg is a core dependency
+        pass
+    if shutil.which("ffmpeg"):
+        cands.append(shutil.which("ffmpeg"))
+    for exe in cands:
+        try:
+            out = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if " libvmaf " in out:
+            return exe
+    raise BackendUnavailable("VMAF needs an FFmpeg with libvmaf", "pip install imageio-ffmpeg (its FFmpeg build has libvmaf)")
+
+
+def vmaf_score(reference: str | Path, distorted: str | Path, threads: int = 2, subsample: int = 1) -> float:
+    """Mean VMAF (0-100, model vmaf_v0.6.1) of ``distorted`` against ``reference`` over every
+    ``subsample``-th frame (libvmaf ``n_subsample``; 1 = all frames).
+
+    Raises:
+        BackendUnavailable: no FFmpeg with libvmaf. InputError: FFmpeg failed (message included).
+    """
+    exe = vmaf_ffmpeg()
+    with tempfile.TemporaryDirectory(prefix="lipdub_vmaf_") as tmp:
+        log = Path(tmp) / "vmaf.json"
+        graph = (f"[0:v]setpts=PTS-STARTPTS,format=yuv420p[d];[1:v]setpts=PTS-STARTPTS,format=yuv420p[r];"
+                 f"[d][r]libvmaf=log_fmt=json:log_path={log}:n_threads={threads}:n_subsample={max(1, int(subsample))}")
+        proc = subprocess.run([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(distorted), "-i", str(reference),
+                               "-lavfi", graph, "-f", "null", "-"], capture_output=True, text=True)
+        if proc.returncode != 0 or not log.exists():
+            raise InputError(f"VMAF failed: {proc.stderr.strip()[-300:]}", "check that both videos decode and have the same size")
+        data = json.loads(log.read_text())
+    return round(float(data["pooled_metrics"]["vmaf"]["mean"]), 3)
