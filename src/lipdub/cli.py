@@ -100,11 +100,14 @@ def dub(
     source_language: Optional[str] = typer.Option(None, "--from", help="Source language; detected when omitted."),
     transcript: Optional[Path] = typer.Option(None, "--transcript", help="Import this SRT/VTT instead of running ASR."),
     translator: str = typer.Option("apertium", "--translator", help="apertium | llm"),
-    tts: str = typer.Option("auto", "--tts", help="auto | piper | espeak-ng | kokoro"),
+    tts: str = typer.Option("auto", "--tts", help="auto | piper | espeak-ng | kokoro | xtts | elevenlabs | openai-speech"),
     voice: Optional[str] = typer.Option(None, "--voice", help="TTS voice for every speaker (per speaker: 'voice' in script.json)."),
     voice_dir: Optional[Path] = typer.Option(None, "--voice-dir", help="Directory of piper voices (*.onnx + *.onnx.json)."),
     separation: str = typer.Option("dfn", "--separation", help="dfn | none"),
-    lipsync: str = typer.Option("retrieval", "--lipsync", help="retrieval | none (keeps the source frames)"),
+    lipsync: str = typer.Option("retrieval", "--lipsync", help="retrieval | wav2lip | wav2lip_gan | external | none (keeps the source frames)"),
+    lipsync_checkpoint: Optional[Path] = typer.Option(None, "--lipsync-checkpoint", help="wav2lip/wav2lip_gan: the .pth file (default: $LIPDUB_MODEL_DIR/<name>.pth)."),
+    lipsync_device: Optional[str] = typer.Option(None, "--lipsync-device", help="wav2lip/wav2lip_gan: auto | cpu | cuda[:N] | mps."),
+    lipsync_command: Optional[str] = typer.Option(None, "--lipsync-command", help="external: command template with {video} {audio} {output}."),
     speakers: Optional[int] = typer.Option(None, "--speakers", help="Number of speakers; estimated when omitted."),
     project: Optional[Path] = typer.Option(None, "--project", help="Project directory (default: OUTPUT_DIR/<input stem>.lipdub)."),
     asr_model: str = typer.Option("base", "--asr-model", help="Whisper model name or CTranslate2 directory."),
@@ -112,6 +115,10 @@ def dub(
     loudness: float = typer.Option(-24.0, "--loudness", help="Integrated loudness target, LUFS (-23 for EBU R128)."),
     true_peak: float = typer.Option(-2.0, "--true-peak", help="True-peak ceiling, dBTP."),
     keep_original_audio: bool = typer.Option(False, "--keep-original-audio", help="Add the source soundtrack as a second audio track."),
+    voice_bank: Optional[Path] = typer.Option(None, "--voice-bank", help="Voice bank directory: characters keep their voice across episodes."),
+    voice_match: bool = typer.Option(True, "--voice-match/--no-voice-match", help="Shift each line's pitch and formants toward its speaker."),
+    max_attempts: int = typer.Option(3, "--max-attempts", help="Syntheses / re-translations per line to make it fit its slot."),
+    redo_failed: bool = typer.Option(False, "--redo-failed", help="Re-fit the lines the last quality report did not pass (larger speed-up limit, more attempts)."),
 ) -> None:
     """Dub INPUT into the --to language(s)."""
     from .languages import parse_language_list
@@ -120,8 +127,10 @@ def dub(
     def go():
         cfg = _config(input=input, targets=[l.code for l in parse_language_list(to)], output=output, project_dir=project,
                       source_language=source_language, transcript=transcript, translator=translator, tts=tts, voice=voice,
-                      voice_dir=voice_dir, separation=separation, lipsync=lipsync, speakers=speakers, asr_model=asr_model,
-                      max_stretch=max_stretch, target_lufs=loudness, true_peak_dbtp=true_peak, keep_original_audio=keep_original_audio)
+                      voice_dir=voice_dir, separation=separation, lipsync=lipsync, lipsync_checkpoint=lipsync_checkpoint,
+                      lipsync_device=lipsync_device, lipsync_command=lipsync_command, speakers=speakers, asr_model=asr_model,
+                      max_stretch=max_stretch, target_lufs=loudness, true_peak_dbtp=true_peak, keep_original_audio=keep_original_audio,
+                      voice_bank=voice_bank, voice_match=voice_match, max_attempts=max_attempts, redo_failed=redo_failed)
         with _progress() as progress:
             result = run_dub(cfg, RichHooks(progress))
         _summary(result)
@@ -305,12 +314,18 @@ def lipsync(
     video: Path = typer.Argument(..., help="Video with the face to re-animate."),
     audio: Path = typer.Argument(..., help="Speech to lip-sync to (any audio or video file)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output video (.mp4)."),
-    backend: str = typer.Option("retrieval", "--backend", help="retrieval"),
+    backend: str = typer.Option("retrieval", "--backend", help="retrieval | wav2lip | wav2lip_gan | external"),
     face: Optional[int] = typer.Option(None, "--face", help="Face track id (see lipdub faces); default: the face on screen longest."),
     lossless: bool = typer.Option(False, "--lossless", help="Lossless H.264 (qp 0)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="wav2lip/wav2lip_gan: the .pth file (default: $LIPDUB_MODEL_DIR/<backend>.pth)."),
+    device: Optional[str] = typer.Option(None, "--device", help="wav2lip/wav2lip_gan: auto | cpu | cuda[:N] | mps (default auto)."),
+    pads: Optional[str] = typer.Option(None, "--pads", help="wav2lip/wav2lip_gan: face crop padding TOP,BOTTOM,LEFT,RIGHT in pixels (default 0,10,0,0)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="wav2lip/wav2lip_gan: faces per generator call (default 16)."),
+    sharpen: Optional[float] = typer.Option(None, "--sharpen", help="wav2lip/wav2lip_gan: unsharp-mask amount for the generated mouth (0 = off)."),
+    command: Optional[str] = typer.Option(None, "--command", help="external: command template with {video} {audio} {output} (default $LIPDUB_LIPSYNC_COMMAND)."),
 ) -> None:
     """Lip-sync any video to any speech (the face analysis and compositor of lipdub dub)."""
-    from .lipsync.api import lipsync_video
+    from .lipsync.api import lipsync_video, parse_pads
 
     def go():
         with _progress() as progress:
@@ -321,7 +336,9 @@ def lipsync(
                     tasks[stage] = progress.add_task(stage, total=total)
                 progress.update(tasks[stage], completed=done, total=total)
 
-            result = lipsync_video(video, audio, output, backend=backend, face=face, lossless=lossless, progress=report)
+            options = {"checkpoint": checkpoint, "device": device, "pads": parse_pads(pads) if pads is not None else None,
+                       "batch_size": batch_size, "sharpen": sharpen, "command": command}
+            result = lipsync_video(video, audio, output, backend=backend, backend_options=options, face=face, lossless=lossless, progress=report)
         out = Console()
         out.print(f"face track {result.track}: {result.frames} frames re-animated")
         for k, v in result.details.items():
@@ -335,29 +352,49 @@ def lipsync(
 @app.command()
 def qc(
     output: Path = typer.Argument(..., help="A dubbed (or any) video."),
-    source: Optional[Path] = typer.Option(None, "--source", help="The source video: prints its reference and the no-lip-sync floor."),
+    source: Optional[Path] = typer.Option(None, "--source", help="The source video: reference, no-lip-sync floor, SSIM/PSNR/VMAF."),
+    project: Optional[Path] = typer.Option(None, "--project", help="The dub's project directory: timing, voice, per-segment figures."),
+    out_dir: Optional[Path] = typer.Option(None, "-o", "--output", help="Write report.json and report.html into this directory."),
+    syncnet: Optional[Path] = typer.Option(None, "--syncnet", help="syncnet_v2.model: adds SyncNet LSE-D / LSE-C / AV offset."),
+    thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="TOML/JSON file overriding pass/warn thresholds."),
+    language: Optional[str] = typer.Option(None, "--language", help="Language of the dub in the project (default: found in it)."),
     face: Optional[int] = typer.Option(None, "--face", help="Face track id; default: the face on screen longest."),
+    no_vmaf: bool = typer.Option(False, "--no-vmaf", help="Skip VMAF (the slowest figure)."),
 ) -> None:
-    """Lip-sync score (landmark mouth opening against the speech, DESIGN.md section 4)."""
-    from .faces.analyze import analyze_video
-    from .qc.sync import video_sync_score
+    """Quality report (DESIGN.md section 4): lip sync, visual fidelity, loudness, voice, timing, with a verdict."""
+    from .qc.report import build_report, write_report
+    from .qc.thresholds import Thresholds
 
     def go():
         out = Console()
+        th = Thresholds.load(thresholds)
+        with out.status("measuring") as status:
+            rep = build_report(output, source=source, project_dir=project, language=language, thresholds=th, syncnet=syncnet,
+                               face=face, vmaf=not no_vmaf, progress=lambda msg: status.update(f"measuring: {msg}"))
+        sync = rep.data.get("sync") or {}
         table = Table(title=f"lip sync: {output.name}")
         for col in ("", "AV offset (frames)", "peak correlation", "confidence", "frames"):
             table.add_column(col)
-        rows = [("dub", video_sync_score(output, track_id=face))]
-        if source is not None:
-            src_analysis = analyze_video(source)
-            rows.append(("source reference", video_sync_score(source, analysis=src_analysis, track_id=face)))
-            rows.append(("floor (source video + dub audio)", video_sync_score(source, audio_source=output, analysis=src_analysis, track_id=face)))
-        for name, s in rows:
+        for key, name in (("dub", "dub"), ("reference", "source reference"), ("floor", "floor (source video + dub audio)")):
+            s = sync.get(key)
             if s is None:
-                table.add_row(name, "no face", "", "", "")
+                if key == "dub" or source is not None:
+                    table.add_row(name, "no face", "", "", "")
             else:
-                table.add_row(name, str(s.offset_frames), f"{s.peak_correlation:.3f}", f"{s.confidence:.3f}", str(s.n_frames))
+                table.add_row(name, str(s["offset_frames"]), f"{s['peak_correlation']:.3f}", f"{s['confidence']:.3f}", str(s["n_frames"]))
         out.print(table)
+        checks = Table(title="figures")
+        for col in ("figure", "value", "unit", "verdict", "threshold"):
+            checks.add_column(col)
+        colour = {"pass": "green", "warn": "yellow", "fail": "red"}
+        for c in rep.data["checks"]:
+            v = "-" if c["value"] is None else f"{c['value']:.4g}"
+            checks.add_row(c["label"], v, c["unit"], f"[{colour.get(c['verdict'], 'white')}]{c['verdict']}[/]", c["threshold"])
+        out.print(checks)
+        out.print(f"verdict: [{colour.get(rep.verdict, 'white')}]{rep.verdict.upper()}[/]")
+        if out_dir is not None:
+            j, h = write_report(rep, out_dir)
+            out.print(f"report: {h} ({j.name} beside it)")
 
     _run(go)
 
@@ -373,6 +410,59 @@ def doctor() -> None:
     for st in collect():
         table.add_row(st.stage, st.name, "[green]yes[/green]" if st.usable else "[red]no[/red]", st.detail)
     Console().print(table)
+
+
+def _service_settings(data_dir: Optional[Path], **kw):
+    """Service settings from LIPDUB_* variables, with the options given on the command line."""
+    from .service.settings import ServiceSettings
+
+    over = {k: v for k, v in kw.items() if v is not None}
+    if data_dir is not None:
+        over["data_dir"] = data_dir
+    return ServiceSettings(**over)
+
+
+@app.command()
+def serve(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Uploads, projects, outputs and the SQLite store (LIPDUB_DATA_DIR)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Jobs run at once by the embedded pool (LIPDUB_EMBEDDED_WORKERS); not with LIPDUB_BROKER_URL."),
+) -> None:
+    """Run the studio service: REST API, web page and job queue (embedded, or Celery with LIPDUB_BROKER_URL)."""
+    def go():
+        import secrets
+
+        import uvicorn
+
+        from .service.app import create_app
+
+        settings = _service_settings(data_dir, embedded_workers=workers)
+        if workers is not None and settings.broker_url:
+            from .errors import ConfigError
+
+            raise ConfigError("--workers sets the embedded pool, but LIPDUB_BROKER_URL sends jobs to Celery", "start `lipdub worker` processes instead")
+        if not settings.token_map():
+            token = secrets.token_urlsafe(24)
+            settings = settings.model_copy(update={"tokens": f"admin={token}"})
+            console.print(f"no LIPDUB_TOKENS set: API token for user 'admin' (this run): {token}")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+    _run(go)
+
+
+@app.command()
+def worker(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The data directory the API server uses (LIPDUB_DATA_DIR; shared storage)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Celery node name (default lipdub-PID@HOST)."),
+) -> None:
+    """Run one Celery worker (one job at a time; start one per GPU with CUDA_VISIBLE_DEVICES). Needs LIPDUB_BROKER_URL."""
+    def go():
+        from .service.worker import run_worker
+
+        run_worker(_service_settings(data_dir), name=name)
+
+    _run(go)
 
 
 def main() -> None:  # console_scripts entry point

@@ -23,13 +23,25 @@ class DubConfig(BaseModel):
             espeak-ng), or ``piper``, ``espeak-ng``, ``kokoro``.
         separation: ``dfn`` or ``none``.
         lipsync: ``retrieval`` (default) re-animates each on-screen speaker's mouth; ``none`` keeps
-            the source frames (the video stream is copied).
+            the source frames (the video stream is copied); ``wav2lip`` / ``wav2lip_gan`` (Wav2Lip
+            checkpoints), ``external`` (the user's LatentSync / MuseTalk / Wav2Lip command).
+        lipsync_checkpoint: ``wav2lip``/``wav2lip_gan``: the checkpoint file (None: the model directory).
+        lipsync_device: ``wav2lip``/``wav2lip_gan``: ``auto``, ``cpu``, ``cuda[:N]``, ``mps`` (None: auto).
+        lipsync_command: ``external``: command template with ``{video}``, ``{audio}``, ``{output}``
+            (None: ``$LIPDUB_LIPSYNC_COMMAND``). An option the chosen backend does not take is an error.
         speakers: the number of speakers, or None to estimate it.
         asr_model: Whisper model name (``base``, ``tiny.en``, ...) or a CTranslate2 model directory.
         max_stretch: the largest time-stretch ratio the fit may apply (1.25 = 25 % faster).
         target_lufs / true_peak_dbtp: loudness target and true-peak ceiling of the mix.
         keep_original_audio: add the source soundtrack as a second audio track.
         voice_dir: directory of user piper voices (``*.onnx`` + ``*.onnx.json``).
+        voice_bank: voice bank directory (one sub-directory per character, see
+            :mod:`lipdub.voice.profile`): speakers named after a bank entry use it, new profiles are saved there.
+        voice_match: shift each line's pitch and formants toward its speaker's profile (Praat
+            change-gender, :mod:`lipdub.voice.match`); ignored by cloning TTS backends, which clone instead.
+        max_attempts: syntheses / re-translations per line in the isochrony loop (:mod:`lipdub.stages.isochrony`).
+        redo_failed: re-fit the lines the previous quality report (``report/<lang>/report.json``) did
+            not pass, with a larger speed-up limit and more attempts (:mod:`lipdub.qc.redo`).
     """
 
     input: Path
@@ -44,16 +56,30 @@ class DubConfig(BaseModel):
     voice_dir: Path | None = None
     separation: str = "dfn"
     lipsync: str = "retrieval"
+    lipsync_checkpoint: Path | None = None
+    lipsync_device: str | None = None
+    lipsync_command: str | None = None
     speakers: int | None = Field(default=None, ge=1, le=20)
     asr_model: str = "base"
     max_stretch: float = 1.25
     target_lufs: float = -24.0
     true_peak_dbtp: float = -2.0
     keep_original_audio: bool = False
+    voice_bank: Path | None = None
+    voice_match: bool = True
+    max_attempts: int = 3
+    redo_failed: bool = False
 
     @field_validator("max_stretch")
     @classmethod
     def _stretch(cls, v: float) -> float:
         if not 1.0 <= v <= 2.0:
             raise ConfigError(f"--max-stretch {v} is out of range", "use a ratio from 1.0 to 2.0 (default 1.25)")
+        return v
+
+    @field_validator("max_attempts")
+    @classmethod
+    def _attempts(cls, v: int) -> int:
+        if not 1 <= v <= 10:
+            raise ConfigError(f"--max-attempts {v} is out of range", "use 1 to 10 (default 3)")
         return v

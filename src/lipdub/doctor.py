@@ -8,6 +8,7 @@ from .registry import BackendStatus
 def collect() -> list[BackendStatus]:
     """Check every registered backend plus the external tools and model weights."""
     from .stages.diarize import DIARIZERS
+    from .stages.lipsync import LIPSYNC_BACKENDS
     from .stages.separate import SEPARATORS
     from .stages.synthesize import TTS_BACKENDS
     from .stages.transcribe import TRANSCRIBERS
@@ -15,11 +16,14 @@ def collect() -> list[BackendStatus]:
     from .stages.vad import VADS
 
     out: list[BackendStatus] = []
-    for reg in (SEPARATORS, VADS, DIARIZERS, TRANSCRIBERS, TRANSLATORS, TTS_BACKENDS):
+    for reg in (SEPARATORS, VADS, DIARIZERS, TRANSCRIBERS, TRANSLATORS, TTS_BACKENDS, LIPSYNC_BACKENDS):
         for name in reg.names():
             out.append(reg.status(name))
     out.append(_ffmpeg())
     out.extend(_whisper_models())
+    from .qc.report import qc_status
+
+    out.extend(qc_status())
     return out
 
 

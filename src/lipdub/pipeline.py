@@ -35,7 +35,6 @@ from .stages import ingest as ingest_stage
 from .stages import mix as mix_stage
 from .stages import render as render_stage
 from .stages.diarize import DIARIZERS, SpeakerTurn
-from .stages.lipsync import LIPSYNC_BACKENDS
 from .stages.separate import SEPARATORS
 from .stages.synthesize import TTS_BACKENDS, Speech
 from .stages.transcribe import TRANSCRIBERS, Transcript, TranscriptSegment, TranscriptWord
@@ -53,7 +52,7 @@ MIN_GAP_S = 0.08  # silence kept between two dubbed lines
 MAX_BORROW_BEFORE_S = 0.25  # how early a line may start before its source slot
 # Bump a stage's version when its algorithm changes, so old records are recomputed.
 STAGE_VERSIONS = {"ingest": 1, "separate": 1, "vad": 1, "diarize": 1, "transcribe": 1, "script": 1, "faces": 1, "speakers": 1, "lipsync": 1,
-                  "translate": 1, "synthesize": 1, "mix": 1, "render": 1}
+                  "translate": 2, "synthesize": 2, "mix": 2, "render": 1, "profiles": 1, "report": 2}
 
 
 class PipelineHooks:
@@ -122,6 +121,11 @@ def default_project_dir(config: DubConfig) -> Path:
     return base / f"{Path(config.input).stem}.lipdub"
 
 
+def lipsync_options(config: DubConfig) -> dict:
+    """Keyword options of the lip-sync backend from ``config`` (None: not given, the backend's default)."""
+    return {"checkpoint": config.lipsync_checkpoint, "device": config.lipsync_device, "command": config.lipsync_command}
+
+
 class Dubber:
     """Runs the pipeline for one :class:`DubConfig` (use :func:`dub`)."""
 
@@ -130,8 +134,12 @@ class Dubber:
         self.hooks = hooks or PipelineHooks()
         self.targets = [parse_language(t) for t in config.targets]
         self.source_language = parse_language(config.source_language) if config.source_language else None
-        if config.lipsync != "none":
-            LIPSYNC_BACKENDS.load(config.lipsync)
+        if config.lipsync != "none":  # unknown backend, missing checkpoint, bad option: fail before any work
+            from .lipsync.api import create_backend
+
+            self._lipsync_backend = create_backend(config.lipsync, lipsync_options(config))
+        elif any(v is not None for v in lipsync_options(config).values()):
+            raise ConfigError("--lipsync none takes no lip-sync option", "drop --lipsync-checkpoint, --lipsync-device and --lipsync-command")
         for name, registry in ((config.separation, SEPARATORS), (config.translator, TRANSLATORS)):
             registry.load(name)  # unknown name or missing package: fail before any work
         if config.tts != "auto":
@@ -208,6 +216,7 @@ class Dubber:
             src_lang = parse_language(script.source_language)
             if until != "script":
                 self._check_pairs(src_lang)
+                self._run_profiles(dur)
 
             results: dict[str, LanguageOutputs] = {}
             if until != "script":
@@ -370,6 +379,11 @@ class Dubber:
         if until == "translate":
             return LanguageOutputs(L, out_media, {}, {})
         tts_name = self._tts_for(lang)
+        if cfg.redo_failed:  # lines the last report did not pass get a re-fit request (qc/redo.py)
+            from .qc.redo import mark_failed_segments
+
+            mark_failed_segments(self.project, script, L, lambda seg: self._policy(seg, script, L))
+            script = self._script()
         keys = {s.id: self._segment_key(s, L, tts_name, slots[s.id], script) for s in script.segments}
         syn = self._stage(f"synthesize:{L}", [tts_name, keys], lambda: self._synthesize(lang, tts_name, slots, keys),
                           media_s=info.duration_s, total=len(script.segments))
@@ -382,7 +396,8 @@ class Dubber:
         if cfg.lipsync != "none" and info.has_video:
             script = self._script()
             mapping = [(s.id, s.track) for s in script.speakers]
-            ls = self._stage(f"lipsync:{L}", [cfg.lipsync, self.project.output_hash("faces"), syn.output_hash, mapping],
+            ls = self._stage(f"lipsync:{L}", [cfg.lipsync, self.project.output_hash("faces"), syn.output_hash, mapping,
+                                              *([{k: str(v) for k, v in lipsync_options(cfg).items() if v is not None}] if cfg.lipsync != "retrieval" else [])],
                              lambda: self._lipsync(lang, info), media_s=info.duration_s, total=info.video.frame_count)
             if ls.details.get("video"):
                 lipsync_video = self.project.root / ls.details["video"]
@@ -404,6 +419,10 @@ class Dubber:
                          [asdict(c) for c in tgt_cues], [asdict(c) for c in src_cues], cfg.keep_original_audio]
         self._stage(f"render:{L}", render_inputs,
                     lambda: self._render(lang, src_lang, info, out_media, subs, stems, tgt_cues, src_cues, lipsync_video, lipsync_rotation), media_s=info.duration_s)
+        from .qc.report import report_stage  # stage 14: report/<L>/ and NAME.report.{json,html} beside the output
+
+        self._stage(f"report:{L}", [self.project.output_hash(f"render:{L}"), self.project.output_hash(f"synthesize:{L}"), cfg.target_lufs],
+                    lambda: report_stage(self.project, L, out_media, Path(info.path), cfg.target_lufs), media_s=info.duration_s)
         return LanguageOutputs(L, out_media, subs, stems)
 
     def _lipsync(self, lang: Language, info: ingest_stage.MediaInfo):
@@ -417,7 +436,7 @@ class Dubber:
         script = self._script()
         analysis = FaceAnalysis.load(p.root / "faces")
         frame_times = np.load(p.root / "faces/frame_times.npy")
-        backend = LIPSYNC_BACKENDS.create(self.config.lipsync)
+        backend = self._lipsync_backend
         if (p.root / "audio/dialogue_48k.wav").exists() and p.manifest.stages["separate"].backend != "none":
             src48, _ = read_audio(p.root / "audio/dialogue_48k.wav", mono=True)
             source_audio = resample(src48, MIX_RATE_HZ, ANALYSIS_RATE_HZ)
@@ -463,6 +482,8 @@ class Dubber:
         video = p.path(f"lipsync/{L}/video.mp4")
         progress = lambda done, total: self.hooks.stage_progress(f"lipsync:{L}", done, total)  # noqa: E731
         details.update(render_lipsync(Path(info.path), analysis, plans, video, progress=progress))
+        for pl, tr in plans:  # figures a backend adds while rendering (e.g. the external tool's run time)
+            details["tracks"][str(tr.id)].update({k: v for k, v in pl.details.items() if isinstance(v, (int, float, str))})
         details["video"] = f"lipsync/{L}/video.mp4"
         # display rotation as the clockwise MP4 'rotate' tag (PyAV reports it counter-clockwise)
         details["rotate_tag_deg"] = int(-analysis.rotation_deg) % 360
@@ -472,19 +493,120 @@ class Dubber:
         return [f"lipsync/{L}/video.mp4", f"lipsync/{L}/plans.json"], details, self.config.lipsync
 
     def _translate(self, lang: Language, src_lang: Language, slots):
+        """Translate the lines that need it, then check each new line's estimated spoken duration
+        (syllables / speaker rate) against its slot and ask a translator that can shorten (``llm``)
+        for a shorter version (:func:`lipdub.stages.isochrony.estimate_line`)."""
+        from .stages.isochrony import estimate_line
+
         L = lang.code
         script = self._script()
         translator = TRANSLATORS.create(self.config.translator)
         todo = [s for s in script.segments if _needs_translation(s, L, self.config.translator)]
+        too_long: list[int] = []
+        shortened: list[int] = []
         if todo:
             requests = [TranslationRequest(s.source_text, round(slots[s.id].end_s - slots[s.id].start_s + slots[s.id].free_after_s, 3)) for s in todo]
             texts = translator.translate(requests, src_lang, lang)
+            profiles = self._voice_profiles()
             for seg, req, text in zip(todo, requests, texts):
-                seg.targets[L] = TargetLine(text=text, machine_text=text, translator=self.config.translator,
-                                            source_hash=_text_hash(seg.source_text), duration_budget_s=req.duration_budget_s)
+                line = TargetLine(text=text, machine_text=text, translator=self.config.translator,
+                                  source_hash=_text_hash(seg.source_text), duration_budget_s=req.duration_budget_s)
+                if text.strip():
+                    prof = profiles.get(seg.speaker)
+                    new_text, line.estimates = estimate_line(
+                        text, slots[seg.id], self._policy(seg, script), prof.syllables_per_s if prof else None,
+                        self._shortener(translator, seg, src_lang, lang), L)
+                    if new_text != text:
+                        line.shortened_from, line.text, line.machine_text = text, new_text, new_text
+                        shortened.append(seg.id)
+                    if line.estimates and line.estimates[-1].action != "fit":
+                        too_long.append(seg.id)
+                seg.targets[L] = line
             self.project.save_script(script)
         self.hooks.stage_progress(f"translate:{L}", len(script.segments), len(script.segments))
-        return ["script.json"], {"translated": [s.id for s in todo], "kept": len(script.segments) - len(todo)}, self.config.translator
+        details = {"translated": [s.id for s in todo], "kept": len(script.segments) - len(todo),
+                   "shortened": shortened, "estimated_too_long": too_long}
+        if too_long and not getattr(translator, "shortens", False):
+            details["note"] = (f"{len(too_long)} line(s) are estimated too long for their slot and the {self.config.translator} "
+                               "translator cannot shorten them (use --translator llm, or edit the lines in script.json)")
+            log.warning("translate:%s: %s", L, details["note"])
+        return ["script.json"], details, self.config.translator
+
+    def _shortener(self, translator, seg: Segment, src_lang: Language, lang: Language):
+        """``(too_long_text, budget_s) -> shorter text`` for a translator that can shorten, else None."""
+        if not getattr(translator, "shortens", False):
+            return None
+
+        def shorten(text: str, budget_s: float) -> str:
+            out = translator.translate([TranslationRequest(seg.source_text, budget_s, too_long=text)], src_lang, lang)[0]
+            return out.strip() or text
+
+        return shorten
+
+    def _voice_profiles(self) -> dict:
+        """Speaker id -> :class:`lipdub.voice.profile.VoiceProfile` from the profiles stage (cached per run)."""
+        from .stages.profiles import load_profiles
+
+        if getattr(self, "_profiles_cache", None) is None:
+            self._profiles_cache = load_profiles(self.project.root)
+        return self._profiles_cache
+
+    def _run_profiles(self, media_s: float) -> StageRecord:
+        """Stage 7 (``profiles``): one voice profile per speaker, with the voice bank if given."""
+        cfg = self.config
+        script = self._script()
+        bank = None
+        if cfg.voice_bank is not None:
+            root = Path(cfg.voice_bank)
+            bank = [str(root.resolve())] + sorted(
+                (f.parent.name, hashlib.sha256(f.read_bytes()).hexdigest()[:16]) for f in root.glob("*/profile.json"))
+        sep = self.project.manifest.stages.get("separate")
+        inputs = [self.project.output_hash("ingest"), sep.output_hash if sep else None,
+                  [(s.speaker, s.start_s, s.end_s, s.source_text) for s in script.segments],
+                  [(s.id, s.name) for s in script.speakers], bank]
+        rec = self._stage("profiles", inputs, self._profiles, media_s)
+        self._profiles_cache = None
+        return rec
+
+    def _profiles(self):
+        from .stages.profiles import make_profiles
+
+        p = self.project
+        script = self._script()
+        sep = p.manifest.stages.get("separate")
+        denoise = None
+        if sep is not None and sep.backend == "dfn" and (p.root / "audio/dialogue_48k.wav").exists():
+            audio, sr = read_audio(p.root / "audio/dialogue_48k.wav", mono=True)
+            denoised = True
+        else:
+            audio, sr = read_audio(p.root / "audio/mix_48k.wav", mono=True)
+            denoised = False
+            status = SEPARATORS.status("dfn")
+            if status.usable:
+                denoise = SEPARATORS.create("dfn").enhance
+            else:
+                log.warning("profiles: DeepFilterNet unusable (%s): noisy references stay noisy", status.detail)
+        for stale in p.root.glob("voices/*"):
+            stale.unlink()
+        res = make_profiles(p.root, script, audio, sr, denoised, self.config.voice_bank, denoise, script.source_language)
+        res.details["source"] = "dialogue stem (DeepFilterNet)" if denoised else "mix"
+        res.details["denoiser_available"] = denoised or denoise is not None
+        p.save_script(script)  # a speaker may have taken a voice bank character's name
+        return res.artifacts or ["script.json"], res.details, "praat+resemblyzer"
+
+    def _policy(self, seg: Segment, script: Script, language: str | None = None):
+        """The isochrony limits of a segment: on-screen speakers (a face track) keep ``--max-stretch``;
+        a line with a ``redo`` request in ``language`` (``--redo-failed``) gets its limits."""
+        from .stages.isochrony import policy_for
+
+        spk = script.speaker(seg.speaker)
+        policy = policy_for(bool(spk and spk.track is not None), self.config.max_stretch, self.config.max_attempts, MAX_BORROW_BEFORE_S)
+        t = seg.targets.get(language) if language else None
+        if t is not None and t.redo is not None:
+            from dataclasses import replace
+
+            policy = replace(policy, max_speedup=t.redo.max_speedup, max_tts_rate=t.redo.max_speedup, max_attempts=t.redo.max_attempts)
+        return policy
 
     def _tts_for(self, lang: Language) -> str:
         if self.config.tts != "auto":
@@ -506,24 +628,45 @@ class Dubber:
         return TTS_BACKENDS.create(name, **opts)
 
     def _segment_key(self, seg: Segment, L: str, tts_name: str, slot, script: Script) -> str:
-        text = seg.targets[L].text if L in seg.targets else ""
-        voice = self._voice_for(seg, script)
-        return hash_json(text, tts_name, voice, str(self.config.voice_dir), asdict(slot), self.config.max_stretch, MAX_BORROW_BEFORE_S)[:16]
+        """Cache key of a line's speech: everything it depends on (text as first translated when the
+        isochrony loop shortened it, voice, speaker profile, matching, isochrony limits, slot)."""
+        t = seg.targets.get(L)
+        text = ""
+        if t is not None:
+            text = t.shortened_from if t.shortened_from is not None and t.text == t.machine_text else t.text
+        voice = self._voice_for(seg, script, L, tts_name)
+        prof = self._voice_profiles().get(seg.speaker)
+        prof_hash = hash_json(prof.model_dump()) if prof is not None else None
+        policy = self._policy(seg, script, L)
+        return hash_json(text, tts_name, voice, str(self.config.voice_dir), asdict(slot), self.config.max_stretch, MAX_BORROW_BEFORE_S,
+                         prof_hash, self.config.voice_match, asdict(policy), self.config.translator)[:16]
 
-    def _voice_for(self, seg: Segment, script: Script) -> str | None:
-        """The voice of a segment: its speaker's ``voice`` in script.json, else ``--voice``."""
+    def _voice_for(self, seg: Segment, script: Script, L: str | None = None, tts_name: str | None = None) -> str | None:
+        """The voice of a segment: its speaker's ``voice`` in script.json, else ``--voice``, else the
+        base voice of the speaker's register (:func:`lipdub.stages.profiles.base_voice`)."""
+        from .stages.profiles import base_voice
+
         spk = script.speaker(seg.speaker)
-        return (spk.voice if spk and spk.voice else None) or self.config.voice
+        explicit = (spk.voice if spk and spk.voice else None) or self.config.voice
+        if explicit or L is None or tts_name is None:
+            return explicit
+        return base_voice(tts_name, parse_language(L), seg.speaker, self._voice_profiles())
 
     def _synthesize(self, lang: Language, tts_name: str, slots, keys: dict[int, str]):
-        from .stages.fit import fit_speech
+        """Speak, voice-match and fit every line whose key changed, through the closed isochrony
+        loop (:func:`lipdub.stages.isochrony.fit_line`): faster TTS, re-translation, time-stretch."""
+        from .stages.isochrony import fit_line
+        from .voice.match import NotMatchable, match_voice
 
         L = lang.code
         script = self._script()
-        tts = None
+        src_lang = parse_language(script.source_language)
+        profiles = self._voice_profiles()
+        tts = translator = None
         tts_dir = self.project.path(f"tts/{L}/.keep").parent
         wanted: set[str] = set()
-        made, reused = [], []
+        made, reused, retranslated = [], [], []
+        clones: dict[str, str] = {}
         total = len(script.segments)
         for i, seg in enumerate(script.segments):
             key = keys[seg.id]
@@ -536,21 +679,54 @@ class Dubber:
             if wav.exists() and meta.exists():
                 fit = FitReport.model_validate_json(meta.read_text())
                 reused.append(seg.id)
+                if fit.history and fit.history[-1].text != target.text and target.text == target.machine_text:
+                    # a run killed after this line's fit was written but before script.json: take the loop's shorter text
+                    target.shortened_from = target.shortened_from or target.text
+                    target.text = target.machine_text = fit.history[-1].text
             else:
                 tts = tts or self._tts(tts_name)
-                voice = self._voice_for(seg, script)
-                speech: Speech = tts.synthesize(target.text, lang, voice=voice)
-                fitted = fit_speech(speech, slots[seg.id], max_stretch=self.config.max_stretch,
-                                    sample_rate_hz=MIX_RATE_HZ, max_borrow_before_s=MAX_BORROW_BEFORE_S)
+                if translator is None:
+                    translator = TRANSLATORS.create(self.config.translator)
+                voice = self._voice_for(seg, script, L, tts_name)
+                prof = profiles.get(seg.speaker)
+                cloning = bool(getattr(tts, "clones", False))
+                if cloning and voice is None and prof is not None:
+                    if seg.speaker not in clones:
+                        clones[seg.speaker] = tts.clone(prof.name, self.project.root / "voices" / prof.reference_path)
+                    voice = clones[seg.speaker]
+                matcher = prof if (self.config.voice_match and prof is not None and not cloning) else None
+
+                def speak(text: str, rate: float, voice=voice, matcher=matcher):
+                    speech: Speech = tts.synthesize(text, lang, voice=voice, rate=rate)
+                    if matcher is None:
+                        return speech, None
+                    try:
+                        samples, settings = match_voice(speech.samples, speech.sample_rate_hz, matcher)
+                    except NotMatchable as exc:  # a one-word line: kept as synthesized, and said so
+                        return speech, {"skipped": str(exc)}
+                    return Speech(samples, speech.sample_rate_hz, speech.phonemes, speech.voice), settings.as_dict()
+
+                policy = self._policy(seg, script, L)
+                line = fit_line(target.text, slots[seg.id], policy, speak, self._shortener(translator, seg, src_lang, lang),
+                                MIX_RATE_HZ, max_backend_rate=float(getattr(tts, "max_rate", 2.0)))
+                fitted = line.fitted
                 write_audio(wav, fitted.samples, MIX_RATE_HZ)
-                fit = fitted.report(tts_name, slots[seg.id], audio_path=self.project.rel(wav))
+                fit = fitted.report(tts_name, slots[seg.id], attempts=len(line.history), audio_path=self.project.rel(wav))
+                fit.tts_rate, fit.max_stretch, fit.on_screen = round(line.tts_rate, 4), policy.max_speedup, policy.on_screen
+                fit.voice_match, fit.history = line.match, line.history
                 if fit.voice is None:
                     fit.voice = voice
+                if line.text != target.text:
+                    target.shortened_from = target.shortened_from or target.text
+                    target.text = target.machine_text = line.text
+                    retranslated.append(seg.id)
                 self.project.write_json(self.project.rel(meta), fit)  # atomic: a killed run never leaves half a record
                 if fitted.phonemes:
                     self.project.write_json(f"tts/{L}/{stem}.phonemes.json", [asdict(p) for p in fitted.phonemes])
                     wanted.add(f"{stem}.phonemes.json")
                 made.append(seg.id)
+            if fit.audio_path and (tts_dir / Path(fit.audio_path).name.replace(".wav", ".phonemes.json")).exists():
+                wanted.add(Path(fit.audio_path).name.replace(".wav", ".phonemes.json"))
             target.fit = fit
             self.hooks.stage_progress(f"synthesize:{L}", i + 1, total)
         for f in tts_dir.iterdir():  # lines whose text or slot changed leave stale files
@@ -559,10 +735,16 @@ class Dubber:
         self.project.save_script(script)
         arts = sorted(f"tts/{L}/{n}" for n in wanted if (tts_dir / n).exists())
         fits = [s.targets[L].fit for s in script.segments if L in s.targets and s.targets[L].fit]
+        speedups = [f.tts_rate * f.stretch_ratio for f in fits]
         details = {
-            "synthesized": made, "reused": reused,
+            "synthesized": made, "reused": reused, "retranslated": retranslated,
             "max_stretch_ratio": max((f.stretch_ratio for f in fits), default=1.0),
+            "max_speedup": round(max(speedups, default=1.0), 4),
+            "over_limit_segments": [s.id for s in script.segments if L in s.targets and s.targets[L].fit
+                                    and s.targets[L].fit.max_stretch is not None
+                                    and s.targets[L].fit.tts_rate * s.targets[L].fit.stretch_ratio > s.targets[L].fit.max_stretch + 1e-3],
             "overrun_segments": [s.id for s in script.segments if L in s.targets and s.targets[L].fit and s.targets[L].fit.overrun_s > 0.01],
+            "voice_matched": self.config.voice_match and bool(profiles),
         }
         return arts or ["script.json"], details, tts_name
 

@@ -170,17 +170,22 @@ def place_lines(lines: list[PlacedLine], n_samples: int, sample_rate_hz: int) ->
     return track
 
 
-def duck_gain(spans_s: list[tuple[float, float]], n_samples: int, sample_rate_hz: int, duck_db: float = DUCK_DB) -> np.ndarray:
-    """Gain curve (n_samples,) that is ``duck_db`` inside the spans and 0 dB outside, with
-    ``DUCK_RAMP_S`` linear ramps, so the original is lowered under the dub."""
+def span_mask(spans_s: list[tuple[float, float]], n_samples: int, sample_rate_hz: int) -> np.ndarray:
+    """float32 ``(n_samples,)``: 1 inside the spans (seconds), 0 outside, with ``DUCK_RAMP_S``
+    linear ramps centred on each edge."""
     from scipy.ndimage import uniform_filter1d
 
     mask = np.zeros(n_samples, dtype=np.float32)
     for a, b in spans_s:
         mask[max(0, int(a * sample_rate_hz)) : min(n_samples, int(b * sample_rate_hz))] = 1.0
     ramp = max(1, int(DUCK_RAMP_S * sample_rate_hz))
-    mask = uniform_filter1d(mask, size=ramp, mode="constant")
-    return (10 ** (duck_db * mask / 20)).astype(np.float32)
+    return uniform_filter1d(mask, size=ramp, mode="constant")
+
+
+def duck_gain(spans_s: list[tuple[float, float]], n_samples: int, sample_rate_hz: int, duck_db: float = DUCK_DB) -> np.ndarray:
+    """Gain curve (n_samples,) that is ``duck_db`` inside the spans and 0 dB outside, with
+    ``DUCK_RAMP_S`` linear ramps, so the original is lowered under the dub."""
+    return (10 ** (duck_db * span_mask(spans_s, n_samples, sample_rate_hz) / 20)).astype(np.float32)
 
 
 def mix(
@@ -193,6 +198,7 @@ def mix(
     duck_spans_s: list[tuple[float, float]],
     target_lufs: float = -24.0,
     true_peak_ceiling_dbtp: float = -2.0,
+    keep_nonverbal: bool = True,
 ) -> MixResult:
     """Mix the dub.
 
@@ -204,6 +210,11 @@ def mix(
             loudness so the dialogue/bed balance of the source is kept (with no stem, the original's
             loudness over ``duck_spans_s`` stands in).
         duck_spans_s: spans (seconds) where speech is (source and dub), ducked when there is no M&E.
+        keep_nonverbal: with an M&E stem and a source dialogue stem, keep the source dialogue
+            *outside* ``duck_spans_s`` (laughs, breaths, sighs and reactions that were not transcribed
+            as lines: the actor is still seen making them), with the ducking ramps at the edges; the
+            output then equals the source mix wherever nobody speaks a line. Without separation the
+            ducked original keeps them already.
         target_lufs: integrated loudness target of the full mix.
         true_peak_ceiling_dbtp: true-peak ceiling of the full mix.
 
@@ -232,6 +243,11 @@ def mix(
     else:
         bed = original * duck_gain(duck_spans_s, n, sample_rate_hz)[:, None]
         ducked = True
+    nonverbal_s = 0.0
+    if keep_nonverbal and music_effects is not None and source_dialogue is not None:
+        keep = 1.0 - span_mask(duck_spans_s, n, sample_rate_hz)  # 1 outside the spans, 0 inside, ramped
+        dialogue = dialogue + source_dialogue[:n] * keep[:, None]
+        nonverbal_s = float((keep > 0.5).sum()) / sample_rate_hz
     full = (dialogue + bed).astype(np.float32)
     full, report = normalize_loudness(full, sample_rate_hz, target_lufs, true_peak_ceiling_dbtp)
     post_gain = 10 ** (report.gain_db / 20)
@@ -241,7 +257,8 @@ def mix(
         mix=full,
         sample_rate_hz=sample_rate_hz,
         loudness=report,
-        details={"dialogue_gain_db": round(dial_gain_db, 2), "bed": "ducked original" if ducked else "M&E stem"},
+        details={"dialogue_gain_db": round(dial_gain_db, 2), "bed": "ducked original" if ducked else "M&E stem",
+                 "source_dialogue_kept_s": round(nonverbal_s, 3)},
     )
 
 
