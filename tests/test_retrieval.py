@@ -25,6 +25,7 @@ from lipdub.lipsync.retrieval import (  # noqa: E402
     run_lengths,
     self_reconstruction_lmd,
     target_trajectory,
+    uses_actor_model,
     viterbi_retrieval,
 )
 from lipdub.stages.lipsync import LipsyncPlan  # noqa: E402
@@ -95,6 +96,24 @@ def test_heldout_r2_th2(clips):
     assert len(plan.frames) == len(plan.source_frames) == len(plan.target_mouth)
     assert plan.source_frames.dtype == np.int64 and np.isin(plan.source_frames, track.frames).all()
     assert d["mean_run_length"] > 1
+
+
+def test_actor_model_only_when_the_soundtrack_is_the_faces_speech(clips, testdata):
+    """th2's own voice drives its actor model; a voice-over (German speech laid over th2's face) does
+    not follow the mouth, so the speaker-independent energy mapping is used instead."""
+    from lipdub.stages.ingest import decode_audio, probe
+
+    _a, track, times, audio = _track(clips, TH2)
+    own = fit_track_model(track, times, audio, SR)
+    voice_over = testdata / "sp_de_sadtalker_deyu.wav"
+    _m, other_audio = decode_audio(voice_over, probe(voice_over))
+    other_audio = other_audio[: len(audio)]
+    other = fit_track_model(track, times, other_audio, SR)
+    print(f"{TH2}: mouth/speech r with its own audio {own.av_correlation:.3f}, with a voice-over {other.av_correlation:.3f}")
+    assert uses_actor_model(own) and own.av_correlation > 0.3
+    assert not uses_actor_model(other)
+    plan = RetrievalBackend().plan(_a, track, track.frames.astype(np.int64), times, other_audio, audio, SR)
+    assert plan.details["mouth_model"].startswith("energy mapping")
 
 
 def test_viterbi_recovers_a_known_path():

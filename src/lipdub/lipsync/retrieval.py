@@ -12,7 +12,10 @@ For one face track:
    audio features to the descriptors of the same frames (usable frames only). The ridge strength is
    chosen by *blocked* k-fold cross-validation (contiguous folds, so neighbouring, nearly identical
    frames do not leak between training and test; Bergmeir and Benitez 2012), and the held-out R^2
-   reported is nested (the strength is chosen inside each outer training part).
+   reported is nested (the strength is chosen inside each outer training part). The model drives the
+   mouth only when the source mouth follows its own soundtrack (mouth opening / speech envelope
+   correlation, :attr:`RetrievalOptions.min_av_correlation`); otherwise a speaker-independent mapping
+   from the dub's level to the actor's own range of openings does (:func:`energy_trajectory`).
 4. **Target trajectory** for the dubbed speech: the model on the dub audio features, smoothed by a
    Gaussian in time (sigma 30 ms, in seconds so variable frame rates are handled), then *closed* (the
    mean descriptor of the library's most closed frames) where the dub is silent for at least 100 ms
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, InputError, StageFailed
+from ..faces.speakers import lagged_correlation, speech_envelope_per_frame
 from ..stages.faces import FaceAnalysis, FaceTrack
 from ..stages.lipsync import LipsyncPlan
 from .features import (
@@ -76,10 +80,17 @@ class RetrievalOptions:
         jump_cost: cost of a cut to a non-consecutive source frame.
         join_weight: weight of the mouth/pose mismatch at a cut (successor of j vs the new frame).
         hold_cost: cost of showing the same source frame again, multiplied by how long it was held.
-        min_model_r2: below this held-out R^2 the actor's audio-to-mouth model does not explain the
-            footage (the soundtrack is not the visible person's voice, or too little speech): the
-            target then comes from the speaker-independent energy mapping of
-            :func:`energy_trajectory` instead, and the plan's details say so.
+        min_av_correlation: the actor's audio-to-mouth model is used only when the source shows
+            that the soundtrack is this face's own speech: the track's mouth opening correlates with
+            the source speech envelope (Pearson r at the best lag within +-2 frames, as the
+            active-speaker match of :mod:`lipdub.faces.speakers`, whose off-screen threshold this
+            is) at least this much. Below it (a voice-over, a soundtrack that is not the visible
+            person's) the target comes from the speaker-independent energy mapping of
+            :func:`energy_trajectory`, and the plan's details say so. The held-out R^2 is reported
+            but not used to decide: with the few hundred frames of a short clip, blocked
+            cross-validation of a ~100-feature regression is too noisy to tell a usable model from a
+            useless one (on the test clips it is negative both for clips whose model predicts the
+            mouth on unseen frames and for clips whose soundtrack is someone else's).
         energy_neighbours: library frames averaged per target in the energy mapping.
     """
 
@@ -96,7 +107,7 @@ class RetrievalOptions:
     jump_cost: float = 0.3
     join_weight: float = 0.5
     hold_cost: float = 0.2
-    min_model_r2: float = 0.05
+    min_av_correlation: float = 0.15
     energy_neighbours: int = 5
 
     def validate(self) -> None:
@@ -210,6 +221,8 @@ class TrackMouthModel:
         library_rows: int64 ``(L,)`` track rows that may be shown (usable, in ``fit_rows``).
         regression: the audio-to-mouth ridge model.
         r2_heldout: nested blocked-CV R^2 of the regression (float; may be <= 0 on a hard clip).
+        av_correlation: lagged Pearson r of the fit rows' mouth opening with the source speech
+            envelope (decides between the actor model and the energy mapping).
         closed: float32 ``(D,)`` descriptor of a closed mouth.
         source_audio: :class:`FrameAudio` of the track rows.
     """
@@ -223,6 +236,7 @@ class TrackMouthModel:
     library_rows: np.ndarray
     regression: RidgeModel
     r2_heldout: float
+    av_correlation: float
     closed: np.ndarray
     source_audio: FrameAudio
     options: RetrievalOptions = field(default_factory=RetrievalOptions)
@@ -269,11 +283,19 @@ def fit_track_model(
     opening = np.asarray(track.mouth_opening, np.float64)[fit_idx]
     closed_sel = fit_idx[opening <= np.quantile(opening, opt.closed_quantile)]
     closed = desc[closed_sel].mean(axis=0)
-    log.info("track %d: audio-to-mouth ridge alpha %.3g, held-out R^2 %.3f on %d frames; PCA explains %s",
-             track.id, regression.alpha, r2, len(fit_idx), np.round(pca.explained_ratio, 3).tolist())
+    env = speech_envelope_per_frame(source_audio, sample_rate_hz, t_all[track.frames])
+    av_r, _lag = lagged_correlation(opening, env[fit_idx].astype(np.float64), max_lag=2)
+    log.info("track %d: audio-to-mouth ridge alpha %.3g, held-out R^2 %.3f on %d frames; mouth/speech r %.3f; PCA explains %s",
+             track.id, regression.alpha, r2, len(fit_idx), av_r, np.round(pca.explained_ratio, 3).tolist())
     return TrackMouthModel(track=track, aligned=aligned, descriptors=desc, pca=pca, usable=usable, fit_rows=rows,
                            library_rows=fit_idx.astype(np.int64), regression=regression, r2_heldout=r2,
-                           closed=closed.astype(np.float32), source_audio=audio, options=opt)
+                           av_correlation=float(av_r), closed=closed.astype(np.float32), source_audio=audio, options=opt)
+
+
+def uses_actor_model(model: TrackMouthModel) -> bool:
+    """True when the target comes from the actor's ridge model (the source soundtrack is this face's
+    speech, see :attr:`RetrievalOptions.min_av_correlation`), False for the energy mapping."""
+    return model.av_correlation >= model.options.min_av_correlation
 
 
 # --------------------------------------------------------------------------------------------------
@@ -411,7 +433,7 @@ def target_trajectory(
     output timeline)."""
     opt = model.options
     fa = audio_features_per_frame(dub_audio, sample_rate_hz, times_s)
-    if model.r2_heldout >= opt.min_model_r2:
+    if uses_actor_model(model):
         pred = model.regression.predict(fa.features)
     else:
         pred = energy_trajectory(model, fa)
@@ -601,8 +623,10 @@ def plan_with_model(
     details = {
         "backend": "retrieval",
         "r2_heldout": round(float(model.r2_heldout), 4),
-        "mouth_model": "actor ridge" if model.r2_heldout >= opt.min_model_r2 else
-                       f"energy mapping (actor model R^2 {model.r2_heldout:.2f} < {opt.min_model_r2})",
+        "av_correlation": round(float(model.av_correlation), 4),
+        "mouth_model": "actor ridge" if uses_actor_model(model) else
+                       f"energy mapping (source mouth/speech r {model.av_correlation:.2f} < {opt.min_av_correlation}: "
+                       "the soundtrack does not follow this face)",
         "ridge_alpha": model.regression.alpha,
         "n_library": int(len(lib)),
         "n_frames": int(len(f)),
