@@ -548,14 +548,13 @@ def create_app(settings: ServiceSettings | None = None, queue=None) -> FastAPI:
         if job.kind != "dub" or not (root / "manifest.json").is_file():
             raise _problem(404, "no report yet", "wait for the job to run")
         manifest = Manifest.model_validate_json((root / "manifest.json").read_text(encoding="utf-8"))
-        script = Script.load(root / "script.json") if (root / "script.json").is_file() else None
-        return build_report(manifest, script, job.language)
+        return build_report(manifest, root, job.language)
 
     @app.get("/jobs/{job_id}/report", tags=["downloads"], responses={404: {"description": "not found"}})
     def get_report(job_id: ID, user: UserDep) -> dict[str, Any]:
-        """QC summary of a language job from its stage records, available as soon as the stages ran
-        (loudness, timing fit, lip-sync plan, stage timings; pass/warn/fail). The full measured QC
-        report (lip-sync score, visual fidelity, voice similarity) is the ``report`` download."""
+        """QC summary of a language job: the verdict, reasons and checks of its quality report (the
+        same as the ``report`` download, which holds every figure and plot), plus the mix's loudness,
+        the lip-sync plan and stage timings as soon as those stages ran (verdict None until then)."""
         return report_of(own_job(job_id, user))
 
     @app.get("/jobs/{job_id}/download/{kind}", tags=["downloads"], response_class=FileResponse,

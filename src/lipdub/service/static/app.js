@@ -159,11 +159,15 @@ async function loadReport() {
   const box = document.getElementById("report");
   let r;
   try { r = await api("GET", `/jobs/${J.id}/report`); } catch (e) { return; }
-  const rows = Object.entries(r.checks).map(([k, c]) => el("tr", {}, el("td", {}, k.replaceAll("_", " ")), el("td", {}, String(c.value)), el("td", { class: "muted" }, c.threshold), el("td", {}, el("span", { class: `badge ${c.verdict}` }, c.verdict))));
+  if (r.verdict === null) { box.textContent = "after the quality report stage"; return; }
+  const rows = Object.entries(r.checks).map(([k, c]) => el("tr", {}, el("td", {}, c.label || k.replaceAll("_", " ")), el("td", {}, String(c.value) + (c.unit ? ` ${c.unit}` : "")), el("td", { class: "muted" }, c.threshold), el("td", {}, el("span", { class: `badge ${c.verdict}` }, c.verdict))));
   const table = el("table", { class: "report" }, el("thead", {}, el("tr", {}, el("th", {}, "check"), el("th", {}, "value"), el("th", {}, "threshold"), el("th", {}, "verdict"))), el("tbody", {}, ...rows));
   const tracks = r.lipsync && r.lipsync.tracks ? Object.entries(r.lipsync.tracks).map(([id, t]) => `track ${id}: ${t.frames} frames re-animated`).join("; ") : "no lip-sync";
   const fmt = v => typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v);
-  table.querySelectorAll("tbody tr").forEach((tr, i) => { tr.children[1].textContent = fmt(Object.values(r.checks)[i].value); });
+  table.querySelectorAll("tbody tr").forEach((tr, i) => {
+    const c = Object.values(r.checks)[i];
+    tr.children[1].textContent = c.value === null ? (c.note || "not measured") : fmt(c.value) + (c.unit ? ` ${c.unit}` : "");
+  });
   const full = J.downloads && J.downloads.report_html
     ? el("a", { href: `${J.downloads.report_html}?inline=true`, target: "_blank", id: "full-report" }, "full QC report (lip sync, fidelity, voice)") : "";
   box.className = ""; box.replaceChildren(el("p", {}, "summary: ", el("span", { class: `badge ${r.verdict || ""}` }, r.verdict || "—"), "  ", el("small", { class: "muted" }, tracks)), table, full);
