@@ -107,3 +107,21 @@ def test_sync_score_catches_a_dub_shifted_by_5_frames(th2):
     late = track_sync_score(analysis, np.concatenate([np.zeros(shift, np.float32), audio[:-shift]]), 16000, times)
     assert abs((late.offset_frames - good.offset_frames) - 5) <= 1
     assert late.confidence > 0.1
+
+
+def test_sync_offset_follows_the_audio_delay_frame_for_frame(testdata):
+    """The offset is a time lag: delaying the audio by k frame durations moves it by k (face5's own
+    mouth leads its audio a little; only the change is asserted)."""
+    path = testdata / "th_retalking_face5.mp4"
+    analysis = analyze_video(path)
+    _, audio = decode_audio(path, probe(path))
+    times = video_frame_times(path)
+    frame_s = float(np.median(np.diff(times)))
+    offsets = {}
+    for k in (0, 2, 4, 6):
+        n = int(round(k * frame_s * 16000))
+        delayed = np.concatenate([np.zeros(n, np.float32), audio[: len(audio) - n]])
+        offsets[k] = track_sync_score(analysis, delayed, 16000, times).offset_frames
+    print(f"face5: offset by audio delay (frames) {offsets}")
+    for k in (2, 4, 6):
+        assert abs((offsets[k] - offsets[0]) - k) <= 1

@@ -108,31 +108,6 @@ def _envelope_db(audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarr
     return out
 
 
-def _predicted_mouth(mouth: np.ndarray, valid: np.ndarray, audio: np.ndarray, sample_rate_hz: int, times: np.ndarray,
-                     lag: int, folds: int = 5, alpha: float = 10.0) -> np.ndarray:
-    """Cross-validated ridge prediction of the mouth opening from the audio at ``lag`` (the model of
-    :mod:`lipdub.qc.sync`), float ``(n,)``; NaN where not predicted."""
-    from .sync import frame_mel_features
-
-    feats = frame_mel_features(audio, sample_rate_hz, times).astype(np.float64)
-    n = len(mouth)
-    pred = np.full(n, np.nan)
-    idx = np.arange(max(0, -lag), min(n, n - lag))
-    idx = idx[valid[idx]]
-    if len(idx) < 4 * folds:
-        return pred
-    x, y = feats[idx + lag], np.asarray(mouth, dtype=np.float64)[idx]
-    edges = np.linspace(0, len(idx), folds + 1).astype(int)
-    for a, b in zip(edges, edges[1:]):
-        train = np.ones(len(idx), dtype=bool)
-        train[a:b] = False
-        mx, my = x[train].mean(0), y[train].mean()
-        xc = x[train] - mx
-        w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y[train] - my))
-        pred[idx[a:b]] = (x[a:b] - mx) @ w + my
-    return pred
-
-
 def _local_correlation(a: np.ndarray, b: np.ndarray, half: int) -> np.ndarray:
     out = np.full(len(a), np.nan)
     for i in range(len(a)):
@@ -232,7 +207,7 @@ def build_report(
     from ..stages.faces import SKIP_NO_FACE, FaceAnalysis
     from ..stages.ingest import decode_audio, probe
     from .loudness import audio_figures
-    from .sync import sync_score
+    from .sync import predicted_mouth, sync_score
 
     say = progress or (lambda msg: None)
     th = thresholds or Thresholds()
@@ -322,7 +297,7 @@ def build_report(
                 sync["floor"] = sync_score(src_track.mouth_opening, speech16, 16000, st, valid=sv, track=src_track.id).as_dict()
             # series for the plot and the worst frames
             env = _envelope_db(speech16, 16000, times)
-            pred = _predicted_mouth(track.mouth_opening, valid, speech16, 16000, times, dub_s.offset_frames)
+            pred = predicted_mouth(track.mouth_opening, valid, speech16, 16000, times, dub_s.offset_frames)
             local = _local_correlation(np.where(valid, track.mouth_opening, np.nan), pred,
                                        max(3, int(LOCAL_WINDOW_S / max(1e-3, float(np.median(np.diff(times)))) / 2)) if len(times) > 1 else 3)
             speech = env > (np.max(env) - 30)

@@ -4,8 +4,10 @@ The mouth opening of a face track (inner-lip gap / inter-ocular distance, per vi
 with the audio around each frame at lags of +-``max_lag_frames``. A single envelope correlation is noisy
 on clips of a few seconds, so at each lag a per-clip linear model (ridge regression) maps log-mel bands
 to mouth opening and is scored by its *cross-validated* correlation (contiguous folds, so neighbouring
-frames do not leak; each fold centred before pooling): the curve peaks at the true audio-visual offset and moves by exactly k frames when
-the audio is shifted by k. Figures, in the spirit of SyncNet's AV offset / confidence (Chung &
+frames do not leak; each fold centred before pooling): the curve peaks at the true audio-visual offset and moves by k frames when
+the audio is shifted by k. A lag is a time shift of k median frame durations (the audio window is
+taken k frame durations later), not of k frame indices, so variable-frame-rate video reads the same
+offset as constant-rate video. Figures, in the spirit of SyncNet's AV offset / confidence (Chung &
 Zisserman 2016):
 
 * ``offset_frames``: the lag of the peak. Positive: the audio is late (the sound of frame t is heard at
@@ -40,28 +42,66 @@ class SyncScore:
         return asdict(self)
 
 
-def frame_mel_features(audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray, context_s: float = 0.04) -> np.ndarray:
-    """Log-mel bands averaged over each video frame's span plus ``context_s`` each side.
-
-    Returns float32 ``(n_frames, N_MELS)``, each band standardized over the clip.
-    """
+def _log_mel(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+    """float64 ``(n_hops, N_MELS)`` natural-log mel power, one row per ``HOP_S`` (librosa)."""
     import librosa
 
     hop = int(HOP_S * sample_rate_hz)
     mel = librosa.feature.melspectrogram(y=audio.astype(np.float32), sr=sample_rate_hz, n_fft=int(0.025 * sample_rate_hz),
                                          hop_length=hop, n_mels=N_MELS, fmin=60, fmax=min(7600, sample_rate_hz // 2 - 100))
-    logmel = np.log(mel + 1e-6).T  # (n_hops, N_MELS)
-    t = np.asarray(frame_times_s, dtype=np.float64)
-    dur = float(np.median(np.diff(t))) if len(t) > 1 else 0.04
-    out = np.zeros((len(t), N_MELS), dtype=np.float32)
-    for i, ti in enumerate(t):
-        a = int(max(0.0, ti - context_s) / HOP_S)
-        b = int((ti + dur + context_s) / HOP_S) + 1
-        seg = logmel[a:min(b, len(logmel))]
-        out[i] = seg.mean(axis=0) if len(seg) else (logmel[-1] if len(logmel) else 0.0)
+    return np.log(mel + 1e-6).T.astype(np.float64)
+
+
+def _window_means(logmel: np.ndarray, starts_s: np.ndarray, span_s: float, context_s: float) -> np.ndarray:
+    """Mean log-mel row over ``[start - context, start + span + context]`` for each start (seconds),
+    standardized per band over the starts: float64 ``(len(starts_s), N_MELS)``."""
+    cs = np.concatenate([np.zeros((1, logmel.shape[1])), np.cumsum(logmel, axis=0)])
+    n_hops = len(logmel)
+    a = np.clip((np.maximum(0.0, starts_s - context_s) / HOP_S).astype(np.int64), 0, max(0, n_hops - 1))
+    b = np.clip(((starts_s + span_s + context_s) / HOP_S).astype(np.int64) + 1, a + 1, max(1, n_hops))
+    out = (cs[b] - cs[a]) / (b - a)[:, None]
     out -= out.mean(axis=0, keepdims=True)
     out /= out.std(axis=0, keepdims=True) + 1e-6
     return out
+
+
+def frame_mel_features(audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray, context_s: float = 0.04,
+                       offset_s: float = 0.0) -> np.ndarray:
+    """Log-mel bands averaged over each video frame's span (its presentation time to the next, the
+    median frame duration) plus ``context_s`` each side, taken ``offset_s`` seconds later (a lag).
+
+    Returns float32 ``(n_frames, N_MELS)``, each band standardized over the clip.
+    """
+    t = np.asarray(frame_times_s, dtype=np.float64)
+    dur = float(np.median(np.diff(t))) if len(t) > 1 else 0.04
+    return _window_means(_log_mel(audio, sample_rate_hz), t + offset_s, dur, context_s).astype(np.float32)
+
+
+def _lagged_features(logmel: np.ndarray, times_s: np.ndarray, lag_frames: int, context_s: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the audio ``lag_frames`` nominal frames (median frame durations) after each frame,
+    and bool ``(n,)`` where that audio window lies inside the soundtrack. A lag is a time shift, so on
+    variable-frame-rate video a soundtrack delayed by k frame durations reads exactly lag k."""
+    dur = float(np.median(np.diff(times_s))) if len(times_s) > 1 else 0.04
+    starts = np.asarray(times_s, np.float64) + lag_frames * dur
+    inside = (starts >= 0) & (starts + dur <= len(logmel) * HOP_S + 1e-9)
+    return _window_means(logmel, starts, dur, context_s), inside
+
+
+def cv_ridge_predictions(x: np.ndarray, y: np.ndarray, folds: int, alpha: float) -> np.ndarray:
+    """Ridge predictions (float ``(n,)``) of ``y`` (float ``(n,)``) from ``x`` (float ``(n, F)``),
+    each contiguous fold predicted by a model fitted on the others."""
+    n = len(y)
+    edges = np.linspace(0, n, folds + 1).astype(int)
+    pred = np.empty(n)
+    for a, b in zip(edges, edges[1:]):
+        train = np.ones(n, dtype=bool)
+        train[a:b] = False
+        xt, yt = x[train], y[train]
+        mx, my = xt.mean(axis=0), yt.mean()
+        xc = xt - mx
+        w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (yt - my))
+        pred[a:b] = (x[a:b] - mx) @ w + my
+    return pred
 
 
 def _cv_correlation(x: np.ndarray, y: np.ndarray, folds: int, alpha: float) -> float:
@@ -71,20 +111,10 @@ def _cv_correlation(x: np.ndarray, y: np.ndarray, folds: int, alpha: float) -> f
     pooled: leave-one-fold-out training shifts a fold's intercept against the fold's own mean, and
     pooling uncentred predictions would turn that shift into a spurious negative correlation.
     """
-    n = len(y)
-    edges = np.linspace(0, n, folds + 1).astype(int)
-    preds, targets = [], []
-    for a, b in zip(edges, edges[1:]):
-        train = np.ones(n, dtype=bool)
-        train[a:b] = False
-        xt, yt = x[train], y[train]
-        mx, my = xt.mean(axis=0), yt.mean()
-        xc = xt - mx
-        w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (yt - my))
-        pred = (x[a:b] - mx) @ w
-        preds.append(pred - pred.mean())
-        targets.append(y[a:b] - y[a:b].mean())
-    p, t = np.concatenate(preds), np.concatenate(targets)
+    pred = cv_ridge_predictions(x, y, folds, alpha)
+    edges = np.linspace(0, len(y), folds + 1).astype(int)
+    p = np.concatenate([pred[a:b] - pred[a:b].mean() for a, b in zip(edges, edges[1:])])
+    t = np.concatenate([y[a:b] - y[a:b].mean() for a, b in zip(edges, edges[1:])])
     if np.std(p) < 1e-9 or np.std(t) < 1e-9:
         return 0.0
     return float(np.corrcoef(p, t)[0, 1])
@@ -105,7 +135,8 @@ def sync_score(
     """Score how well ``mouth_opening`` (float ``(n_frames,)``) follows ``audio`` (float32 mono).
 
     Args:
-        frame_times_s: presentation time of each of the ``n_frames`` frames.
+        frame_times_s: presentation time of each of the ``n_frames`` frames (seconds; variable frame
+            rates are handled: lag k is the audio k median frame durations later).
         valid: bool ``(n_frames,)``, frames where the mouth was measured (default all).
         max_lag_frames: lags scored, -max..+max (15 as in SyncNet's evaluation).
 
@@ -113,20 +144,20 @@ def sync_score(
         :class:`SyncScore`. With fewer than 4 * folds valid frames at every lag, all figures are 0.
     """
     y_all = np.asarray(mouth_opening, dtype=np.float64)
-    feats = frame_mel_features(audio, sample_rate_hz, frame_times_s).astype(np.float64)
+    t = np.asarray(frame_times_s, dtype=np.float64)
+    logmel = _log_mel(audio, sample_rate_hz)
     n = len(y_all)
     valid = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     lags = list(range(-max_lag_frames, max_lag_frames + 1))
     corr = []
     for k in lags:
-        # mouth at frame t against the audio of frame t + k
-        t0, t1 = max(0, -k), min(n, n - k)
-        idx = np.arange(t0, t1)
-        idx = idx[valid[idx]]
+        # mouth at frame t against the audio k frame durations later
+        feats, inside = _lagged_features(logmel, t, k)
+        idx = np.flatnonzero(valid & inside)
         if len(idx) < 4 * folds:
             corr.append(0.0)
             continue
-        corr.append(_cv_correlation(feats[idx + k], y_all[idx], folds, alpha))
+        corr.append(_cv_correlation(feats[idx], y_all[idx], folds, alpha))
     corr_arr = np.array(corr)
     best = int(np.argmax(corr_arr))
     return SyncScore(
@@ -138,6 +169,19 @@ def sync_score(
         n_frames=int(valid.sum()),
         track=track,
     )
+
+
+def predicted_mouth(mouth_opening: np.ndarray, valid: np.ndarray, audio: np.ndarray, sample_rate_hz: int,
+                    frame_times_s: np.ndarray, lag_frames: int, folds: int = 5, alpha: float = 10.0) -> np.ndarray:
+    """The score's model at one lag, for plots: cross-validated ridge prediction of the mouth opening
+    from the audio ``lag_frames`` frame durations later, float ``(n,)``; NaN where not predicted."""
+    y = np.asarray(mouth_opening, dtype=np.float64)
+    feats, inside = _lagged_features(_log_mel(audio, sample_rate_hz), np.asarray(frame_times_s, np.float64), lag_frames)
+    pred = np.full(len(y), np.nan)
+    idx = np.flatnonzero(np.asarray(valid, bool) & inside)
+    if len(idx) >= 4 * folds:
+        pred[idx] = cv_ridge_predictions(feats[idx], y[idx], folds, alpha)
+    return pred
 
 
 def track_sync_score(analysis, audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray, track_id: int | None = None, **kw) -> SyncScore | None:
