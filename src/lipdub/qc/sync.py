@@ -65,18 +65,6 @@ def _window_means(logmel: np.ndarray, starts_s: np.ndarray, span_s: float, conte
     return out
 
 
-def frame_mel_features(audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray, context_s: float = 0.04,
-                       offset_s: float = 0.0) -> np.ndarray:
-    """Log-mel bands averaged over each video frame's span (its presentation time to the next, the
-    median frame duration) plus ``context_s`` each side, taken ``offset_s`` seconds later (a lag).
-
-    Returns float32 ``(n_frames, N_MELS)``, each band standardized over the clip.
-    """
-    t = np.asarray(frame_times_s, dtype=np.float64)
-    dur = float(np.median(np.diff(t))) if len(t) > 1 else 0.04
-    return _window_means(_log_mel(audio, sample_rate_hz), t + offset_s, dur, context_s).astype(np.float32)
-
-
 def _lagged_features(logmel: np.ndarray, times_s: np.ndarray, lag_frames: int, context_s: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
     """Features of the audio ``lag_frames`` nominal frames (median frame durations) after each frame,
     and bool ``(n,)`` where that audio window lies inside the soundtrack. A lag is a time shift, so on
