@@ -193,6 +193,20 @@ def _join_base(part1: Path, part2: Path, target: Path) -> Path:
     return target
 
 
+def state_dict_mismatch(state: dict, expected: dict) -> str | None:
+    """The first difference between a loaded ``state`` dict and a model's own ``expected`` state
+    dict (name -> tensor, anything with ``.shape``), in the model's key order: ``"key 'k' is
+    missing"``, ``"key 'k' has shape [..], expected [..]"``, then ``"unexpected key 'k'"``; None when
+    every key and shape matches (then ``load_state_dict(strict=True)`` cannot fail)."""
+    for key, value in expected.items():
+        if key not in state:
+            return f"key {key!r} is missing"
+        if tuple(state[key].shape) != tuple(value.shape):
+            return f"key {key!r} has shape {list(state[key].shape)}, expected {list(value.shape)}"
+    extra = [k for k in state if k not in expected]
+    return f"unexpected key {extra[0]!r}" if extra else None
+
+
 def _missing(name: str) -> MissingWeights:
     target = model_dir() / f"whisper-{name}"
     hint = (

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, MissingWeights
+from ..models import state_dict_mismatch
 
 FACE_SIZE_PX = 96  # the generator's face crop, pixels (square)
 MEL_STEP_FRAMES = 16  # mel frames per video frame window (0.2 s at 80 mel frames per second)
@@ -171,18 +172,9 @@ def build_model(path: Path) -> Wav2Lip:
     """
     state = load_state_dict(path)
     model = Wav2Lip()
-    expected = model.state_dict()
-    for key, value in expected.items():
-        if key not in state:
-            raise InputError(f"{path} does not match the Wav2Lip generator: key {key!r} is missing",
-                             "pass a Wav2Lip generator checkpoint (wav2lip.pth / wav2lip_gan.pth)")
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise InputError(f"{path} does not match the Wav2Lip generator: key {key!r} has shape "
-                             f"{list(state[key].shape)}, expected {list(value.shape)}",
-                             "pass a Wav2Lip generator checkpoint (wav2lip.pth / wav2lip_gan.pth)")
-    extra = [k for k in state if k not in expected]
-    if extra:
-        raise InputError(f"{path} does not match the Wav2Lip generator: unexpected key {extra[0]!r}",
+    mismatch = state_dict_mismatch(state, model.state_dict())
+    if mismatch:
+        raise InputError(f"{path} does not match the Wav2Lip generator: {mismatch}",
                          "pass a Wav2Lip generator checkpoint (wav2lip.pth / wav2lip_gan.pth)")
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailable, InputError, MissingWeights
+from ..models import state_dict_mismatch
 
 SYNCNET_FPS = 25
 SYNCNET_RATE_HZ = 16000
@@ -123,16 +124,10 @@ def load_syncnet(path: str | Path):
     if not isinstance(state, dict):
         raise InputError(f"{path} holds a {type(state).__name__}, not a state_dict", "pass the syncnet_v2.model file")
     model = build_syncnet()
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    if missing or extra:
-        raise InputError(f"{path} is not a SyncNet v2 state_dict: missing {missing[:3]}, unexpected {extra[:3]}",
+    mismatch = state_dict_mismatch(state, model.state_dict())
+    if mismatch:
+        raise InputError(f"{path} is not a SyncNet v2 state_dict: {mismatch}",
                          "pass the syncnet_v2.model of joonson/syncnet_python")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise InputError(f"{path}: {k} has shape {list(v.shape)}, SyncNet v2 has {list(own[k].shape)}",
-                             "pass the syncnet_v2.model of joonson/syncnet_python")
     model.load_state_dict(state, strict=True)
     return model.eval()
 
