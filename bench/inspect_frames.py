@@ -36,7 +36,7 @@ def _frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
 def main() -> None:
     import cv2
 
-    from lipdub.stages.faces import FaceAnalysis
+    from lipdub.contracts.faces import FaceAnalysis
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("project", type=Path)

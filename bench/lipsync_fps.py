@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from lipdub.faces.analyze import analyze_video, iter_frames
-from lipdub.lipsync.apply import collect_donors, render_lipsync
+from lipdub.lipsync.render import collect_donors, render_lipsync
 from lipdub.lipsync.compositor import Compositor
-from lipdub.lipsync.retrieval import RetrievalBackend
+from lipdub.backends.lipsync.retrieval import RetrievalBackend
 from lipdub.pipeline import video_frame_times
-from lipdub.stages.ingest import decode_audio, probe
+from lipdub.media.probe import decode_audio, probe
 from _common import TESTDATA, scaled_clip
 
 

@@ -24,7 +24,7 @@ import soundfile as sf
 from _common import TESTDATA
 from lipdub.pipeline import video_frame_times
 from lipdub.qc.report import build_report
-from lipdub.stages.ingest import decode_audio, probe
+from lipdub.media.probe import decode_audio, probe
 from lipdub.tools import ffmpeg_exe
 
 

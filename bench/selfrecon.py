@@ -28,13 +28,13 @@ import numpy as np
 
 from _common import TESTDATA
 from lipdub.faces.analyze import analyze_video
-from lipdub.lipsync.apply import collect_donors
+from lipdub.lipsync.render import collect_donors
 from lipdub.lipsync.compositor import Compositor
-from lipdub.lipsync.features import LIP_POINTS
-from lipdub.lipsync.retrieval import random_retrieval_plan, self_reconstruction_lmd
+from lipdub.backends.lipsync.features import LIP_POINTS
+from lipdub.backends.lipsync.retrieval import random_retrieval_plan, self_reconstruction_lmd
 from lipdub.pipeline import video_frame_times
 from lipdub.qc.sync import sync_score
-from lipdub.stages.ingest import decode_audio, probe
+from lipdub.media.probe import decode_audio, probe
 
 CLIPS = ["th2_retalking_face1.mp4", "th_retalking_face5.mp4", "th_voxceleb_pcavs_00086.mp4",
          "th_latentsync_demo1_video.mp4", "th_latentsync_demo2_video.mp4"]

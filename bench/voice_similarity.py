@@ -24,7 +24,7 @@ from lipdub.audio import read_audio, resample
 from lipdub.config import DubConfig
 from lipdub.pipeline import dub
 from lipdub.script import Script
-from lipdub.stages.profiles import load_profiles
+from lipdub.voice.profiles import load_profiles
 from lipdub.voice.profile import cosine, embed_speech
 
 

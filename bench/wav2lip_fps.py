@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from lipdub.faces.analyze import analyze_video
-from lipdub.lipsync.apply import render_lipsync
-from lipdub.lipsync.retrieval import RetrievalBackend
-from lipdub.lipsync.wav2lip import Wav2LipBackend
-from lipdub.lipsync.wav2lip_model import Wav2Lip, save_checkpoint
+from lipdub.lipsync.render import render_lipsync
+from lipdub.backends.lipsync.retrieval import RetrievalBackend
+from lipdub.backends.lipsync.wav2lip import Wav2LipBackend
+from lipdub.backends.lipsync.wav2lip_model import Wav2Lip, save_checkpoint
 from lipdub.pipeline import video_frame_times
-from lipdub.stages.ingest import decode_audio, probe
+from lipdub.media.probe import decode_audio, probe
 from _common import TESTDATA, scaled_clip
 
 

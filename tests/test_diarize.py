@@ -25,7 +25,7 @@ def vad():
 
 @pytest.fixture(scope="module")
 def diarizer():
-    from lipdub.stages.diarize import DIARIZERS
+    from lipdub.contracts.diarize import DIARIZERS
 
     return DIARIZERS.create("resemblyzer")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lipdub.errors import BackendUnavailable, ConfigError, StageFailed
-from lipdub.lipsync.external import ExternalBackend, parse_command
+from lipdub.backends.lipsync.external import ExternalBackend, parse_command
 from media_utils import ffmpeg
 
 FAKE_TOOL = r'''
@@ -124,8 +124,8 @@ def test_only_the_chosen_tracks_lower_face_comes_through(two_faces, testdata):
 
 
 def test_unplanned_frames_stay_bit_identical_and_a_short_output_is_left_alone(two_faces, testdata):
-    from lipdub.lipsync.apply import render_lipsync
-    from lipdub.stages.ingest import decode_audio, probe
+    from lipdub.lipsync.render import render_lipsync
+    from lipdub.media.probe import decode_audio, probe
 
     clip, analysis, tool, times, d = two_faces
     track = analysis.tracks[0]
@@ -147,7 +147,7 @@ def test_unplanned_frames_stay_bit_identical_and_a_short_output_is_left_alone(tw
 
 
 def test_command_templates_and_tool_failures_are_clear(two_faces, tmp_path, monkeypatch):
-    from lipdub.lipsync.apply import render_lipsync
+    from lipdub.lipsync.render import render_lipsync
 
     with pytest.raises(ConfigError, match=r"lacks \{output\}"):
         parse_command("tool {video} {audio}")

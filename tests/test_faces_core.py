@@ -10,7 +10,7 @@ import pytest
 
 from lipdub.faces.analyze import analyze_video, iter_frames
 from lipdub.faces.tracking import LM_EYE_OUTER_IMAGE_LEFT, LM_EYE_OUTER_IMAGE_RIGHT, LM_INNER_LIP_LOWER, LM_INNER_LIP_UPPER
-from lipdub.stages.faces import N_LANDMARKS, SKIP_NO_FACE, SKIP_YAW, FaceAnalysis, Shot
+from lipdub.contracts.faces import N_LANDMARKS, SKIP_NO_FACE, SKIP_YAW, FaceAnalysis, Shot
 
 from media_utils import ffmpeg
 
@@ -180,7 +180,7 @@ def _frame_times_s(path: Path) -> np.ndarray:
 
 def test_mouth_opening_follows_speech(testdata):
     """th2_retalking_face1: the README measures mouth/loudness correlation ~0.5 at lag 0."""
-    from lipdub.stages.ingest import ANALYSIS_RATE_HZ, decode_audio, probe
+    from lipdub.media.probe import ANALYSIS_RATE_HZ, decode_audio, probe
 
     path = testdata / "th2_retalking_face1.mp4"
     t = _analyze(path).tracks[0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lipdub.errors import InputError
-from lipdub.stages.ingest import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe
+from lipdub.media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe
 from media_utils import ffmpeg
 
 

@@ -1,4 +1,4 @@
-"""Closed-loop isochrony (lipdub.stages.isochrony): real espeak-ng speech, the llm translator against a
+"""Closed-loop isochrony (lipdub.timing.isochrony): real espeak-ng speech, the llm translator against a
 local OpenAI-compatible server that gives a long translation first and a shorter one when asked."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from lipdub.errors import ConfigError
 from lipdub.languages import parse_language
 from lipdub.pipeline import compute_slots
 from lipdub.script import Segment
-from lipdub.stages.fit import Slot, trim_silence
-from lipdub.stages.isochrony import (
+from lipdub.timing.fit import Slot, trim_silence
+from lipdub.timing.isochrony import (
     OFFSCREEN_EXTRA_SPEEDUP,
     estimate_duration_s,
     estimate_line,
@@ -22,7 +22,7 @@ from lipdub.stages.isochrony import (
     policy_for,
     window_s,
 )
-from lipdub.stages.translate import TRANSLATORS, TranslationRequest
+from lipdub.contracts.translate import TRANSLATORS, TranslationRequest
 
 EN, ES = parse_language("en"), parse_language("es")
 RATE_HZ = 48000
@@ -33,7 +33,7 @@ SHORT = "El tren ya se había ido."
 
 @pytest.fixture(scope="module")
 def espeak():
-    from lipdub.stages.synthesize import TTS_BACKENDS
+    from lipdub.contracts.synthesize import TTS_BACKENDS
 
     try:
         return TTS_BACKENDS.create("espeak-ng")

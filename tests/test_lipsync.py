@@ -8,12 +8,12 @@ import pytest
 
 from lipdub.config import DubConfig
 from lipdub.faces.analyze import analyze_video
-from lipdub.lipsync.apply import render_lipsync
-from lipdub.lipsync.retrieval import RetrievalBackend
+from lipdub.lipsync.render import render_lipsync
+from lipdub.backends.lipsync.retrieval import RetrievalBackend
 from lipdub.pipeline import dub, video_frame_times
 from lipdub.qc.sync import track_sync_score
-from lipdub.stages.faces import SKIP_YAW
-from lipdub.stages.ingest import decode_audio, probe
+from lipdub.contracts.faces import SKIP_YAW
+from lipdub.media.probe import decode_audio, probe
 from media_utils import count_frames, ffmpeg
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from lipdub.audio import read_audio, resample
 from lipdub.errors import ConfigError
-from lipdub.stages import mix as mix_stage
+from lipdub import mixing as mix_stage
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from lipdub.audio import read_audio
 from lipdub.config import DubConfig
 from lipdub.pipeline import PipelineHooks, compute_slots, dub
 from lipdub.script import Script
-from lipdub.stages import mix as mix_stage
+from lipdub import mixing as mix_stage
 from media_utils import count_frames
 
 
@@ -58,7 +58,7 @@ def test_stems_and_subtitles(dubbed):
 
 def test_faces_stage_and_speaker_track(dubbed):
     """The face analysis is part of every video dub; the speaker is matched to the visible face."""
-    from lipdub.stages.faces import FaceAnalysis
+    from lipdub.contracts.faces import FaceAnalysis
 
     cfg, result = dubbed
     analysis = FaceAnalysis.load(result.project_dir / "faces")

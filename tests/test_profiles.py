@@ -1,4 +1,4 @@
-"""Speaker profiles and the voice bank (lipdub.voice.profile, lipdub.stages.profiles) on the
+"""Speaker profiles and the voice bank (lipdub.voice.profile, lipdub.voice.profiles) on the
 two-speaker telephone clip with its reference transcript (sp_en_2spk_pyannote_sample.stm)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from lipdub.audio import read_audio
 from lipdub.errors import InputError
 from lipdub.languages import parse_language
 from lipdub.script import Script, Segment, Speaker
-from lipdub.stages.profiles import base_voice, load_profiles, make_profiles
+from lipdub.voice.profiles import base_voice, load_profiles, make_profiles
 from lipdub.voice.profile import VoiceProfile, bank_key, cosine, load_bank, select_reference
 
 pytest.importorskip("parselmouth")
@@ -108,7 +108,7 @@ def test_base_voice_distinct_per_register():
 
 def test_noisy_reference_is_denoised_with_deepfilternet(testdata, tmp_path):
     from lipdub.audio import resample
-    from lipdub.stages.separate import SEPARATORS
+    from lipdub.contracts.separate import SEPARATORS
     from lipdub.voice.profile import SpeakerSpeech, build_profile, estimate_snr_db
 
     if not SEPARATORS.status("dfn").usable:

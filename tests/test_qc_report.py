@@ -16,7 +16,7 @@ from lipdub.errors import ConfigError
 from lipdub.pipeline import video_frame_times
 from lipdub.qc.thresholds import Threshold, Thresholds, worst
 from lipdub.script import FitReport, Script, Segment, Speaker, TargetLine
-from lipdub.stages.ingest import decode_audio, probe
+from lipdub.media.probe import decode_audio, probe
 from media_utils import ffmpeg
 
 CLIP = "th2_retalking_face1.mp4"  # the clip whose mouth follows its own audio best (testdata README)

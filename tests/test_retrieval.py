@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("mediapipe")
 
-from lipdub.lipsync.features import audio_features_per_frame, mouth_descriptors  # noqa: E402
-from lipdub.lipsync.retrieval import (  # noqa: E402
+from lipdub.backends.lipsync.features import audio_features_per_frame, mouth_descriptors  # noqa: E402
+from lipdub.backends.lipsync.retrieval import (  # noqa: E402
     RetrievalBackend,
     RetrievalOptions,
     bilabial_frames,
@@ -28,7 +28,7 @@ from lipdub.lipsync.retrieval import (  # noqa: E402
     uses_actor_model,
     viterbi_retrieval,
 )
-from lipdub.stages.lipsync import LipsyncPlan  # noqa: E402
+from lipdub.contracts.lipsync import LipsyncPlan  # noqa: E402
 
 SR = 16000
 TH2 = "th2_retalking_face1.mp4"
@@ -40,7 +40,7 @@ def clips(testdata: Path):
     """name -> (FaceAnalysis, frame_times_s, 16 kHz mono audio), analysed once per module."""
     from lipdub.faces.analyze import analyze_video
     from lipdub.pipeline import video_frame_times
-    from lipdub.stages.ingest import decode_audio, probe
+    from lipdub.media.probe import decode_audio, probe
 
     out = {}
     for name in (TH2, TH5):
@@ -101,7 +101,7 @@ def test_heldout_r2_th2(clips):
 def test_actor_model_only_when_the_soundtrack_is_the_faces_speech(clips, testdata):
     """th2's own voice drives its actor model; a voice-over (German speech laid over th2's face) does
     not follow the mouth, so the speaker-independent energy mapping is used instead."""
-    from lipdub.stages.ingest import decode_audio, probe
+    from lipdub.media.probe import decode_audio, probe
 
     _a, track, times, audio = _track(clips, TH2)
     own = fit_track_model(track, times, audio, SR)
@@ -170,7 +170,7 @@ def test_viterbi_holds_are_penalized():
 
 
 def test_bilabials_close_the_target(clips, testdata):
-    from lipdub.stages.ingest import decode_audio, probe
+    from lipdub.media.probe import decode_audio, probe
 
     _a, track, times, audio = _track(clips, TH2)
     model = fit_track_model(track, times, audio, SR)
@@ -192,7 +192,7 @@ def test_bilabials_close_the_target(clips, testdata):
     np.testing.assert_allclose(with_ph.target[picks], np.tile(model.closed, (len(picks), 1)), atol=1e-6)
     # near-closed: the inner-lip gap (landmarks 13-14) of the planned shape, in inter-ocular units,
     # against the gaps seen in the actor's footage
-    from lipdub.lipsync.features import MOUTH_POINTS
+    from lipdub.backends.lipsync.features import MOUTH_POINTS
 
     def inner_gap(desc):
         shapes = model.pca.inverse(desc).reshape(len(desc), len(MOUTH_POINTS), 2)

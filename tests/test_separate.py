@@ -117,7 +117,7 @@ def test_bad_options_rejected():
 
 def test_none_separator_returns_no_stems(testdata):
     from lipdub.backends.separate.none import NoSeparator
-    from lipdub.stages.separate import SEPARATORS
+    from lipdub.contracts.separate import SEPARATORS
 
     sep = SEPARATORS.create("none")
     assert isinstance(sep, NoSeparator) and NoSeparator.check()

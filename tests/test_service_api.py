@@ -74,7 +74,7 @@ def test_job_reports_per_stage_progress(done_job):
 
 
 def test_downloads_and_report(service, done_job):
-    from lipdub.stages.ingest import probe
+    from lipdub.media.probe import probe
 
     client, settings = service
     job, _, _ = done_job

@@ -52,7 +52,7 @@ def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
         pytest.fail("Debian's chromium is missing: scripts/setup.sh dev installs it (apt chromium)")
     from lipdub.service.app import create_app
     from lipdub.service.settings import ServiceSettings
-    from lipdub.stages.ingest import probe
+    from lipdub.media.probe import probe
 
     settings = ServiceSettings(data_dir=tmp_path / "data", tokens=TOKENS_ENV, embedded_workers=1, heartbeat_s=1)
     with LiveServer(create_app(settings)) as server, playwright.sync_playwright() as pw:

@@ -77,7 +77,7 @@ def stack(tmp_path_factory):
 
 def test_campaign_two_languages_with_a_killed_worker(stack, testdata):
     from lipdub.service.app import create_app
-    from lipdub.stages.ingest import probe
+    from lipdub.media.probe import probe
 
     w1, w2 = stack["start_worker"]("w1"), stack["start_worker"]("w2")
     with TestClient(create_app(stack["settings"])) as client:

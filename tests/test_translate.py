@@ -12,7 +12,7 @@ import pytest
 
 from lipdub.errors import BackendUnavailable, ConfigError, StageFailed
 from lipdub.languages import parse_language
-from lipdub.stages.translate import TRANSLATORS, TranslationRequest
+from lipdub.contracts.translate import TRANSLATORS, TranslationRequest
 
 EN, ES, JA, FR = (parse_language(c) for c in ("en", "es", "ja", "fr"))
 

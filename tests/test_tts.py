@@ -10,7 +10,7 @@ import pytest
 
 from lipdub.errors import BackendUnavailable, ConfigError
 from lipdub.languages import parse_language
-from lipdub.stages.synthesize import TTS_BACKENDS, Speech
+from lipdub.contracts.synthesize import TTS_BACKENDS, Speech
 
 ES = parse_language("es")
 EN = parse_language("en")

@@ -17,7 +17,7 @@ import soundfile as sf
 from lipdub.audio import read_audio
 from lipdub.errors import BackendUnavailable, MissingWeights, StageFailed
 from lipdub.languages import parse_language
-from lipdub.stages.synthesize import TTS_BACKENDS
+from lipdub.contracts.synthesize import TTS_BACKENDS
 
 ES = parse_language("es")
 

@@ -14,7 +14,7 @@ from lipdub.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def vad():
-    from lipdub.stages.vad import VADS
+    from lipdub.contracts.vad import VADS
 
     return VADS.create("silero")
 

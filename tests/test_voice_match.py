@@ -24,7 +24,7 @@ def clips(testdata):
 
 @pytest.fixture(scope="module")
 def espeak_line():
-    from lipdub.stages.synthesize import TTS_BACKENDS
+    from lipdub.contracts.synthesize import TTS_BACKENDS
 
     tts = TTS_BACKENDS.create("espeak-ng")
     return tts.synthesize("Buenos días, me llamo Diana y vivo en Nueva Jersey con mi familia.", parse_language("es"), voice="es+m3")

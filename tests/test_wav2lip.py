@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from lipdub.errors import ConfigError, InputError, MissingWeights
-from lipdub.lipsync import wav2lip_audio as wa
-from lipdub.lipsync.wav2lip_model import Wav2Lip, build_model, load_state_dict, save_checkpoint
+from lipdub.backends.lipsync import wav2lip_audio as wa
+from lipdub.backends.lipsync.wav2lip_model import Wav2Lip, build_model, load_state_dict, save_checkpoint
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "wav2lip_state_dict.txt"
 
@@ -147,7 +147,7 @@ def _independent_mel(x: np.ndarray) -> np.ndarray:
 
 
 def test_mel_matches_an_independent_derivation_on_speech(testdata):
-    from lipdub.stages.ingest import decode_audio, probe
+    from lipdub.media.probe import decode_audio, probe
 
     _, speech = decode_audio(testdata / "sp_en_jfk.flac", probe(testdata / "sp_en_jfk.flac"))
     speech = speech[: 16000 * 4]
@@ -198,7 +198,7 @@ def test_mel_windows_follow_the_reference_indexing():
 def th2(testdata):
     from lipdub.faces.analyze import analyze_video
     from lipdub.pipeline import video_frame_times
-    from lipdub.stages.ingest import decode_audio, probe
+    from lipdub.media.probe import decode_audio, probe
 
     path = testdata / "th2_retalking_face1.mp4"
     _, jfk = decode_audio(testdata / "sp_en_jfk.flac", probe(testdata / "sp_en_jfk.flac"))
@@ -213,8 +213,8 @@ def _yuv_frames(path):
 
 
 def test_backend_reanimates_only_the_lower_face_of_planned_frames(th2, random_checkpoint, tmp_path):
-    from lipdub.lipsync.apply import render_lipsync
-    from lipdub.lipsync.wav2lip import Wav2LipBackend
+    from lipdub.lipsync.render import render_lipsync
+    from lipdub.backends.lipsync.wav2lip import Wav2LipBackend
 
     path, analysis, jfk, times = th2
     track = analysis.tracks[0]
@@ -246,7 +246,7 @@ def test_backend_reanimates_only_the_lower_face_of_planned_frames(th2, random_ch
 
 def test_backend_options_are_checked(random_checkpoint):
     from lipdub.lipsync.api import create_backend, parse_pads
-    from lipdub.lipsync.wav2lip import Wav2LipGANBackend
+    from lipdub.backends.lipsync.wav2lip import Wav2LipGANBackend
 
     ckpt = random_checkpoint[0]
     with pytest.raises(ConfigError, match="batch size"):
@@ -268,7 +268,7 @@ def test_backend_options_are_checked(random_checkpoint):
 
 
 def test_checkpoint_resolution_and_doctor(tmp_path, monkeypatch):
-    from lipdub.lipsync.wav2lip import Wav2LipBackend, Wav2LipGANBackend, resolve_checkpoint
+    from lipdub.backends.lipsync.wav2lip import Wav2LipBackend, Wav2LipGANBackend, resolve_checkpoint
 
     monkeypatch.setenv("LIPDUB_MODEL_DIR", str(tmp_path))
     with pytest.raises(MissingWeights, match="wav2lip_gan.pth"):

@@ -280,7 +280,7 @@ def faces(
     from .faces.overlay import write_overlay
     from .faces.speakers import TurnMatch
     from .pipeline import Dubber
-    from .stages.faces import FaceAnalysis
+    from .contracts.faces import FaceAnalysis
 
     def go():
         import numpy as np

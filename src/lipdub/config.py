@@ -39,7 +39,7 @@ class DubConfig(BaseModel):
             :mod:`lipdub.voice.profile`): speakers named after a bank entry use it, new profiles are saved there.
         voice_match: shift each line's pitch and formants toward its speaker's profile (Praat
             change-gender, :mod:`lipdub.voice.match`); ignored by cloning TTS backends, which clone instead.
-        max_attempts: syntheses / re-translations per line in the isochrony loop (:mod:`lipdub.stages.isochrony`).
+        max_attempts: syntheses / re-translations per line in the isochrony loop (:mod:`lipdub.timing.isochrony`).
         redo_failed: re-fit the lines the previous quality report (``report/<lang>/report.json``) did
             not pass, with a larger speed-up limit and more attempts (:mod:`lipdub.qc.redo`).
     """

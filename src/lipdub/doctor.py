@@ -7,13 +7,13 @@ from .registry import BackendStatus
 
 def collect() -> list[BackendStatus]:
     """Check every registered backend plus the external tools and model weights."""
-    from .stages.diarize import DIARIZERS
-    from .stages.lipsync import LIPSYNC_BACKENDS
-    from .stages.separate import SEPARATORS
-    from .stages.synthesize import TTS_BACKENDS
-    from .stages.transcribe import TRANSCRIBERS
-    from .stages.translate import TRANSLATORS
-    from .stages.vad import VADS
+    from .contracts.diarize import DIARIZERS
+    from .contracts.lipsync import LIPSYNC_BACKENDS
+    from .contracts.separate import SEPARATORS
+    from .contracts.synthesize import TTS_BACKENDS
+    from .contracts.transcribe import TRANSCRIBERS
+    from .contracts.translate import TRANSLATORS
+    from .contracts.vad import VADS
 
     out: list[BackendStatus] = []
     for reg in (SEPARATORS, VADS, DIARIZERS, TRANSCRIBERS, TRANSLATORS, TTS_BACKENDS, LIPSYNC_BACKENDS):

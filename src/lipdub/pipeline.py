@@ -31,15 +31,15 @@ from .errors import ConfigError, InputError
 from .languages import Language, parse_language
 from .project import Project, RunRecord, StageRecord, hash_json, input_sha256, now_iso
 from .script import FitReport, Script, Segment, Speaker, TargetLine, Word
-from .stages import ingest as ingest_stage
-from .stages import mix as mix_stage
-from .stages import render as render_stage
-from .stages.diarize import DIARIZERS, SpeakerTurn
-from .stages.separate import SEPARATORS
-from .stages.synthesize import TTS_BACKENDS, Speech
-from .stages.transcribe import TRANSCRIBERS, Transcript, TranscriptSegment, TranscriptWord
-from .stages.translate import TRANSLATORS, TranslationRequest
-from .stages.vad import VADS, SpeechRegion
+from .media import probe as ingest_stage
+from . import mixing as mix_stage
+from .media import render as render_stage
+from .contracts.diarize import DIARIZERS, SpeakerTurn
+from .contracts.separate import SEPARATORS
+from .contracts.synthesize import TTS_BACKENDS, Speech
+from .contracts.transcribe import TRANSCRIBERS, Transcript, TranscriptSegment, TranscriptWord
+from .contracts.translate import TRANSLATORS, TranslationRequest
+from .contracts.vad import VADS, SpeechRegion
 from .subtitles import Cue, write_srt, write_vtt
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,7 @@ class Dubber:
 
     def _match_speakers(self):
         from .faces.speakers import match_speakers
-        from .stages.faces import FaceAnalysis
+        from .contracts.faces import FaceAnalysis
 
         analysis = FaceAnalysis.load(self.project.root / "faces")
         turns = [SpeakerTurn(**t) for t in self.project.read_json("analysis/diarization.json")]
@@ -428,8 +428,8 @@ class Dubber:
     def _lipsync(self, lang: Language, info: ingest_stage.MediaInfo):
         """Plan and composite new mouths for every on-screen speaker of the dub."""
         from .audio import resample
-        from .lipsync.apply import render_lipsync
-        from .stages.faces import FaceAnalysis
+        from .lipsync.render import render_lipsync
+        from .contracts.faces import FaceAnalysis
 
         L = lang.code
         p = self.project
@@ -495,8 +495,8 @@ class Dubber:
     def _translate(self, lang: Language, src_lang: Language, slots):
         """Translate the lines that need it, then check each new line's estimated spoken duration
         (syllables / speaker rate) against its slot and ask a translator that can shorten (``llm``)
-        for a shorter version (:func:`lipdub.stages.isochrony.estimate_line`)."""
-        from .stages.isochrony import estimate_line
+        for a shorter version (:func:`lipdub.timing.isochrony.estimate_line`)."""
+        from .timing.isochrony import estimate_line
 
         L = lang.code
         script = self._script()
@@ -545,7 +545,7 @@ class Dubber:
 
     def _voice_profiles(self) -> dict:
         """Speaker id -> :class:`lipdub.voice.profile.VoiceProfile` from the profiles stage (cached per run)."""
-        from .stages.profiles import load_profiles
+        from .voice.profiles import load_profiles
 
         if getattr(self, "_profiles_cache", None) is None:
             self._profiles_cache = load_profiles(self.project.root)
@@ -569,7 +569,7 @@ class Dubber:
         return rec
 
     def _profiles(self):
-        from .stages.profiles import make_profiles
+        from .voice.profiles import make_profiles
 
         p = self.project
         script = self._script()
@@ -597,7 +597,7 @@ class Dubber:
     def _policy(self, seg: Segment, script: Script, language: str | None = None):
         """The isochrony limits of a segment: on-screen speakers (a face track) keep ``--max-stretch``;
         a line with a ``redo`` request in ``language`` (``--redo-failed``) gets its limits."""
-        from .stages.isochrony import policy_for
+        from .timing.isochrony import policy_for
 
         spk = script.speaker(seg.speaker)
         policy = policy_for(bool(spk and spk.track is not None), self.config.max_stretch, self.config.max_attempts, MAX_BORROW_BEFORE_S)
@@ -643,8 +643,8 @@ class Dubber:
 
     def _voice_for(self, seg: Segment, script: Script, L: str | None = None, tts_name: str | None = None) -> str | None:
         """The voice of a segment: its speaker's ``voice`` in script.json, else ``--voice``, else the
-        base voice of the speaker's register (:func:`lipdub.stages.profiles.base_voice`)."""
-        from .stages.profiles import base_voice
+        base voice of the speaker's register (:func:`lipdub.voice.profiles.base_voice`)."""
+        from .voice.profiles import base_voice
 
         spk = script.speaker(seg.speaker)
         explicit = (spk.voice if spk and spk.voice else None) or self.config.voice
@@ -654,8 +654,8 @@ class Dubber:
 
     def _synthesize(self, lang: Language, tts_name: str, slots, keys: dict[int, str]):
         """Speak, voice-match and fit every line whose key changed, through the closed isochrony
-        loop (:func:`lipdub.stages.isochrony.fit_line`): faster TTS, re-translation, time-stretch."""
-        from .stages.isochrony import fit_line
+        loop (:func:`lipdub.timing.isochrony.fit_line`): faster TTS, re-translation, time-stretch."""
+        from .timing.isochrony import fit_line
         from .voice.match import NotMatchable, match_voice
 
         L = lang.code
@@ -814,7 +814,7 @@ def compute_slots(segments: list[Segment], duration_s: float):
     whatever each one borrows: the later line may start up to ``min(MAX_BORROW_BEFORE_S, gap/2)``
     early, the earlier one may run on into the rest, and ``MIN_GAP_S`` always stays silent.
     """
-    from .stages.fit import Slot
+    from .timing.fit import Slot
 
     order = sorted(segments, key=lambda s: (s.start_s, s.id))
     slots = {}

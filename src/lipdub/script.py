@@ -26,7 +26,7 @@ class Word(BaseModel):
 
 
 class FitAttempt(BaseModel):
-    """One try of the closed-loop isochrony (:mod:`lipdub.stages.isochrony`) for a line.
+    """One try of the closed-loop isochrony (:mod:`lipdub.timing.isochrony`) for a line.
 
     ``stage`` is ``"estimate"`` (before synthesis: syllables / speaker rate) or ``"synthesis"``
     (measured). ``needed_ratio`` is duration / window (window = slot plus the free time it may

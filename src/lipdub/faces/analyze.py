@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contracts.faces import FaceAnalysis, FaceTrack, Shot
 from ..errors import ConfigError, InputError
-from ..stages.faces import FaceAnalysis, FaceTrack, Shot
 from .landmarks import FaceLandmarker
 from .tracking import ShotTracker, TrackOptions
 

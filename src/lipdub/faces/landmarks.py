@@ -38,9 +38,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..contracts.faces import N_LANDMARKS
 from ..errors import BackendUnavailable, ConfigError
 from ..registry import require_module
-from ..stages.faces import N_LANDMARKS
 
 log = logging.getLogger(__name__)
 

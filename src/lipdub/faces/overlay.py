@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..stages.faces import SKIP_REASONS, FaceAnalysis
+from ..contracts.faces import SKIP_REASONS, FaceAnalysis
 from .speakers import TurnMatch
 
 LIPS = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308,

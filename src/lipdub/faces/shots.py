@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..contracts.faces import Shot
 from ..errors import InputError
-from ..stages.faces import Shot
 
 log = logging.getLogger(__name__)
 

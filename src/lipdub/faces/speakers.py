@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..stages.diarize import SpeakerTurn
-from ..stages.faces import SKIP_NO_FACE, FaceAnalysis, SpeakerMatch
+from ..contracts.diarize import SpeakerTurn
+from ..contracts.faces import SKIP_NO_FACE, FaceAnalysis, SpeakerMatch
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..errors import ConfigError
-from ..stages.faces import (
+from ..contracts.faces import (
     N_LANDMARKS,
     SKIP_LOW_CONFIDENCE,
     SKIP_NO_FACE,
@@ -48,6 +47,7 @@ from ..stages.faces import (
     SKIP_YAW,
     FaceTrack,
 )
+from ..errors import ConfigError
 from .landmarks import FaceObservation, box_iou
 
 log = logging.getLogger(__name__)

@@ -59,13 +59,13 @@ def lipsync_video(
     """
     import soundfile as sf
 
+    from ..contracts.faces import FaceAnalysis
     from ..faces.analyze import analyze_video
     from ..faces.shots import detect_shots
+    from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe
     from ..pipeline import video_frame_times
-    from ..stages.faces import FaceAnalysis
-    from ..stages.ingest import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe
     from ..tools import run_ffmpeg
-    from .apply import render_lipsync
+    from .render import render_lipsync
 
     impl = create_backend(backend, backend_options)
     vinfo = probe(video) if _has_audio(video) else None
@@ -146,7 +146,7 @@ def create_backend(name: str, options: dict | None = None):
     """
     import inspect
 
-    from ..stages.lipsync import LIPSYNC_BACKENDS
+    from ..contracts.lipsync import LIPSYNC_BACKENDS
 
     cls = LIPSYNC_BACKENDS.load(name)
     opts = {k: v for k, v in (options or {}).items() if v is not None}

@@ -3,7 +3,7 @@ clipping, and the short-term loudness series for the plot.
 
 Integrated loudness and LRA come from pyloudnorm (BS.1770-4 K-weighting and gating; LRA as EBU Tech
 3342), true peak from 4x polyphase oversampling (BS.1770-4 Annex 2), through the same helpers the mix
-stage uses (:mod:`lipdub.stages.mix`), so the report measures exactly what the mix aimed at.
+stage uses (:mod:`lipdub.mixing`), so the report measures exactly what the mix aimed at.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..stages import mix as mix_stage
+from .. import mixing as mix_stage
 
 CLIP_LEVEL = 0.999  # |sample| at or above this (full scale 1.0) counts as clipped
 SHORT_TERM_S = 3.0  # EBU Tech 3341 short-term window

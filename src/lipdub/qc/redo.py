@@ -3,7 +3,7 @@
 For every segment whose timing verdict in ``<project>/report/<lang>/report.json`` is ``fail``, a
 :class:`~lipdub.script.RedoRequest` is written into ``script.json`` (``targets.<lang>.redo``): the
 line's isochrony limits become ``+0.15`` effective speed-up (capped at
-:data:`lipdub.stages.isochrony.HARD_MAX_SPEEDUP`) and two more synthesis / re-translation attempts
+:data:`lipdub.timing.isochrony.HARD_MAX_SPEEDUP`) and two more synthesis / re-translation attempts
 (more re-translation when the translator is ``llm``; a rule-based translator cannot shorten). The
 synthesize step honours the request (its cache key changes, so only those lines are redone), and the
 new report judges the line against the limit it had *before* the request (a line made to fit by
@@ -34,11 +34,11 @@ def mark_failed_segments(project, script: Script, language: str, policy_of: Call
         project: the :class:`~lipdub.project.Project` (its ``report/<language>/report.json`` is read,
             ``script.json`` written).
         script: the loaded script (modified and saved).
-        policy_of: the segment's current :class:`~lipdub.stages.isochrony.IsochronyPolicy`.
+        policy_of: the segment's current :class:`~lipdub.timing.isochrony.IsochronyPolicy`.
     Raises:
         ConfigError: there is no previous report for ``language``.
     """
-    from ..stages.isochrony import HARD_MAX_SPEEDUP
+    from ..timing.isochrony import HARD_MAX_SPEEDUP
 
     path = project.root / "report" / language / "report.json"
     if not path.exists():

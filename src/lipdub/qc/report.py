@@ -204,8 +204,8 @@ def build_report(
     from ..faces.analyze import analyze_video
     from ..pipeline import video_frame_times
     from ..script import Script
-    from ..stages.faces import SKIP_NO_FACE, FaceAnalysis
-    from ..stages.ingest import decode_audio, probe
+    from ..contracts.faces import SKIP_NO_FACE, FaceAnalysis
+    from ..media.probe import decode_audio, probe
     from .loudness import audio_figures
     from .sync import predicted_mouth, sync_score
 
@@ -504,7 +504,7 @@ def report_stage(project, language: str, output: Path, source: Path, target_lufs
     """The ``report:<lang>`` stage of :class:`lipdub.pipeline.Dubber`: build the report of the
     rendered ``output``, write it to ``<project>/report/<lang>/`` and copy it beside the output as
     ``NAME.report.json`` / ``NAME.report.html``. Returns the stage's artifacts, details, backend."""
-    from ..stages.faces import FaceAnalysis
+    from ..contracts.faces import FaceAnalysis
 
     render = project.manifest.stages.get(f"render:{language}")
     copied = render is not None and render.details.get("video") == "copied" and (project.root / "faces/faces.json").exists()

@@ -173,9 +173,9 @@ def predicted_mouth(mouth_opening: np.ndarray, valid: np.ndarray, audio: np.ndar
 
 
 def track_sync_score(analysis, audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray, track_id: int | None = None, **kw) -> SyncScore | None:
-    """:func:`sync_score` of one track of a :class:`~lipdub.stages.faces.FaceAnalysis` (default: the
+    """:func:`sync_score` of one track of a :class:`~lipdub.contracts.faces.FaceAnalysis` (default: the
     longest track) over the frames it covers; None when the video has no face track."""
-    from ..stages.faces import SKIP_NO_FACE
+    from ..contracts.faces import SKIP_NO_FACE
 
     if not analysis.tracks:
         return None
@@ -192,7 +192,7 @@ def video_sync_score(video, audio_source=None, analysis=None, **kw) -> SyncScore
     video's own soundtrack). Pass ``analysis`` to reuse a face analysis of ``video``."""
     from ..faces.analyze import analyze_video
     from ..pipeline import video_frame_times
-    from ..stages.ingest import decode_audio, probe
+    from ..media.probe import decode_audio, probe
 
     analysis = analysis or analyze_video(video)
     src = audio_source or video

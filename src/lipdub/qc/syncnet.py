@@ -248,7 +248,7 @@ def face_crops_25fps(video: str | Path, track, frame_times_s: np.ndarray) -> tup
     ``x - s(1 + 0.4) .. x + s(1 + 0.4)``, then resized to 224x224 (OpenCV, bilinear).
 
     Args:
-        track: a :class:`~lipdub.stages.faces.FaceTrack` of ``video``.
+        track: a :class:`~lipdub.contracts.faces.FaceTrack` of ``video``.
         frame_times_s: float ``(n_frames,)`` presentation times of ``video``'s frames.
     Returns:
         ``(crops, start_s, end_s)``: uint8 ``(T, 224, 224, 3)`` BGR and the time span they cover.

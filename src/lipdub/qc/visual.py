@@ -128,7 +128,7 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
     """SSIM / PSNR (whole frame and outside the mouth) and VMAF of ``dub`` against ``source``.
 
     Args:
-        analysis: the :class:`~lipdub.stages.faces.FaceAnalysis` of ``source`` (mouth masks); None: no
+        analysis: the :class:`~lipdub.contracts.faces.FaceAnalysis` of ``source`` (mouth masks); None: no
             mask (the outside figures equal the whole-frame ones).
         max_frames: frames compared, evenly spread (all when the video is shorter).
         vmaf: also run VMAF (needs an FFmpeg with libvmaf).

@@ -310,7 +310,7 @@ def create_app(settings: ServiceSettings | None = None, queue=None) -> FastAPI:
                     if size > limit:
                         raise _problem(413, f"the upload is above the limit of {limit} bytes", "upload a shorter or smaller file")
                     f.write(chunk)
-            from ..stages.ingest import probe
+            from ..media.probe import probe
 
             try:
                 info = await run_in_threadpool(probe, part)

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...audio import resample, to_mono
+from ...contracts.diarize import SpeakerTurn
+from ...contracts.vad import SpeechRegion
 from ...errors import ConfigError, InputError, MissingWeights
 from ...registry import require_module
-from ...stages.diarize import SpeakerTurn
-from ...stages.vad import SpeechRegion
 
 logger = logging.getLogger(__name__)
 

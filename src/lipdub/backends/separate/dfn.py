@@ -39,9 +39,15 @@ from pathlib import Path
 import numpy as np
 
 from ...audio import resample
-from ...errors import BackendUnavailable, ConfigError, InputError, MissingWeights, StageFailed
+from ...contracts.separate import SeparationResult
+from ...errors import (
+    BackendUnavailable,
+    ConfigError,
+    InputError,
+    MissingWeights,
+    StageFailed,
+)
 from ...registry import require_module
-from ...stages.separate import SeparationResult
 
 logger = logging.getLogger(__name__)
 

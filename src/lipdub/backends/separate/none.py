@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...contracts.separate import SeparationResult
 from ...errors import InputError
-from ...stages.separate import SeparationResult
 
 
 class NoSeparator:

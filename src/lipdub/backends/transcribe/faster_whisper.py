@@ -13,10 +13,10 @@ import logging
 import numpy as np
 
 from ...audio import resample, to_mono
+from ...contracts.transcribe import Transcript, TranscriptSegment, TranscriptWord
 from ...errors import BackendUnavailable, ConfigError, InputError, StageFailed
 from ...models import available_whisper_models, resolve_whisper_model
 from ...registry import require_module
-from ...stages.transcribe import Transcript, TranscriptSegment, TranscriptWord
 
 logger = logging.getLogger(__name__)
 

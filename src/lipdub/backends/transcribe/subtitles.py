@@ -15,10 +15,10 @@ import os
 import re
 from pathlib import Path
 
+from ...contracts.transcribe import Transcript, TranscriptSegment
 from ...errors import ConfigError, InputError
 from ...languages import parse_language
 from ...registry import require_module
-from ...stages.transcribe import Transcript, TranscriptSegment
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ...contracts.translate import TranslationRequest
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
-from ...stages.translate import TranslationRequest
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, StringConstraints, ValidationError
 
+from ...contracts.translate import TranslationRequest
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 from ...registry import require_module
-from ...stages.translate import TranslationRequest
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import json
 import os
 from pathlib import Path
 
+from ...contracts.synthesize import Speech
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 from ...registry import require_module
-from ...stages.synthesize import Speech
 from ._http_audio import decode_audio_bytes
 
 ENV_API_KEY = "ELEVENLABS_API_KEY"

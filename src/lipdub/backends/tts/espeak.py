@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...contracts.synthesize import PhonemeTiming, Speech
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
-from ...stages.synthesize import PhonemeTiming, Speech
 
 log = logging.getLogger(__name__)
 

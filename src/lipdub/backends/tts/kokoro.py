@@ -21,10 +21,10 @@ import threading
 
 import numpy as np
 
+from ...contracts.synthesize import Speech
 from ...errors import ConfigError, MissingWeights, StageFailed
 from ...languages import Language
 from ...registry import require_module
-from ...stages.synthesize import Speech
 
 log = logging.getLogger(__name__)
 

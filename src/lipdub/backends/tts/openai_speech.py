@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 
+from ...contracts.synthesize import Speech
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 from ...registry import require_module
-from ...stages.synthesize import Speech
 from ._http_audio import decode_audio_bytes
 
 ENV_BASE_URL = "LIPDUB_SPEECH_BASE_URL"

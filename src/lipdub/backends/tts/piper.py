@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...contracts.synthesize import PhonemeTiming, Speech
 from ...errors import ConfigError, MissingWeights, StageFailed
 from ...languages import Language
 from ...registry import require_module
-from ...stages.synthesize import PhonemeTiming, Speech
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...contracts.synthesize import Speech
 from ...errors import ConfigError, MissingWeights
 from ...languages import Language
 from ...registry import require_module
-from ...stages.synthesize import Speech
 
 ENV_DIR = "LIPDUB_XTTS_DIR"
 MODEL_DIR_NAME = "tts_models--multilingual--multi-dataset--xtts_v2"

@@ -16,9 +16,9 @@ from importlib import resources
 import numpy as np
 
 from ...audio import resample, to_mono
+from ...contracts.vad import SpeechRegion
 from ...errors import ConfigError, InputError, MissingWeights
 from ...registry import require_module
-from ...stages.vad import SpeechRegion
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The ``external`` lip-sync backend: the user's own LatentSync, MuseTalk or Wav2Lip checkout, run by a
 command template, behind lipdub's face tracks and compositor.
 
-Per planned track, during the first decoding pass of :func:`lipdub.lipsync.apply.render_lipsync`:
+Per planned track, during the first decoding pass of :func:`lipdub.lipsync.render.render_lipsync`:
 
 1. a clip is written for the tool: the frames from the first to the last planned frame, cropped to a
    square around the track's face (the union of its landmark boxes over those frames, grown by
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConfigError, InputError, StageFailed
-from ..stages.faces import FaceAnalysis, FaceTrack
-from ..stages.lipsync import LipsyncPlan
+from ...contracts.faces import FaceAnalysis, FaceTrack
+from ...contracts.lipsync import Donor, LipsyncPlan
+from ...errors import BackendUnavailable, ConfigError, InputError, StageFailed
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class ExternalBackend:
 
 
 class ExternalDonors:
-    """:class:`lipdub.stages.lipsync.DonorSource` of one external plan (see the module docstring)."""
+    """:class:`lipdub.contracts.lipsync.DonorSource` of one external plan (see the module docstring)."""
 
     def __init__(self, backend: ExternalBackend, track: FaceTrack, frames: np.ndarray, box: tuple[int, int, int, int],
                  fps: Fraction, frame_times_s: np.ndarray, dub_audio: np.ndarray, sample_rate_hz: int,
@@ -309,8 +309,6 @@ class ExternalDonors:
 
     def donor(self, frame: int, rgb: np.ndarray):
         import cv2
-
-        from .apply import Donor
 
         row = self.track.index_of(int(frame))
         if row is None or not self.first <= frame <= self.last:

@@ -21,7 +21,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 
 SAMPLE_RATE_HZ = 16000
 N_FFT = 800

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import get_window
 
-from ..errors import InputError
+from ...errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -17,21 +17,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from ..registry import Registry
 from .faces import FaceAnalysis, FaceTrack
 
-if TYPE_CHECKING:  # apply.py imports this module
-    from ..lipsync.apply import Donor
+
+@dataclass
+class Donor:
+    """A donor face: ``rgb`` crop (h, w, 3) uint8 and ``landmarks`` (478, 3) in crop pixels.
+
+    ``offset`` (x, y) is where the crop sits in its source frame when the donor is a frame of the same
+    video (retrieval): the compositor then gets a full frame (the crop pasted over the target) so
+    neck and background map one to one; None for generated face crops.
+    """
+
+    rgb: np.ndarray
+    landmarks: np.ndarray
+    offset: tuple[int, int] | None = None
+
+    def as_frame(self, target_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Full-frame donor image and landmarks (crop pasted over a copy of ``target_rgb``)."""
+        if self.offset is None:
+            return self.rgb, self.landmarks
+        x0, y0 = self.offset
+        frame = target_rgb.copy()
+        h, w = self.rgb.shape[:2]
+        frame[y0:y0 + h, x0:x0 + w] = self.rgb
+        lm = self.landmarks.copy()
+        lm[:, 0] += x0
+        lm[:, 1] += y0
+        return frame, lm
 
 
 class DonorSource(Protocol):
     """Donor faces that a generative backend makes from the video itself, frame by frame.
 
-    :func:`lipdub.lipsync.apply.render_lipsync` calls, in this order: :meth:`open` with the source
+    :func:`lipdub.lipsync.render.render_lipsync` calls, in this order: :meth:`open` with the source
     video; :meth:`observe` for every frame of :meth:`frames_to_observe` in increasing order during a
     first decoding pass (display-oriented RGB, e.g. to batch a generator); :meth:`finish`; then
     :meth:`donor` for every planned frame in increasing order during the second (compositing) pass;
@@ -116,7 +140,7 @@ class LipsyncBackend(Protocol):
 
 
 LIPSYNC_BACKENDS: Registry[LipsyncBackend] = Registry("lipsync")
-LIPSYNC_BACKENDS.register("retrieval", "lipdub.lipsync.retrieval:RetrievalBackend", "audio-driven mouth retrieval from the actor's own footage (no weights)")
-LIPSYNC_BACKENDS.register("wav2lip", "lipdub.lipsync.wav2lip:Wav2LipBackend", "Wav2Lip generator (wav2lip.pth checkpoint) through the shared compositor")
-LIPSYNC_BACKENDS.register("wav2lip_gan", "lipdub.lipsync.wav2lip:Wav2LipGANBackend", "Wav2Lip-GAN generator (wav2lip_gan.pth checkpoint) through the shared compositor")
-LIPSYNC_BACKENDS.register("external", "lipdub.lipsync.external:ExternalBackend", "your LatentSync / MuseTalk / Wav2Lip checkout run by a command template")
+LIPSYNC_BACKENDS.register("retrieval", "lipdub.backends.lipsync.retrieval:RetrievalBackend", "audio-driven mouth retrieval from the actor's own footage (no weights)")
+LIPSYNC_BACKENDS.register("wav2lip", "lipdub.backends.lipsync.wav2lip:Wav2LipBackend", "Wav2Lip generator (wav2lip.pth checkpoint) through the shared compositor")
+LIPSYNC_BACKENDS.register("wav2lip_gan", "lipdub.backends.lipsync.wav2lip:Wav2LipGANBackend", "Wav2Lip-GAN generator (wav2lip_gan.pth checkpoint) through the shared compositor")
+LIPSYNC_BACKENDS.register("external", "lipdub.backends.lipsync.external:ExternalBackend", "your LatentSync / MuseTalk / Wav2Lip checkout run by a command template")

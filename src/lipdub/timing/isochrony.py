@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from ..script import FitAttempt
 from ..voice.params import count_syllables
 from .fit import FittedSpeech, Slot, fit_speech, trim_silence
-from .synthesize import Speech
+from ..contracts.synthesize import Speech
 
 log = logging.getLogger(__name__)
 

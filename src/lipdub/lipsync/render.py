@@ -4,7 +4,7 @@ Two sequential passes over the source (bounded memory, whatever the video's leng
 
 1. collect the donor faces the plans need (for retrieval: crops of the chosen source frames around
    the lower face, with their landmarks in crop coordinates; generative backends' donor sources
-   (:class:`lipdub.stages.lipsync.DonorSource`) see the frames they asked for, e.g. to run a
+   (:class:`lipdub.contracts.lipsync.DonorSource`) see the frames they asked for, e.g. to run a
    generator in batches);
 2. decode every frame again; frames in a plan get the donor's lower face through the compositor,
    every other frame is passed to the encoder as the decoder gave it (same YUV planes, never through
@@ -17,45 +17,17 @@ orientation (frames are composited in display orientation, then turned back).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..contracts.faces import FaceAnalysis, FaceTrack
+from ..contracts.lipsync import Donor, LipsyncPlan
 from ..errors import InputError
 from ..faces.analyze import to_display, to_storage
-from ..stages.faces import FaceAnalysis, FaceTrack
-from ..stages.lipsync import LipsyncPlan
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Donor:
-    """A donor face: ``rgb`` crop (h, w, 3) uint8 and ``landmarks`` (478, 3) in crop pixels.
-
-    ``offset`` (x, y) is where the crop sits in its source frame when the donor is a frame of the same
-    video (retrieval): the compositor then gets a full frame (the crop pasted over the target) so
-    neck and background map one to one; None for generated face crops.
-    """
-
-    rgb: np.ndarray
-    landmarks: np.ndarray
-    offset: tuple[int, int] | None = None
-
-    def as_frame(self, target_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Full-frame donor image and landmarks (crop pasted over a copy of ``target_rgb``)."""
-        if self.offset is None:
-            return self.rgb, self.landmarks
-        x0, y0 = self.offset
-        frame = target_rgb.copy()
-        h, w = self.rgb.shape[:2]
-        frame[y0:y0 + h, x0:x0 + w] = self.rgb
-        lm = self.landmarks.copy()
-        lm[:, 0] += x0
-        lm[:, 1] += y0
-        return frame, lm
 
 
 def _crop_box(lm: np.ndarray, width: int, height: int, margin: float = 0.6) -> tuple[int, int, int, int]:

@@ -4,9 +4,9 @@ Driving Visual Speech with Audio", SIGGRAPH 1997). No weights: everything is fit
 
 For one face track:
 
-1. **Mouth descriptor** of every frame (:func:`lipdub.lipsync.features.mouth_descriptors`): aligned
+1. **Mouth descriptor** of every frame (:func:`lipdub.backends.lipsync.features.mouth_descriptors`): aligned
    lip and jaw landmarks reduced by PCA (component 0 = opening), in inter-ocular units.
-2. **Audio features** per video frame (:func:`lipdub.lipsync.features.audio_features_per_frame`):
+2. **Audio features** per video frame (:func:`lipdub.backends.lipsync.features.audio_features_per_frame`):
    stacked log-mel over +-100 ms, normalized per utterance.
 3. **Audio-to-mouth model** of this actor: ridge regression (Hoerl and Kennard 1970) from the source
    audio features to the descriptors of the same frames (usable frames only). The ridge strength is
@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, StageFailed
-from ..faces.speakers import lagged_correlation, speech_envelope_per_frame
-from ..stages.faces import FaceAnalysis, FaceTrack
-from ..stages.lipsync import LipsyncPlan
+from ...contracts.faces import FaceAnalysis, FaceTrack
+from ...contracts.lipsync import LipsyncPlan
+from ...errors import ConfigError, InputError, StageFailed
+from ...faces.speakers import lagged_correlation, speech_envelope_per_frame
 from .features import (
     LIP_POINTS,
     FrameAudio,
@@ -677,7 +677,7 @@ class RetrievalBackend:
         phonemes: list[tuple[float, float, str]] | None = None,
     ) -> LipsyncPlan:
         """Plan the re-animation of ``track`` on output ``frames`` (see
-        :meth:`lipdub.stages.lipsync.LipsyncBackend.plan`).
+        :meth:`lipdub.contracts.lipsync.LipsyncBackend.plan`).
 
         Returns:
             A :class:`LipsyncPlan` whose ``frames`` are the requested frames inside the track with

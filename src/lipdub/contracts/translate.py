@@ -14,7 +14,7 @@ class TranslationRequest:
     """One line to translate. ``duration_budget_s``: the time the spoken translation should fit in.
 
     ``too_long``: a previous translation of this line that did not fit the budget (the isochrony
-    loop, :mod:`lipdub.stages.isochrony`); a translator that can shorten (``shortens = True``) gives
+    loop, :mod:`lipdub.timing.isochrony`); a translator that can shorten (``shortens = True``) gives
     a shorter one, others ignore it and are never asked.
     """
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import InputError, MissingWeights
-from ..models import state_dict_mismatch
+from ...errors import InputError, MissingWeights
+from ...models import state_dict_mismatch
 
 FACE_SIZE_PX = 96  # the generator's face crop, pixels (square)
 MEL_STEP_FRAMES = 16  # mel frames per video frame window (0.2 s at 80 mel frames per second)
@@ -76,7 +76,7 @@ class Wav2Lip(nn.Module):
     ``forward(audio, face)``:
 
     * ``audio``: float ``(B, 1, 80, 16)`` normalised mel windows (see
-      :mod:`lipdub.lipsync.wav2lip_audio`), or ``(B, T, 1, 80, 16)``;
+      :mod:`lipdub.backends.lipsync.wav2lip_audio`), or ``(B, T, 1, 80, 16)``;
     * ``face``: float ``(B, 6, 96, 96)`` in [0, 1]: channels 0-2 the target face with rows 48-95
       set to 0, channels 3-5 the reference face, both in **BGR** order (the released checkpoints
       were trained on OpenCV images), or ``(B, 6, T, 96, 96)``;

@@ -21,7 +21,7 @@ from ..audio import read_audio, to_mono, write_audio
 from ..errors import LipdubError
 from ..languages import Language
 from ..script import Script
-from ..voice.profile import (
+from .profile import (
     SpeakerSpeech,
     VoiceProfile,
     bank_key,

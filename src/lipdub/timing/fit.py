@@ -32,7 +32,7 @@ import numpy as np
 from ..audio import read_audio, resample, write_audio
 from ..errors import BackendUnavailable, ConfigError, StageFailed
 from ..script import FitReport
-from .synthesize import PhonemeTiming, Speech
+from ..contracts.synthesize import PhonemeTiming, Speech
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ as a rectangle), lipdub:
   faces stage did not flag (turned away, too small, occluded) and that the dub covers are planned;
 * feeds the generator the crop resized to 96x96 (``cv2.INTER_AREA``) with rows 48-95 zeroed plus the
   same crop as the reference frame, in BGR like the reference, with the 16-frame mel window of
-  :mod:`lipdub.lipsync.wav2lip_audio`, in batches of ``batch_size`` during the first decoding pass
-  of :func:`lipdub.lipsync.apply.render_lipsync` (only the 96x96 outputs are kept: 27 KB a frame);
+  :mod:`lipdub.backends.lipsync.wav2lip_audio`, in batches of ``batch_size`` during the first decoding pass
+  of :func:`lipdub.lipsync.render.render_lipsync` (only the 96x96 outputs are kept: 27 KB a frame);
 * resizes each generated face back to its crop (``cv2.INTER_CUBIC``), optionally sharpens it
   (unsharp mask), and hands it to the shared compositor as a *face-crop donor* whose landmarks are
   the target's own mapped into the crop (the generated face is aligned with the target, so the
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, MissingWeights
-from ..stages.faces import FaceAnalysis, FaceTrack
-from ..stages.lipsync import LipsyncPlan
+from ...contracts.faces import FaceAnalysis, FaceTrack
+from ...contracts.lipsync import Donor, LipsyncPlan
+from ...errors import ConfigError, InputError, MissingWeights
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ EXPECTED_CPU_FPS = 4.0
 
 def checkpoint_candidates(name: str) -> list[Path]:
     """Where a ``<name>.pth`` checkpoint is looked for when no explicit path is given, in order."""
-    from ..models import model_dir
+    from ...models import model_dir
 
     d = model_dir()
     return [d / f"{name}.pth", d / "wav2lip" / f"{name}.pth"]
@@ -202,7 +202,7 @@ class Wav2LipBackend:
         Raises:
             MissingWeights: no checkpoint in the default locations (the message names them).
         """
-        from ..models import model_dir
+        from ...models import model_dir
 
         device = select_device("auto")
         speed = "GPU: hundreds of frames/s" if device != "cpu" else f"~{EXPECTED_CPU_FPS:.0f} frames/s on 2 CPU cores"
@@ -274,7 +274,7 @@ class Wav2LipGANBackend(Wav2LipBackend):
 
 
 class Wav2LipDonors:
-    """:class:`lipdub.stages.lipsync.DonorSource` of one Wav2Lip plan (one track).
+    """:class:`lipdub.contracts.lipsync.DonorSource` of one Wav2Lip plan (one track).
 
     First pass: the crops of the planned frames, batched through the generator; only the 96x96
     outputs are kept (uint8 ``(N, 96, 96, 3)``). Second pass: each output resized to its crop,
@@ -327,8 +327,6 @@ class Wav2LipDonors:
 
     def donor(self, frame: int, rgb: np.ndarray):
         import cv2
-
-        from .apply import Donor
 
         k = self._row.get(int(frame))
         if k is None or self._generated is None or not self._done[k]:

@@ -1,1 +1,0 @@
-"""Pipeline stages, one module per stage (DESIGN.md section 1)."""

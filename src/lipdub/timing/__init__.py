@@ -1,0 +1,1 @@
+"""Timing fit of dubbed speech (isochrony): silence trim, time-stretch, slots, and the closed fit loop."""
