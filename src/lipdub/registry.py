@@ -8,12 +8,14 @@ Pattern after PySceneDetect's detector backends: one narrow protocol per stage, 
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .errors import BackendUnavailable, ConfigError
+from .errors import BackendUnavailable, ConfigError, LipdubError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,15 @@ class Registry(Generic[T]):
         self.stage = stage
         self._paths: dict[str, str] = {}
         self._descriptions: dict[str, str] = {}
+        self._auto_ranks: dict[str, int] = {}
 
-    def register(self, name: str, path: str, description: str = "") -> None:
-        """Register backend ``name`` implemented by ``"package.module:ClassName"``."""
+    def register(self, name: str, path: str, description: str = "", auto_rank: int | None = None) -> None:
+        """Register backend ``name`` implemented by ``"package.module:ClassName"``; with ``auto_rank``
+        it is a candidate of :meth:`auto_choice` (lower ranks are asked first)."""
         self._paths[name] = path
         self._descriptions[name] = description
+        if auto_rank is not None:
+            self._auto_ranks[name] = auto_rank
 
     def names(self) -> list[str]:
         """Registered backend names, in registration order."""
@@ -81,10 +87,26 @@ class Registry(Generic[T]):
         cls = self.load(name)
         return cls(**options)
 
+    def auto_choice(self, *args: Any, **options: Any) -> str:
+        """The backend an ``auto`` setting picks: the first candidate (by ``auto_rank``) whose class
+        method ``auto_supports(*args, **options)`` is true. A candidate whose package is not installed
+        is passed over (logged), as it cannot be the user's choice.
+
+        Raises:
+            ConfigError: no candidate accepts ``args`` (e.g. no TTS speaks the language).
+        """
+        for name in sorted(self._auto_ranks, key=lambda n: self._auto_ranks[n]):
+            try:
+                cls = self.load(name)
+                if cls.auto_supports(*args, **options):
+                    return name
+            except BackendUnavailable as exc:
+                log.info("%s auto: %s unusable (%s)", self.stage, name, exc)
+        raise ConfigError(f"no {self.stage} backend can be chosen automatically for {', '.join(map(str, args))}",
+                          f"choose one of {', '.join(self._paths)} explicitly")
+
     def status(self, name: str) -> BackendStatus:
         """Check backend ``name`` without running it (used by ``lipdub doctor``)."""
-        from .errors import LipdubError
-
         try:
             cls = self.load(name)
             check = getattr(cls, "check", None)

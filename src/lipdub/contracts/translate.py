@@ -24,7 +24,15 @@ class TranslationRequest:
 
 
 class Translator(Protocol):
+    """A translation backend (adapters subclass :class:`TranslatorBackend` for the capability defaults).
+
+    Capabilities (class attributes):
+        shortens: given a request with ``too_long``, the backend returns a shorter translation (the
+            isochrony loop asks it; others are never asked).
+    """
+
     name: str
+    shortens: bool
 
     def supports(self, source: Language, target: Language) -> bool:
         ...
@@ -36,6 +44,13 @@ class Translator(Protocol):
             ConfigError: the pair is not supported (message names the pair, hint what to install).
         """
         ...
+
+
+class TranslatorBackend:
+    """Defaults of the :class:`Translator` capabilities: cannot shorten."""
+
+    name = ""
+    shortens = False
 
 
 TRANSLATORS: Registry[Translator] = Registry("translate")

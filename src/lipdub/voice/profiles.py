@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import read_audio, to_mono, write_audio
+from ..contracts.synthesize import TTS_BACKENDS
 from ..errors import LipdubError
 from ..languages import Language
 from ..script import Script
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 #: espeak-ng variants by register, in the order speakers of that register receive them (distinct
 #: base voices for distinct characters before matching); ``espeak-ng --voices=variant`` lists them.
-ESPEAK_VARIANTS = {"female": ("f3", "f2", "f4", "f1", "f5"), "male": ("m3", "m1", "m2", "m4", "m5", "m6", "m7", "m8")}
 
 
 @dataclass
@@ -125,20 +125,13 @@ def load_profiles(root: Path) -> dict[str, VoiceProfile]:
 
 
 def base_voice(tts_name: str, language: Language, speaker_id: str, profiles: dict[str, VoiceProfile]) -> str | None:
-    """The base TTS voice of a speaker before matching, from the register of their profile.
-
-    espeak-ng: the language's voice plus a variant of the speaker's register, each speaker of a
-    register getting the next variant of :data:`ESPEAK_VARIANTS` (so two women get two different
-    voices). Other backends: None (their default voice; cloning backends clone instead).
+    """The base TTS voice of a speaker before matching, from the register of their profile: the TTS
+    backend's :meth:`~lipdub.contracts.synthesize.TextToSpeech.base_voice` for that register and the
+    speaker's rank among the speakers of the same register (so two women get two different voices).
+    None: the backend's default voice (cloning backends clone instead).
     """
     prof = profiles.get(speaker_id)
-    if prof is None or tts_name != "espeak-ng":
-        return None
-    from ..backends.tts.espeak import voice_for_language
-
-    found = voice_for_language(language)
-    if found is None:
+    if prof is None:
         return None
     same = sorted(s for s, p in profiles.items() if p.voice_register == prof.voice_register)
-    variants = ESPEAK_VARIANTS.get(prof.voice_register, ESPEAK_VARIANTS["male"])
-    return f"{found.short_name}+{variants[same.index(speaker_id) % len(variants)]}"
+    return TTS_BACKENDS.load(tts_name).base_voice(language, prof.voice_register, same.index(speaker_id))

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ...contracts.translate import TranslationRequest
+from ...contracts.translate import TranslationRequest, TranslatorBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 
@@ -76,7 +76,7 @@ def _pair_package_hint(source: Language, target: Language) -> str:
     return f"apt-get install apertium-{s}-{t} (or apertium-{t}-{s}) if Debian has that pair (apt-cache search apertium-{s})"
 
 
-class ApertiumTranslator:
+class ApertiumTranslator(TranslatorBackend):
     """Translate lines with the ``apertium`` program and an installed language pair.
 
     Keyword-only options:

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, StringConstraints, ValidationError
 
-from ...contracts.translate import TranslationRequest
+from ...contracts.translate import TranslationRequest, TranslatorBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 from ...registry import require_module
@@ -85,7 +85,7 @@ def _extract_json(content: str) -> Any:
         raise _BadReply(f"the reply is not valid JSON ({exc})") from exc
 
 
-class LlmTranslator:
+class LlmTranslator(TranslatorBackend):
     """Translate lines with a chat model over an OpenAI-compatible API, fitting duration budgets.
 
     Keyword-only options:

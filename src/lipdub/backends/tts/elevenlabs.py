@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from ...contracts.synthesize import Speech
+from ...contracts.synthesize import Speech, TtsBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 from ...registry import require_module
@@ -38,7 +38,7 @@ def _cache_file() -> Path:
     return base / "lipdub" / "elevenlabs_voices.json"
 
 
-class ElevenLabsTts:
+class ElevenLabsTts(TtsBackend):
     """ElevenLabs speech, with each speaker's voice cloned from their reference clip (:meth:`clone`).
 
     Keyword-only options: ``api_key``, ``base_url``, ``model`` (defaults from the environment,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...contracts.synthesize import PhonemeTiming, Speech
+from ...contracts.synthesize import PhonemeTiming, Speech, TtsBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 
@@ -253,7 +253,11 @@ def _find_voice(name: str) -> EspeakVoice | None:
     return None
 
 
-class EspeakTts:
+#: espeak-ng voice variants by register, in the order speakers of one register get them.
+VARIANTS = {"female": ("f3", "f2", "f4", "f1", "f5"), "male": ("m3", "m1", "m2", "m4", "m5", "m6", "m7", "m8")}
+
+
+class EspeakTts(TtsBackend):
     """espeak-ng formant synthesis (about 100 languages) with phoneme timings.
 
     Args:
@@ -273,6 +277,20 @@ class EspeakTts:
 
     def __init__(self, *, voice: str | None = None) -> None:
         self.voice = voice
+
+    @classmethod
+    def base_voice(cls, language: Language, voice_register: str, rank: int) -> str | None:
+        """The language's voice plus the ``rank``-th variant of the register (:data:`VARIANTS`)."""
+        found = voice_for_language(language)
+        if found is None:
+            return None
+        variants = VARIANTS.get(voice_register, VARIANTS["male"])
+        return f"{found.short_name}+{variants[rank % len(variants)]}"
+
+    @classmethod
+    def auto_supports(cls, language: Language, **_: object) -> bool:
+        """``--tts auto`` takes espeak-ng for every language it has a voice for (after piper and kokoro)."""
+        return voice_for_language(language) is not None
 
     @classmethod
     def check(cls) -> str:

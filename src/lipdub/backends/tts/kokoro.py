@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from ...contracts.synthesize import Speech
+from ...contracts.synthesize import Speech, TtsBackend
 from ...errors import ConfigError, MissingWeights, StageFailed
 from ...languages import Language
 from ...registry import require_module
@@ -45,7 +45,7 @@ def _module():
     return kokoro
 
 
-class KokoroTts:
+class KokoroTts(TtsBackend):
     """Kokoro-82M Japanese TTS (24 kHz, five voices: jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo).
 
     Args:
@@ -66,6 +66,11 @@ class KokoroTts:
             raise ConfigError(f"sentence_pause_s must be >= 0, got {sentence_pause_s}", "use 0 or more seconds")
         self.voice = voice
         self.sentence_pause_s = float(sentence_pause_s)
+
+    @classmethod
+    def auto_supports(cls, language: Language, **_: object) -> bool:
+        """``--tts auto`` takes kokoro for Japanese."""
+        return language.code.lower() == "ja"
 
     @classmethod
     def check(cls) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ...contracts.synthesize import Speech
+from ...contracts.synthesize import Speech, TtsBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 from ...registry import require_module
@@ -27,7 +27,7 @@ ENV_VOICE = "LIPDUB_SPEECH_VOICE"
 RATE_LIMITS = (0.25, 4.0)  # the API's ``speed`` range
 
 
-class OpenAISpeechTts:
+class OpenAISpeechTts(TtsBackend):
     """Speech from an OpenAI-compatible ``/v1/audio/speech`` endpoint.
 
     Keyword-only options: ``base_url``, ``model``, ``api_key``, ``voice`` (defaults from the

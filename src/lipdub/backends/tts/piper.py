@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...contracts.synthesize import PhonemeTiming, Speech
+from ...contracts.synthesize import PhonemeTiming, Speech, TtsBackend
 from ...errors import ConfigError, MissingWeights, StageFailed
 from ...languages import Language
 from ...registry import require_module
@@ -122,7 +122,7 @@ def find_voices(voice_dir: str | os.PathLike | None = None) -> list[PiperVoiceFi
     return voices
 
 
-class PiperTts:
+class PiperTts(TtsBackend):
     """Piper (VITS) neural TTS on CPU through onnxruntime.
 
     Args:
@@ -146,6 +146,11 @@ class PiperTts:
         self.voice_dir = voice_dir
         self.voice = voice
         self.voices = find_voices(voice_dir)
+
+    @classmethod
+    def auto_supports(cls, language: Language, *, voice_dir: str | os.PathLike | None = None, **_: object) -> bool:
+        """``--tts auto`` takes piper where it has a voice for ``language`` (bundled or in ``voice_dir``)."""
+        return cls(voice_dir=voice_dir).supports(language)
 
     @classmethod
     def check(cls) -> str:

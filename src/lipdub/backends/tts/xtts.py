@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...contracts.synthesize import Speech
+from ...contracts.synthesize import Speech, TtsBackend
 from ...errors import ConfigError, MissingWeights
 from ...languages import Language
 from ...registry import require_module
@@ -64,7 +64,7 @@ def find_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
     )
 
 
-class XttsTts:
+class XttsTts(TtsBackend):
     """XTTS-v2 cloning TTS. ``voice`` for :meth:`synthesize` is a reference WAV path (:meth:`clone`).
 
     Keyword-only options: ``model_dir`` (directory of the weights, see :func:`find_model_dir`).
