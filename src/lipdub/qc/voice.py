@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import BackendUnavailable
+from ..voice.encoder import resemblyzer_module, voice_encoder
 
 RATE_HZ = 16000
 MIN_SPEECH_S = 1.0  # shorter speech gives an unreliable d-vector: reported as None
@@ -48,13 +48,8 @@ def speaker_similarity(source_16k: np.ndarray, dub_16k: np.ndarray, source_spans
     Raises:
         BackendUnavailable: resemblyzer (or its bundled weights) is missing.
     """
-    try:
-        from ..backends.diarize.resemblyzer import _import_resemblyzer
-
-        module, weights = _import_resemblyzer()
-    except ImportError as exc:  # pragma: no cover - part of the audio extra
-        raise BackendUnavailable("the voice similarity needs Resemblyzer", "pip install 'lipdub[audio]'") from exc
-    encoder = module.VoiceEncoder(device="cpu", verbose=False, weights_fpath=weights)
+    module, _ = resemblyzer_module()
+    encoder = voice_encoder()
     out = []
     for spk in sorted(set(source_spans) | set(dub_spans)):
         a = _gather(source_16k, source_spans.get(spk, []))

@@ -25,7 +25,6 @@ person in every episode).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -37,6 +36,7 @@ from pydantic import BaseModel, Field
 
 from ..audio import read_audio, resample, write_audio
 from ..errors import ConfigError, InputError
+from .encoder import resemblyzer_module, voice_encoder
 from .params import count_syllables, measure_voice, spectral_envelope_db
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,6 @@ def estimate_snr_db(samples: np.ndarray, sample_rate_hz: int, frame_s: float = 0
     return float(10.0 * np.log10(hi / lo))
 
 
-_encoder = None
 
 
 def embed_speech(samples_16k: np.ndarray) -> np.ndarray:
@@ -165,16 +164,12 @@ def embed_speech(samples_16k: np.ndarray) -> np.ndarray:
         BackendUnavailable: resemblyzer or torch is not installed.
         ConfigError: less than 0.3 s of speech after trimming.
     """
-    global _encoder
-    from ..backends.diarize.resemblyzer import _import_resemblyzer
-
-    module, weights = _import_resemblyzer()
-    if _encoder is None:
-        _encoder = module.VoiceEncoder(device="cpu", verbose=False, weights_fpath=weights)
+    module, _ = resemblyzer_module()
+    encoder = voice_encoder()
     wav = module.preprocess_wav(np.asarray(samples_16k, dtype=np.float32), source_sr=EMBED_RATE_HZ)
     if wav.size < 0.3 * EMBED_RATE_HZ:
         raise ConfigError("too little speech to embed (< 0.3 s after silence trimming)", "give a longer stretch of speech")
-    return _encoder.embed_utterance(wav).astype(np.float32)
+    return encoder.embed_utterance(wav).astype(np.float32)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -291,6 +286,3 @@ def match_bank(embedding: np.ndarray, bank: dict[str, VoiceProfile], min_cosine:
     return best
 
 
-def profile_json(profile: VoiceProfile) -> str:
-    """Stable JSON text of a profile (for hashing)."""
-    return json.dumps(profile.model_dump(), sort_keys=True)

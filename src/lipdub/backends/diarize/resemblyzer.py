@@ -36,8 +36,9 @@ import numpy as np
 from ...audio import resample, to_mono
 from ...contracts.diarize import SpeakerTurn
 from ...contracts.vad import SpeechRegion
-from ...errors import ConfigError, InputError, MissingWeights
+from ...errors import ConfigError, InputError
 from ...registry import require_module
+from ...voice.encoder import resemblyzer_module, voice_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +57,6 @@ class _Windows:
     stop: np.ndarray
     full: np.ndarray  # bool: window has the full length (used for clustering)
     embeddings: np.ndarray
-
-
-def _import_resemblyzer():
-    require_module("torch", "torch")
-    module = require_module("resemblyzer", "Resemblyzer")
-    from pathlib import Path
-
-    weights = Path(module.__file__).resolve().parent / "pretrained.pt"
-    if not weights.is_file():
-        raise MissingWeights(
-            f"resemblyzer encoder weights not found at {weights}",
-            "reinstall Resemblyzer (its wheel ships pretrained.pt): pip install --force-reinstall Resemblyzer",
-        )
-    return module, weights
 
 
 class ResemblyzerDiarizer:
@@ -135,9 +122,8 @@ class ResemblyzerDiarizer:
         self.min_centroid_distance = float(min_centroid_distance)
         self.min_cluster_s = float(min_cluster_s)
         self.smooth_s = float(smooth_s)
-        self._resemblyzer, weights = _import_resemblyzer()
-        self._encoder = self._resemblyzer.VoiceEncoder(device="cpu", verbose=False, weights_fpath=weights)
-        self._encoder.eval()
+        self._resemblyzer, _ = resemblyzer_module()
+        self._encoder = voice_encoder()
 
     @classmethod
     def check(cls) -> str:
@@ -148,7 +134,7 @@ class ResemblyzerDiarizer:
             MissingWeights: ``pretrained.pt`` is missing.
         """
         require_module("sklearn", "scikit-learn")
-        _, weights = _import_resemblyzer()
+        _, weights = resemblyzer_module()
         return f"resemblyzer GE2E d-vectors ({weights.name}) + scikit-learn agglomerative clustering, CPU"
 
     # -- embeddings -------------------------------------------------------------------------
@@ -308,6 +294,18 @@ class ResemblyzerDiarizer:
         cents = self._centroids(win.embeddings[use], labels_used, k)
         logger.info("diarize: %d windows, %d speakers (%s)", int(use.sum()), k, ", ".join(f"{a}={b:.3g}" for a, b in info.items()))
 
+        turns = self._turns(win, cents, k, regions)
+        order: dict[int, str] = {}
+        out = []
+        for start_s, end_s, lab in sorted(turns):
+            name = order.setdefault(lab, f"SPEAKER_{len(order):02d}")
+            out.append(SpeakerTurn(start_s=float(start_s), end_s=float(end_s), speaker=name))
+        return out
+
+
+    def _turns(self, win, cents: np.ndarray, k: int, regions: list[SpeechRegion]) -> list[tuple[float, float, int]]:
+        """``(start_s, end_s, label)`` turns inside ``regions``: each frame takes the centroid its
+        covering windows are most similar to (Hann-weighted), mode-filtered over ``smooth_s``."""
         # frame scores: Hann-weighted mean similarity of the windows covering each frame
         n_frames = int(win.stop.max())
         sims = win.embeddings @ cents.T  # (n_windows, k)
@@ -343,12 +341,7 @@ class ResemblyzerDiarizer:
                     end_s = region.end_s
                 if end_s > start_s:
                     turns.append((start_s, end_s, int(lab[s])))
-        order: dict[int, str] = {}
-        out = []
-        for start_s, end_s, lab in sorted(turns):
-            name = order.setdefault(lab, f"SPEAKER_{len(order):02d}")
-            out.append(SpeakerTurn(start_s=float(start_s), end_s=float(end_s), speaker=name))
-        return out
+        return turns
 
 
 def _mode_filter(labels: np.ndarray, k: int, width: int) -> np.ndarray:
