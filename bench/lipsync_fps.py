@@ -28,7 +28,7 @@ from lipdub.faces.analyze import analyze_video, iter_frames
 from lipdub.lipsync.render import collect_donors, render_lipsync
 from lipdub.lipsync.compositor import Compositor
 from lipdub.backends.lipsync.retrieval import RetrievalBackend
-from lipdub.pipeline import video_frame_times
+from lipdub.media.probe import video_frame_times
 from lipdub.media.probe import decode_audio, probe
 from _common import TESTDATA, scaled_clip
 
@@ -53,7 +53,7 @@ def main() -> None:
             t0 = time.perf_counter()
             plan = RetrievalBackend().plan(analysis, track, frames, times, audio, audio[::-1].copy(), 16000, None)
             plan_s = time.perf_counter() - t0
-            donors = collect_donors(clip, analysis, [(plan, track)])
+            donors = collect_donors(clip, [(plan, track)])
             decoded = {i: rgb for i, rgb in iter_frames(clip)}
             comp = Compositor()
             t0 = time.perf_counter()

@@ -32,7 +32,7 @@ from lipdub.lipsync.render import collect_donors
 from lipdub.lipsync.compositor import Compositor
 from lipdub.backends.lipsync.features import LIP_POINTS
 from lipdub.backends.lipsync.retrieval import random_retrieval_plan, self_reconstruction_lmd
-from lipdub.pipeline import video_frame_times
+from lipdub.media.probe import video_frame_times
 from lipdub.qc.sync import sync_score
 from lipdub.media.probe import decode_audio, probe
 
@@ -46,7 +46,7 @@ def mouth_metrics(path, analysis, track, plan) -> tuple[float, float]:
 
     from lipdub.faces.analyze import iter_frames
 
-    donors = collect_donors(path, analysis, [(plan, track)])
+    donors = collect_donors(path, [(plan, track)])
     comp = Compositor()
     wanted = {int(f): k for k, f in enumerate(plan.frames)}
     ssims, psnrs = [], []

@@ -8,7 +8,6 @@ subtype is given.
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from math import gcd
 from pathlib import Path
 
@@ -56,16 +55,3 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1) if samples.ndim == 2 else samples
 
 
-def rms_dbfs(samples: np.ndarray) -> float:
-    """RMS level in dBFS (-inf for silence)."""
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
-    return 20 * np.log10(rms) if rms > 0 else float("-inf")
-
-
-def seconds_to_samples(t_s: float, sample_rate_hz: int) -> int:
-    """Round a time in seconds to the nearest sample index."""
-    return int(round(t_s * sample_rate_hz))
-
-
-def fraction_to_float(rate: Fraction | None) -> float | None:
-    return float(rate) if rate else None

@@ -54,18 +54,25 @@ class MixResult:
 
 
 def true_peak_dbtp(x: np.ndarray, sample_rate_hz: int) -> float:
-    """True peak in dBTP: max |x| after 4x polyphase oversampling (ITU-R BS.1770-4 Annex 2)."""
-    return 20 * np.log10(max(float(np.max(_true_peak_envelope(x))), 1e-12))
+    """True peak in dBTP: max |x| after polyphase oversampling to at least 192 kHz (4x at 48 kHz,
+    2x at 96 kHz; ITU-R BS.1770-4 Annex 2)."""
+    return 20 * np.log10(max(float(np.max(_true_peak_envelope(x, sample_rate_hz))), 1e-12))
 
 
-def _true_peak_envelope(x: np.ndarray) -> np.ndarray:
-    """Per-sample true peak over channels: max |.| of the 4 oversampled values per input sample."""
+def oversampling_factor(sample_rate_hz: int) -> int:
+    """Oversampling of the true-peak meter: to >= 192 kHz, i.e. ``ceil(192000 / rate)`` (>= 1)."""
+    return max(1, -(-192_000 // int(sample_rate_hz)))
+
+
+def _true_peak_envelope(x: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+    """Per-sample true peak over channels: max |.| of the oversampled values per input sample."""
     from scipy.signal import resample_poly
 
+    k = oversampling_factor(sample_rate_hz)
     x2 = x if x.ndim == 2 else x[:, None]
-    up = np.abs(resample_poly(x2, 4, 1, axis=0))
+    up = np.abs(resample_poly(x2, k, 1, axis=0))
     n = x2.shape[0]
-    up = up[: n * 4].reshape(n, 4, -1)
+    up = up[: n * k].reshape(n, k, -1)
     return np.maximum(up.max(axis=(1, 2)), np.abs(x2).max(axis=1))
 
 
@@ -105,7 +112,7 @@ def limit_true_peak(x: np.ndarray, sample_rate_hz: int, ceiling_dbtp: float, loo
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
     ceiling = 10 ** (ceiling_dbtp / 20)
-    env = _true_peak_envelope(x)
+    env = _true_peak_envelope(x, sample_rate_hz)
     need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
     if need.min() >= 1.0:
         return x, 0.0

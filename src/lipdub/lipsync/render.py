@@ -26,6 +26,7 @@ from ..contracts.faces import FaceAnalysis, FaceTrack
 from ..contracts.lipsync import Donor, LipsyncPlan
 from ..errors import InputError
 from ..faces.analyze import to_display, to_storage
+from .compositor import Compositor
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _crop_box(lm: np.ndarray, width: int, height: int, margin: float = 0.6) -> t
             int(min(width, x1 + margin * s)), int(min(height, y1 + margin * s)))
 
 
-def collect_donors(source: Path, analysis: FaceAnalysis, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> dict[tuple[int, int], Donor]:
+def collect_donors(source: Path, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> dict[tuple[int, int], Donor]:
     """First pass: the donor crops the retrieval plans need, keyed by ``(track id, source frame)``.
 
     Plans with a donor source (generative backends) are shown the frames they ask for
@@ -120,8 +121,6 @@ def render_lipsync(
     Raises:
         InputError: the source cannot be decoded.
     """
-    from .compositor import Compositor
-
     compositor = compositor or Compositor()
     sources = [plan.donors for plan, _ in plans if plan.donors is not None]
     try:
@@ -136,7 +135,7 @@ def render_lipsync(
 def _render(source, analysis, plans, output, compositor, lossless, crf, preset, progress) -> dict:
     import av
 
-    donors = collect_donors(source, analysis, plans)
+    donors = collect_donors(source, plans)
     # frame -> list of (track, donor) to composite, in track order; a donor source is asked for its
     # donor when the frame is decoded in the second pass
     todo: dict[int, list] = {}

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..contracts.faces import SKIP_NO_FACE
+
 N_MELS = 40
 HOP_S = 0.010
 
@@ -175,8 +177,6 @@ def predicted_mouth(mouth_opening: np.ndarray, valid: np.ndarray, audio: np.ndar
 def track_sync_score(analysis, audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray, track_id: int | None = None, **kw) -> SyncScore | None:
     """:func:`sync_score` of one track of a :class:`~lipdub.contracts.faces.FaceAnalysis` (default: the
     longest track) over the frames it covers; None when the video has no face track."""
-    from ..contracts.faces import SKIP_NO_FACE
-
     if not analysis.tracks:
         return None
     track = next((t for t in analysis.tracks if t.id == track_id), None) if track_id is not None else max(analysis.tracks, key=lambda t: len(t.frames))
@@ -187,14 +187,3 @@ def track_sync_score(analysis, audio: np.ndarray, sample_rate_hz: int, frame_tim
     return sync_score(track.mouth_opening, audio, sample_rate_hz, times, valid=valid, track=track.id, **kw)
 
 
-def video_sync_score(video, audio_source=None, analysis=None, **kw) -> SyncScore | None:
-    """Sync score of the main face of ``video`` against the audio of ``audio_source`` (default: the
-    video's own soundtrack). Pass ``analysis`` to reuse a face analysis of ``video``."""
-    from ..faces.analyze import analyze_video
-    from ..pipeline import video_frame_times
-    from ..media.probe import decode_audio, probe
-
-    analysis = analysis or analyze_video(video)
-    src = audio_source or video
-    _, audio = decode_audio(src, probe(src))
-    return track_sync_score(analysis, audio, 16000, video_frame_times(video), **kw)
