@@ -25,7 +25,7 @@ _LANDMARKER_OPTIONS = {"detect_every", "min_detection_confidence", "crop_scale",
 _TRACK_OPTIONS = {"max_gap_frames", "min_track_frames", "max_jump", "min_confidence", "min_cutoff_hz", "beta", "d_cutoff_hz"}
 
 
-def _open_video(path: Path):
+def open_video(path: Path):
     import av
 
     if not path.is_file():
@@ -76,7 +76,7 @@ def iter_timed_frames(path: str | Path) -> Iterator[tuple[int, float | None, np.
     import av
 
     path = Path(path)
-    container = _open_video(path)
+    container = open_video(path)
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -93,7 +93,7 @@ def iter_timed_frames(path: str | Path) -> Iterator[tuple[int, float | None, np.
 
 def _stream_facts(path: Path) -> tuple[str, int, int, int, int]:
     """(fps "num/den", packet count, displayed width, height, rotation_deg) without decoding all frames."""
-    container = _open_video(path)
+    container = open_video(path)
     with container:
         stream = container.streams.video[0]
         rate = stream.guessed_rate or stream.average_rate or Fraction(25)
@@ -108,6 +108,93 @@ def _stream_facts(path: Path) -> tuple[str, int, int, int, int]:
         if rotation in (90, 270):
             w, h = h, w
     return f"{rate.numerator}/{rate.denominator}", n, w, h, rotation
+
+
+def _checked_shots(shots: list[Shot] | None, n_packets: int) -> list[Shot]:
+    """``shots`` (default: one shot over the video), checked to be non-empty, ordered and disjoint.
+
+    Raises:
+        ConfigError: shots that overlap, are not in order, or are empty.
+    """
+    if shots is None:
+        shots = [Shot(0, max(n_packets, 1))]
+    shots = list(shots)
+    for a, b in zip(shots, shots[1:]):
+        if b.start_frame < a.end_frame:
+            raise ConfigError("shots overlap or are not in order", "pass shots sorted by start frame, without overlap")
+    for s in shots:
+        if s.end_frame <= s.start_frame:
+            raise ConfigError(f"empty shot {s}", "each shot needs end_frame > start_frame")
+    return shots
+
+
+def _split_options(options: dict, yaw_limit_deg: float, min_face_px: int) -> tuple[TrackOptions, dict]:
+    """The tracker's options and the landmarker's keyword options from ``analyze_video``'s ``**options``.
+
+    Raises:
+        ConfigError: an unknown option or a value out of range.
+    """
+    unknown = set(options) - _LANDMARKER_OPTIONS - _TRACK_OPTIONS
+    if unknown:
+        raise ConfigError(f"unknown face analysis option(s): {', '.join(sorted(unknown))}",
+                          f"use: {', '.join(sorted(_LANDMARKER_OPTIONS | _TRACK_OPTIONS))}")
+    topt = TrackOptions(yaw_limit_deg=yaw_limit_deg, min_face_px=float(min_face_px),
+                        **{k: v for k, v in options.items() if k in _TRACK_OPTIONS})
+    topt.validate()
+    lopt = {k: v for k, v in options.items() if k in _LANDMARKER_OPTIONS}
+    lopt.setdefault("redetect_frames", topt.max_gap_frames)
+    return topt, lopt
+
+
+def _details(n_faces_max: int, elapsed_s: float, n_frames: int, stats: dict) -> dict:
+    return {
+        "method": "mediapipe BlazeFace full-range (tiled) + Face Mesh 478 (refined) on face crops; "
+                  "Hungarian linking; One Euro smoothing; solvePnP pose on 7 canonical-model points",
+        "faces_max_per_frame": n_faces_max,
+        "processing_s": round(elapsed_s, 3),
+        "frames_decoded": n_frames,
+        "fps_processed": round(n_frames / elapsed_s, 2) if elapsed_s > 0 else None,
+        **stats,
+    }
+
+
+def _track_shots(path: Path, shots: list[Shot], lmk, topt: TrackOptions, fps: float, n_packets: int,
+                 progress: Callable[[int, int], None] | None) -> tuple[list[FaceTrack], int, int, bool]:
+    """Decode ``path`` once, landmark the frames inside the shots and link them into tracks (one
+    :class:`ShotTracker` per shot). Returns ``(tracks, frames decoded, most faces in a frame, stopped
+    before the end)``."""
+    tracks: list[FaceTrack] = []
+    n_faces_max = n_frames = 0
+    shot_i = -1
+    tracker: ShotTracker | None = None
+
+    def close_shot() -> None:
+        if tracker is not None:
+            for t in tracker.finish():
+                t.id = len(tracks)
+                tracks.append(t)
+
+    last_end = shots[-1].end_frame if shots else 0
+    stopped_early = False
+    for index, time_s, rgb in iter_timed_frames(path):
+        if index >= last_end:
+            stopped_early = True  # nothing left to analyse: stop decoding
+            break
+        n_frames = index + 1
+        while shot_i + 1 < len(shots) and index >= shots[shot_i + 1].start_frame:
+            close_shot()
+            shot_i += 1
+            tracker = ShotTracker(shot_i, fps, rgb.shape[1], rgb.shape[0], topt)
+            lmk.reset()
+        in_shot = shot_i >= 0 and shots[shot_i].start_frame <= index < shots[shot_i].end_frame
+        if in_shot and tracker is not None:
+            faces = lmk.process(rgb)
+            n_faces_max = max(n_faces_max, len(faces))
+            tracker.update(index, faces, time_s)
+        if progress is not None:
+            progress(n_frames, max(n_packets, n_frames))
+    close_shot()
+    return tracks, n_frames, n_faces_max, stopped_early
 
 
 def analyze_video(
@@ -144,74 +231,19 @@ def analyze_video(
         ConfigError: unknown option or a value out of range; shots that overlap or are not increasing.
         BackendUnavailable: mediapipe is missing.
     """
-    unknown = set(options) - _LANDMARKER_OPTIONS - _TRACK_OPTIONS
-    if unknown:
-        raise ConfigError(f"unknown face analysis option(s): {', '.join(sorted(unknown))}",
-                          f"use: {', '.join(sorted(_LANDMARKER_OPTIONS | _TRACK_OPTIONS))}")
+    topt, lopt = _split_options(options, yaw_limit_deg, min_face_px)
     path = Path(path)
     fps, n_packets, width, height, rotation = _stream_facts(path)
     fps_f = float(Fraction(fps))
-    if shots is None:
-        shots = [Shot(0, max(n_packets, 1))]
-    shots = list(shots)
-    for a, b in zip(shots, shots[1:]):
-        if b.start_frame < a.end_frame:
-            raise ConfigError("shots overlap or are not in order", "pass shots sorted by start frame, without overlap")
-    for s in shots:
-        if s.end_frame <= s.start_frame:
-            raise ConfigError(f"empty shot {s}", "each shot needs end_frame > start_frame")
-    topt = TrackOptions(yaw_limit_deg=yaw_limit_deg, min_face_px=float(min_face_px),
-                        **{k: v for k, v in options.items() if k in _TRACK_OPTIONS})
-    topt.validate()
-    lopt = {k: v for k, v in options.items() if k in _LANDMARKER_OPTIONS}
-    lopt.setdefault("redetect_frames", topt.max_gap_frames)
-    tracks: list[FaceTrack] = []
-    n_faces_max = 0
+    shots = _checked_shots(shots, n_packets)
     t0 = time.perf_counter()
-    n_frames = 0
-    shot_i = -1
-    tracker: ShotTracker | None = None
     with FaceLandmarker(max_faces=max_faces, min_face_px=min_face_px, **lopt) as lmk:
-
-        def close_shot() -> None:
-            if tracker is not None:
-                for t in tracker.finish():
-                    t.id = len(tracks)
-                    tracks.append(t)
-
-        last_end = shots[-1].end_frame if shots else 0
-        stopped_early = False
-        for index, time_s, rgb in iter_timed_frames(path):
-            if index >= last_end:
-                stopped_early = True  # nothing left to analyse: stop decoding
-                break
-            n_frames = index + 1
-            while shot_i + 1 < len(shots) and index >= shots[shot_i + 1].start_frame:
-                close_shot()
-                shot_i += 1
-                tracker = ShotTracker(shot_i, fps_f, rgb.shape[1], rgb.shape[0], topt)
-                lmk.reset()
-            in_shot = shot_i >= 0 and shots[shot_i].start_frame <= index < shots[shot_i].end_frame
-            if in_shot and tracker is not None:
-                faces = lmk.process(rgb)
-                n_faces_max = max(n_faces_max, len(faces))
-                tracker.update(index, faces, time_s)
-            if progress is not None:
-                progress(n_frames, max(n_packets, n_frames))
-        close_shot()
+        tracks, n_frames, n_faces_max, stopped_early = _track_shots(path, shots, lmk, topt, fps_f, n_packets, progress)
         stats = dict(lmk.stats)
     elapsed = time.perf_counter() - t0
     if shots and not stopped_early and shots[-1].end_frame > n_frames:
         log.info("%s: shots end at frame %d but the video has %d frames", path, shots[-1].end_frame, n_frames)
-    details = {
-        "method": "mediapipe BlazeFace full-range (tiled) + Face Mesh 478 (refined) on face crops; "
-                  "Hungarian linking; One Euro smoothing; solvePnP pose on 7 canonical-model points",
-        "faces_max_per_frame": n_faces_max,
-        "processing_s": round(elapsed, 3),
-        "frames_decoded": n_frames,
-        "fps_processed": round(n_frames / elapsed, 2) if elapsed > 0 else None,
-        **stats,
-    }
+    details = _details(n_faces_max, elapsed, n_frames, stats)
     log.info("%s: %d frames, %d tracks, %.1f frames/s", path.name, n_frames, len(tracks), details["fps_processed"] or 0)
     frame_count = max(n_packets, n_frames) if stopped_early else n_frames
     return FaceAnalysis(frame_count=frame_count, fps=fps, width=width, height=height, rotation_deg=rotation,

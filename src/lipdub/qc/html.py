@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .report import Report, encode_png
+from .model import Report, encode_png
 
 COLOURS = {"pass": "#1a7f37", "warn": "#b35900", "fail": "#c62828", "n/a": "#666666"}
 
@@ -202,6 +202,43 @@ def _badge(v: str) -> str:
     return f'<span class="badge" style="background:{COLOURS.get(v, "#666")}">{html.escape(v.upper())}</span>'
 
 
+def _segments_table(d: dict, sync: dict, e) -> list[str]:
+    """The per-segment table (timing, speed-up, sync, verdict, text)."""
+    parts: list[str] = []
+    tim = d.get("timing") or {}
+    if tim.get("segments"):
+        per_seg = {r["segment"]: r for r in sync.get("per_segment", [])}
+        parts.append("<h2>Segments</h2><table><tr><th>id</th><th>speaker</th><th>source slot (s)</th><th>placed (s)</th><th>stretch</th><th>overrun (s)</th>"
+                     "<th>overlap (s)</th><th>speed-up / limit</th><th>sync offset / corr.</th><th>verdict</th><th>text</th></tr>")
+        for s in tim["segments"]:
+            ps = per_seg.get(s["id"], {})
+            sy = f"{ps['offset_frames']:+d} / {ps['peak_correlation']:.2f}" if ps.get("offset_frames") is not None else "-"
+            placed = f"{s['placed_start_s']:.2f}-{s['placed_end_s']:.2f}" if s.get("placed_start_s") is not None else "-"
+            reasons = "<br><small>" + e("; ".join(s["reasons"])) + "</small>" if s.get("reasons") else ""
+            parts.append(f"<tr><td>{s['id']}</td><td>{e(s['speaker'])}</td><td>{s['start_s']:.2f}-{s['end_s']:.2f}</td><td>{placed}</td>"
+                         f"<td>{_fmt(s['stretch_ratio'])}</td><td>{_fmt(s['overrun_s'])}</td><td>{_fmt(s['overlap_s'])}</td><td>{_fmt(s.get('speedup'))} / {_fmt(s.get('speedup_limit'))}</td><td>{sy}</td>"
+                         f"<td>{_badge(s['verdict'])}{reasons}</td><td>{e(s['text'])}</td></tr>")
+        parts.append("</table>")
+    return parts
+
+
+def _changes_table(ch: dict | None, e) -> list[str]:
+    """What changed since the previous report of this dub."""
+    parts: list[str] = []
+    if ch:
+        parts.append(f"<h2>Changes since the previous report</h2><p>verdict {e(str(ch['verdict']['before']))} &rarr; {e(str(ch['verdict']['after']))}</p>")
+        if ch.get("checks") or ch.get("segments"):
+            parts.append("<table><tr><th>what</th><th>before</th><th>after</th></tr>")
+            for c in ch.get("checks", []):
+                parts.append(f"<tr><td>{e(c['label'])}</td><td>{_fmt(c['before'])} ({e(str(c['verdict_before']))})</td><td>{_fmt(c['after'])} ({e(str(c['verdict_after']))})</td></tr>")
+            for s in ch.get("segments", []):
+                for k, v in s.items():
+                    if k != "id":
+                        parts.append(f"<tr><td>segment {s['id']}: {e(k)}</td><td>{_fmt(v['before'])}</td><td>{_fmt(v['after'])}</td></tr>")
+            parts.append("</table>")
+    return parts
+
+
 def render_html(report: Report) -> str:
     """The whole page as one HTML string (images inline)."""
     d = report.data
@@ -258,31 +295,7 @@ def render_html(report: Report) -> str:
             parts.append(f"<figure><img alt='frame {f}' src='{encode_png(png)}'><figcaption>frame {f}, {t:.2f} s"
                          + (f"<br>local corr. {lc:.2f}" if lc is not None else "") + "</figcaption></figure>")
         parts.append("</div><p><small>Lowest correlation (1 s window) between the measured mouth opening and the one predicted from the audio, during speech.</small></p>")
-    tim = d.get("timing") or {}
-    if tim.get("segments"):
-        per_seg = {r["segment"]: r for r in sync.get("per_segment", [])}
-        parts.append("<h2>Segments</h2><table><tr><th>id</th><th>speaker</th><th>source slot (s)</th><th>placed (s)</th><th>stretch</th><th>overrun (s)</th>"
-                     "<th>overlap (s)</th><th>speed-up / limit</th><th>sync offset / corr.</th><th>verdict</th><th>text</th></tr>")
-        for s in tim["segments"]:
-            ps = per_seg.get(s["id"], {})
-            sy = f"{ps['offset_frames']:+d} / {ps['peak_correlation']:.2f}" if ps.get("offset_frames") is not None else "-"
-            placed = f"{s['placed_start_s']:.2f}-{s['placed_end_s']:.2f}" if s.get("placed_start_s") is not None else "-"
-            reasons = "<br><small>" + e("; ".join(s["reasons"])) + "</small>" if s.get("reasons") else ""
-            parts.append(f"<tr><td>{s['id']}</td><td>{e(s['speaker'])}</td><td>{s['start_s']:.2f}-{s['end_s']:.2f}</td><td>{placed}</td>"
-                         f"<td>{_fmt(s['stretch_ratio'])}</td><td>{_fmt(s['overrun_s'])}</td><td>{_fmt(s['overlap_s'])}</td><td>{_fmt(s.get('speedup'))} / {_fmt(s.get('speedup_limit'))}</td><td>{sy}</td>"
-                         f"<td>{_badge(s['verdict'])}{reasons}</td><td>{e(s['text'])}</td></tr>")
-        parts.append("</table>")
-    ch = d.get("changes")
-    if ch:
-        parts.append(f"<h2>Changes since the previous report</h2><p>verdict {e(str(ch['verdict']['before']))} &rarr; {e(str(ch['verdict']['after']))}</p>")
-        if ch.get("checks") or ch.get("segments"):
-            parts.append("<table><tr><th>what</th><th>before</th><th>after</th></tr>")
-            for c in ch.get("checks", []):
-                parts.append(f"<tr><td>{e(c['label'])}</td><td>{_fmt(c['before'])} ({e(str(c['verdict_before']))})</td><td>{_fmt(c['after'])} ({e(str(c['verdict_after']))})</td></tr>")
-            for s in ch.get("segments", []):
-                for k, v in s.items():
-                    if k != "id":
-                        parts.append(f"<tr><td>segment {s['id']}: {e(k)}</td><td>{_fmt(v['before'])}</td><td>{_fmt(v['after'])}</td></tr>")
-            parts.append("</table>")
+    parts += _segments_table(d, sync, e)
+    parts += _changes_table(d.get("changes"), e)
     parts.append("<p><small>Made by lipdub qc (DESIGN.md section 4). Thresholds are configurable with --thresholds FILE; report.json holds every figure.</small></p></body></html>")
     return "".join(parts)

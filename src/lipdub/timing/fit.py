@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import read_audio, resample, write_audio
+from ..contracts.synthesize import PhonemeTiming, Speech
 from ..errors import BackendUnavailable, ConfigError, StageFailed
 from ..script import FitReport
-from ..contracts.synthesize import PhonemeTiming, Speech
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,19 @@ def _map_phonemes(
     return out
 
 
+def _borrow(duration_s: float, slot: Slot, max_borrow_before_s: float) -> tuple[float, float, float]:
+    """Free time a line of ``duration_s`` borrows around ``slot``: after it first, then before it
+    (capped); returns ``(before_s, after_s, still_missing_s)``."""
+    need_s = duration_s - slot.duration_s
+    before = after = 0.0
+    if need_s > 0:
+        after = min(need_s, slot.free_after_s)
+        need_s -= after
+        before = min(need_s, slot.free_before_s, max_borrow_before_s)
+        need_s -= before
+    return before, after, need_s
+
+
 def fit_speech(
     speech: Speech,
     slot: Slot,
@@ -294,13 +307,7 @@ def fit_speech(
         raise StageFailed("the synthesized speech is silent", "check the line's text and the TTS voice")
     trimmed_s = trimmed.size / speech.sample_rate_hz
 
-    need_s = trimmed_s - slot.duration_s
-    borrowed_after = borrowed_before = 0.0
-    if need_s > 0:
-        borrowed_after = min(need_s, slot.free_after_s)
-        need_s -= borrowed_after
-        borrowed_before = min(need_s, slot.free_before_s, max_borrow_before_s)
-        need_s -= borrowed_before
+    borrowed_before, borrowed_after, need_s = _borrow(trimmed_s, slot, max_borrow_before_s)
     window_s = slot.duration_s + borrowed_after + borrowed_before
 
     ratio = 1.0
