@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from _common import TESTDATA
-from lipdub.pipeline import video_frame_times
+from lipdub.media.probe import video_frame_times
 from lipdub.qc.report import build_report
 from lipdub.media.probe import decode_audio, probe
 from lipdub.tools import ffmpeg_exe

@@ -30,7 +30,7 @@ from lipdub.lipsync.render import render_lipsync
 from lipdub.backends.lipsync.retrieval import RetrievalBackend
 from lipdub.backends.lipsync.wav2lip import Wav2LipBackend
 from lipdub.backends.lipsync.wav2lip_model import Wav2Lip, save_checkpoint
-from lipdub.pipeline import video_frame_times
+from lipdub.media.probe import video_frame_times
 from lipdub.media.probe import decode_audio, probe
 from _common import TESTDATA, scaled_clip
 

@@ -169,12 +169,13 @@ def transcribe(
     speakers: Optional[int] = typer.Option(None, "--speakers"),
 ) -> None:
     """Run ingest, separation, VAD, diarization and ASR; write the project's script.json (and subtitles)."""
+    from .layout import project_dir_beside
     from .pipeline import Dubber
     from .subtitles import Cue, write_srt, write_vtt
 
     def go():
         out_dir = (output.parent if output else Path.cwd())
-        cfg = _config(input=input, targets=[], output=out_dir, project_dir=project or out_dir / f"{input.stem}.lipdub",
+        cfg = _config(input=input, targets=[], output=out_dir, project_dir=project or project_dir_beside(input, out_dir),
                       source_language=source_language, asr_model=asr_model, separation=separation, speakers=speakers)
         with _progress() as progress:
             dubber = Dubber(cfg, RichHooks(progress))
@@ -275,28 +276,28 @@ def faces(
     speakers: Optional[int] = typer.Option(None, "--speakers", help="Number of speakers; estimated when omitted."),
 ) -> None:
     """Analyse the faces (shots, tracks, landmarks, pose, active speaker) and draw them on the video."""
+    from .contracts.faces import FaceAnalysis
     from .errors import InputError
     from .faces.analyze import iter_frames
     from .faces.overlay import write_overlay
     from .faces.speakers import TurnMatch
     from .pipeline import Dubber
-    from .contracts.faces import FaceAnalysis
 
     def go():
         import numpy as np
 
-        cfg = _config(input=input, targets=[], output=output.parent, project_dir=project or output.parent / f"{input.stem}.lipdub",
+        cfg = _config(input=input, targets=[], output=output.parent, project_dir=project or project_dir_beside(input, output.parent),
                       speakers=speakers)
         with _progress() as progress:
             dubber = Dubber(cfg, RichHooks(progress))
             dubber.run(until="faces")
         root = dubber.project.root
-        if not (root / "faces/faces.json").exists():
+        if not (root / L.FACES_JSON).exists():
             raise InputError(f"{input} has no video stream", "lipdub faces needs a video")
-        analysis = FaceAnalysis.load(root / "faces")
-        data = dubber.project.read_json("faces/speakers.json")
+        analysis = FaceAnalysis.load(root / L.FACES_DIR)
+        data = dubber.project.read_json(L.SPEAKERS)
         turns = [TurnMatch(**t) for t in data["turns"]]
-        frame_times = np.load(root / "faces/frame_times.npy")
+        frame_times = np.load(root / L.FRAME_TIMES)
         write_overlay(iter_frames(input), analysis, turns, frame_times, output)
         out = Console()
         out.print(f"{len(analysis.shots)} shots, {len(analysis.tracks)} face tracks")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from pydantic import BaseModel, Field, field_validator
 
 from .errors import ConfigError
@@ -14,7 +15,7 @@ class DubConfig(BaseModel):
     Attributes:
         input: source video or audio file.
         targets: target language codes (ISO 639-1), e.g. ``["es", "ca"]``.
-        output: output file (one language) or directory; see :func:`lipdub.pipeline.output_paths`.
+        output: output file (one language) or directory; see :func:`lipdub.layout.output_paths`.
         project_dir: project directory; default ``<output dir>/<input stem>.lipdub``.
         source_language: ISO 639-1 code of the source speech; None = detected by the ASR.
         transcript: an SRT/VTT file to import instead of running ASR.
@@ -22,6 +23,8 @@ class DubConfig(BaseModel):
         tts: ``auto`` (piper where it has a voice for the language, kokoro for Japanese, else
             espeak-ng), or ``piper``, ``espeak-ng``, ``kokoro``.
         separation: ``dfn`` or ``none``.
+        vad / diarizer / transcriber: the backends of stages 3-5 (``silero``, ``resemblyzer``,
+            ``faster-whisper``; registries in :mod:`lipdub.contracts`).
         lipsync: ``retrieval`` (default) re-animates each on-screen speaker's mouth; ``none`` keeps
             the source frames (the video stream is copied); ``wav2lip`` / ``wav2lip_gan`` (Wav2Lip
             checkpoints), ``external`` (the user's LatentSync / MuseTalk / Wav2Lip command).
@@ -55,6 +58,9 @@ class DubConfig(BaseModel):
     voice: str | None = None
     voice_dir: Path | None = None
     separation: str = "dfn"
+    vad: str = "silero"
+    diarizer: str = "resemblyzer"
+    transcriber: str = "faster-whisper"
     lipsync: str = "retrieval"
     lipsync_checkpoint: Path | None = None
     lipsync_device: str | None = None

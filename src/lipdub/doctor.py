@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
+from .contracts.diarize import DIARIZERS
+from .contracts.lipsync import LIPSYNC_BACKENDS
+from .contracts.separate import SEPARATORS
+from .contracts.synthesize import TTS_BACKENDS
+from .contracts.transcribe import TRANSCRIBERS
+from .contracts.translate import TRANSLATORS
+from .contracts.vad import VADS
+from .errors import LipdubError
+from .models import available_whisper_models
+from .qc.status import qc_status
 from .registry import BackendStatus
+from .tools import ffmpeg_exe
 
 
 def collect() -> list[BackendStatus]:
     """Check every registered backend plus the external tools and model weights."""
-    from .contracts.diarize import DIARIZERS
-    from .contracts.lipsync import LIPSYNC_BACKENDS
-    from .contracts.separate import SEPARATORS
-    from .contracts.synthesize import TTS_BACKENDS
-    from .contracts.transcribe import TRANSCRIBERS
-    from .contracts.translate import TRANSLATORS
-    from .contracts.vad import VADS
-
     out: list[BackendStatus] = []
     for reg in (SEPARATORS, VADS, DIARIZERS, TRANSCRIBERS, TRANSLATORS, TTS_BACKENDS, LIPSYNC_BACKENDS):
         for name in reg.names():
             out.append(reg.status(name))
     out.append(_ffmpeg())
     out.extend(_whisper_models())
-    from .qc.report import qc_status
-
     out.extend(qc_status())
     return out
 
 
 def _ffmpeg() -> BackendStatus:
-    from .errors import LipdubError
-    from .tools import ffmpeg_exe
-
     try:
         return BackendStatus("render", "ffmpeg", True, ffmpeg_exe())
     except LipdubError as exc:
@@ -39,8 +37,6 @@ def _ffmpeg() -> BackendStatus:
 
 def _whisper_models() -> list[BackendStatus]:
     """Whisper models found by :func:`lipdub.models.available_whisper_models` (nothing is written)."""
-    from .models import available_whisper_models
-
     found = available_whisper_models()
     out = [BackendStatus("models", f"whisper {m.name}", True, f"{m.source}: {m.path}") for m in found]
     if not found:

@@ -31,9 +31,11 @@ from pydantic import BaseModel, Field
 
 from . import __version__
 from .errors import InputError
+from .layout import ProjectLayout
+from .script import Script
 
-MANIFEST = "manifest.json"
-SCRIPT = "script.json"
+MANIFEST = ProjectLayout.MANIFEST
+SCRIPT = ProjectLayout.SCRIPT
 
 
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
@@ -215,6 +217,13 @@ class Project:
         self.save_manifest()
         return rec
 
+    def has_dialogue_stem(self) -> bool:
+        """True when the separate stage made a dialogue / M&E pair: a separation backend other than
+        ``none`` ran and both stems exist (``audio/dialogue_48k.wav``, ``audio/me_48k.wav``)."""
+        sep = self.manifest.stages.get("separate")
+        return (sep is not None and sep.backend != "none" and (self.root / ProjectLayout.DIALOGUE_48K).exists()
+                and (self.root / ProjectLayout.ME_48K).exists())
+
     def output_hash(self, stage: str) -> str:
         rec = self.manifest.stages.get(stage)
         return rec.output_hash if rec else ""
@@ -224,12 +233,11 @@ class Project:
     def script_path(self) -> Path:
         return self.root / SCRIPT
 
-    def load_script(self):  # -> Script | None
-        from .script import Script
-
+    def load_script(self) -> Script | None:
+        """``script.json``, or None when it does not exist yet."""
         return Script.load(self.script_path) if self.script_path.exists() else None
 
-    def save_script(self, script) -> None:
+    def save_script(self, script: Script) -> None:
         script.save(self.script_path)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import InputError
+from .subtitles import Cue
 
 
 class Word(BaseModel):
@@ -184,3 +185,23 @@ class Script(BaseModel):
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
         os.replace(tmp, path)
+
+
+def target_cues(script: Script, language: str) -> list[Cue]:
+    """Subtitle cues of the dub in ``language``: the target text over the time its speech is actually
+    placed (at least 0.5 s), or over the source segment when the line has no fit yet."""
+    cues = []
+    for s in script.segments:
+        t = s.targets.get(language)
+        if t is None:
+            continue
+        if t.fit is not None:
+            cues.append(Cue(t.fit.placed_start_s, max(t.fit.placed_end_s, t.fit.placed_start_s + 0.5), t.text))
+        else:
+            cues.append(Cue(s.start_s, s.end_s, t.text))
+    return cues
+
+
+def source_cues(script: Script) -> list[Cue]:
+    """Subtitle cues of the source text over each segment's span."""
+    return [Cue(s.start_s, s.end_s, s.source_text) for s in script.segments]

@@ -9,14 +9,24 @@ the frame count and fps are the source's).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import av
 import numpy as np
+import soundfile as sf
 
+from ..contracts.faces import FaceAnalysis, FaceTrack
+from ..contracts.lipsync import LIPSYNC_BACKENDS
 from ..errors import ConfigError, InputError
+from ..faces.analyze import analyze_video
+from ..faces.shots import detect_shots
+from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe, video_frame_times
+from ..tools import run_ffmpeg
+from .tracks import TrackRequest, lipsync_tracks
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +67,6 @@ def lipsync_video(
         InputError: ``video`` has no video stream or no usable face; ``audio`` unreadable.
         ConfigError: unknown backend or face id.
     """
-    import soundfile as sf
-
-    from ..contracts.faces import FaceAnalysis
-    from ..faces.analyze import analyze_video
-    from ..faces.shots import detect_shots
-    from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe
-    from ..pipeline import video_frame_times
-    from ..tools import run_ffmpeg
-    from .render import render_lipsync
-
     impl = create_backend(backend, backend_options)
     vinfo = probe(video) if _has_audio(video) else None
     frame_times = video_frame_times(video)
@@ -78,48 +78,55 @@ def lipsync_video(
     speech_end_s = len(dub16) / ANALYSIS_RATE_HZ  # frames after the end of AUDIO are left as they were
     n16 = int(round(duration_s * ANALYSIS_RATE_HZ))
     dub16 = np.pad(dub16, (0, max(0, n16 - len(dub16))))[:n16]
-
     work = work_dir or output.with_name(output.stem + ".lipdub")
-    faces_dir = work / "faces"
-    if (faces_dir / "faces.json").exists():
-        analysis = FaceAnalysis.load(faces_dir)
-    else:
-        shots = detect_shots(video, len(frame_times))
-        analysis = analyze_video(video, shots, progress=(lambda d, t: progress("faces", d, t)) if progress else None)
-        analysis.save(faces_dir)
-    if not analysis.tracks:
-        raise InputError(f"no face found in {video}", "lip-sync needs a visible face")
-    if face is None:
-        track = max(analysis.tracks, key=lambda t: int((t.skip == 0).sum()))
-    else:
-        track = next((t for t in analysis.tracks if t.id == face), None)
-        if track is None:
-            raise ConfigError(f"no face track {face} in {video}", f"choose one of {[t.id for t in analysis.tracks]} (see lipdub faces)")
-    frames = track.frames[track.skip == 0].astype(np.int64)
-    frames = frames[frame_times[frames] < speech_end_s]
-    if len(frames) == 0:
-        raise InputError(f"face track {track.id} has no frame that can be lip-synced (turned away, too small or occluded)", "choose another --face")
-    if vinfo is not None:
-        _, source16 = decode_audio(video, vinfo)
-    else:
-        source16 = np.zeros(n16, dtype=np.float32)
-    plan = impl.plan(analysis, track, frames, frame_times, source16, dub16, ANALYSIS_RATE_HZ, None)
+    analysis = _face_analysis(video, frame_times, work / "faces", progress)
+    track = _pick_track(analysis, face, video)
+    source16 = decode_audio(video, vinfo)[1] if vinfo is not None else np.zeros(n16, dtype=np.float32)
     work.mkdir(parents=True, exist_ok=True)
     silent = work / "lipsync_video.mp4"
-    details = render_lipsync(video, analysis, [(plan, track)], silent, lossless=lossless,
-                             progress=(lambda d, t: progress("lipsync", d, t)) if progress else None)
+    run = lipsync_tracks(impl, video, analysis, frame_times, source16, [TrackRequest(track, [(-np.inf, speech_end_s)], dub16)], silent,
+                         sample_rate_hz=ANALYSIS_RATE_HZ, lossless=lossless,
+                         progress=(lambda d, t: progress("lipsync", d, t)) if progress else None)
+    if run.video is None:
+        raise InputError(f"face track {track.id} has no frame that can be lip-synced (turned away, too small or occluded)", "choose another --face")
     n48 = int(round(duration_s * MIX_RATE_HZ))
     mix = dub48[:n48] if len(dub48) >= n48 else np.pad(dub48, ((0, n48 - len(dub48)), (0, 0)))
     wav = work / "lipsync_audio.wav"
     sf.write(str(wav), mix, MIX_RATE_HZ, subtype="PCM_24")
     output.parent.mkdir(parents=True, exist_ok=True)
-    rotate = int(-analysis.rotation_deg) % 360
     args = ["-i", str(silent), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k"]
-    if rotate:
-        args += ["-metadata:s:v:0", f"rotate={rotate}"]
+    if run.rotate_tag_deg:
+        args += ["-metadata:s:v:0", f"rotate={run.rotate_tag_deg}"]
     run_ffmpeg([*args, str(output)], f"writing {output.name}")
-    details.update({k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))})
-    return LipsyncResult(output, track.id, int(len(frames)), details)
+    plan, _ = run.plans[0]
+    details = {**run.render, **{k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))}}
+    return LipsyncResult(output, track.id, int(len(plan.frames)), details)
+
+
+def _face_analysis(video: Path, frame_times: np.ndarray, faces_dir: Path, progress) -> FaceAnalysis:
+    """The face analysis of ``video``, cached in ``faces_dir``."""
+    if (faces_dir / "faces.json").exists():
+        return FaceAnalysis.load(faces_dir)
+    shots = detect_shots(video, len(frame_times))
+    analysis = analyze_video(video, shots, progress=(lambda d, t: progress("faces", d, t)) if progress else None)
+    analysis.save(faces_dir)
+    return analysis
+
+
+def _pick_track(analysis: FaceAnalysis, face: int | None, video: Path) -> FaceTrack:
+    """Track ``face``, or the one with the most usable frames.
+
+    Raises:
+        InputError: no face at all. ConfigError: no track ``face``.
+    """
+    if not analysis.tracks:
+        raise InputError(f"no face found in {video}", "lip-sync needs a visible face")
+    if face is None:
+        return max(analysis.tracks, key=lambda t: int((t.skip == 0).sum()))
+    track = next((t for t in analysis.tracks if t.id == face), None)
+    if track is None:
+        raise ConfigError(f"no face track {face} in {video}", f"choose one of {[t.id for t in analysis.tracks]} (see lipdub faces)")
+    return track
 
 
 def parse_pads(text: str) -> tuple[int, int, int, int]:
@@ -144,10 +151,6 @@ def create_backend(name: str, options: dict | None = None):
     Raises:
         ConfigError: unknown backend, or an option it does not take (named, with the ones it takes).
     """
-    import inspect
-
-    from ..contracts.lipsync import LIPSYNC_BACKENDS
-
     cls = LIPSYNC_BACKENDS.load(name)
     opts = {k: v for k, v in (options or {}).items() if v is not None}
     params = inspect.signature(cls.__init__).parameters
@@ -161,8 +164,6 @@ def create_backend(name: str, options: dict | None = None):
 
 
 def _has_audio(path: Path) -> bool:
-    import av
-
     try:
         with av.open(str(path)) as c:
             return bool(c.streams.audio)

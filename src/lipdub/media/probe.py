@@ -40,10 +40,6 @@ class VideoInfo(BaseModel):
     is_vfr: bool
     rotation_deg: int = 0
 
-    @property
-    def fps_fraction(self) -> Fraction:
-        return Fraction(self.fps)
-
 
 class AudioInfo(BaseModel):
     codec: str
@@ -251,3 +247,19 @@ def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
         return x[:n]
     pad = [(0, n - len(x))] + [(0, 0)] * (x.ndim - 1)
     return np.pad(x, pad)
+
+
+def video_frame_times(path: str | Path) -> np.ndarray:
+    """Presentation time (seconds from the stream start) of every frame, float64 ``(n_frames,)``,
+    from the demuxed packets' pts (no decoding; exact for variable frame rate).
+
+    Raises:
+        av.error.FFmpegError: the file cannot be opened (callers probe first).
+    """
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = sorted(p.pts for p in c.demux(v) if p.size and p.pts is not None)
+        start = v.start_time or 0
+        return np.array([(p - start) * v.time_base for p in pts], dtype=np.float64)

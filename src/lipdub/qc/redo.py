@@ -19,6 +19,7 @@ from typing import Callable
 
 from ..errors import ConfigError
 from ..script import RedoRequest, Script, Segment
+from ..timing.isochrony import HARD_MAX_SPEEDUP
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ def mark_failed_segments(project, script: Script, language: str, policy_of: Call
     Raises:
         ConfigError: there is no previous report for ``language``.
     """
-    from ..timing.isochrony import HARD_MAX_SPEEDUP
-
     path = project.root / "report" / language / "report.json"
     if not path.exists():
         raise ConfigError(f"--redo-failed: no quality report for {language} in {project.root}",

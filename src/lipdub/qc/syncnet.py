@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, InputError, MissingWeights
 from ..models import state_dict_mismatch
+from .visual import iter_selected_frames
 
 SYNCNET_FPS = 25
 SYNCNET_RATE_HZ = 16000
@@ -254,8 +255,6 @@ def face_crops_25fps(video: str | Path, track, frame_times_s: np.ndarray) -> tup
         ``(crops, start_s, end_s)``: uint8 ``(T, 224, 224, 3)`` BGR and the time span they cover.
     """
     import cv2
-
-    from .visual import iter_selected_frames
 
     t = np.asarray(frame_times_s, dtype=np.float64)
     start_s = float(t[track.start_frame])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..script import Script
+from ..script import Script, target_cues
 from .thresholds import Thresholds, worst
 
 
@@ -69,8 +69,6 @@ class TimingFigures:
 def timing_figures(script: Script, language: str, duration_s: float, thresholds: Thresholds) -> TimingFigures:
     """Timing of ``language``'s lines of ``script`` in a video of ``duration_s`` seconds, each segment
     judged by ``thresholds`` (stretch_ratio, overrun_s, overlap_s)."""
-    from ..pipeline import target_cues
-
     rows: list[SegmentTiming] = []
     for s in script.segments:
         t = s.targets.get(language)

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailable, InputError
+from ..faces.analyze import open_video, to_display
+from ..media.probe import video_frame_times
 
 NOSE_TIP = 1  # MediaPipe Face Mesh landmark index of the nose tip
 MASK_PAD = 0.20
@@ -107,11 +109,9 @@ def iter_selected_frames(path: str | Path, wanted: set[int]):
     """
     import av
 
-    from ..faces.analyze import _open_video, to_display
-
     path = Path(path)
     last = max(wanted, default=-1)
-    with _open_video(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
@@ -135,8 +135,6 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
     Raises:
         InputError: the videos differ in frame count or size.
     """
-    from ..pipeline import video_frame_times
-
     n_src, n_dub = len(video_frame_times(Path(source))), len(video_frame_times(Path(dub)))
     if n_src != n_dub:
         raise InputError(f"the dub has {n_dub} frames and the source {n_src}", "compare the dub with the source it was made from")

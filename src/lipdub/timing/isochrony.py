@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
+from ..contracts.synthesize import Speech
 from ..errors import ConfigError
-from ..script import FitAttempt
+from ..script import FitAttempt, Script, Segment
 from ..voice.params import count_syllables
 from .fit import FittedSpeech, Slot, fit_speech, trim_silence
-from ..contracts.synthesize import Speech
+from .slots import MAX_BORROW_BEFORE_S
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,19 @@ def policy_for(on_screen: bool, max_stretch: float, max_attempts: int, max_borro
     limit = min(HARD_MAX_SPEEDUP, max_stretch + extra)
     return IsochronyPolicy(max_speedup=limit, max_attempts=max_attempts, max_tts_rate=limit,
                            max_borrow_before_s=max_borrow_before_s, on_screen=on_screen)
+
+
+def segment_policy(script: Script, segment: Segment, max_stretch: float, max_attempts: int,
+                   language: str | None = None) -> IsochronyPolicy:
+    """The isochrony limits of ``segment``: on-screen speakers (a face track in ``script``) keep
+    ``max_stretch``, off-screen ones get more (:func:`policy_for`); a line with a redo request in
+    ``language`` (``--redo-failed``, :mod:`lipdub.qc.redo`) gets that request's limits."""
+    spk = script.speaker(segment.speaker)
+    policy = policy_for(bool(spk and spk.track is not None), max_stretch, max_attempts, MAX_BORROW_BEFORE_S)
+    t = segment.targets.get(language) if language else None
+    if t is not None and t.redo is not None:
+        policy = replace(policy, max_speedup=t.redo.max_speedup, max_tts_rate=t.redo.max_speedup, max_attempts=t.redo.max_attempts)
+    return policy
 
 
 def window_s(slot: Slot, policy: IsochronyPolicy) -> float:

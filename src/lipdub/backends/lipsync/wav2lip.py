@@ -33,6 +33,8 @@ import numpy as np
 from ...contracts.faces import FaceAnalysis, FaceTrack
 from ...contracts.lipsync import Donor, LipsyncPlan
 from ...errors import ConfigError, InputError, MissingWeights
+from ...models import model_dir
+from .wav2lip_audio import mel_window_starts, mel_windows, melspectrogram
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,6 @@ EXPECTED_CPU_FPS = 4.0
 
 def checkpoint_candidates(name: str) -> list[Path]:
     """Where a ``<name>.pth`` checkpoint is looked for when no explicit path is given, in order."""
-    from ...models import model_dir
-
     d = model_dir()
     return [d / f"{name}.pth", d / "wav2lip" / f"{name}.pth"]
 
@@ -202,8 +202,6 @@ class Wav2LipBackend:
         Raises:
             MissingWeights: no checkpoint in the default locations (the message names them).
         """
-        from ...models import model_dir
-
         device = select_device("auto")
         speed = "GPU: hundreds of frames/s" if device != "cpu" else f"~{EXPECTED_CPU_FPS:.0f} frames/s on 2 CPU cores"
         try:
@@ -224,8 +222,6 @@ class Wav2LipBackend:
         Raises:
             InputError: a frame outside the track, audio not at 16 kHz or empty.
         """
-        from .wav2lip_audio import mel_window_starts, melspectrogram
-
         f = np.asarray(frames, np.int64)
         rows = f - track.start_frame
         if len(f) and (rows.min() < 0 or rows.max() >= len(track.frames)):
@@ -312,8 +308,6 @@ class Wav2LipDonors:
             self._flush()
 
     def _flush(self) -> None:
-        from .wav2lip_audio import mel_windows
-
         if not self._pending:
             return
         ks = np.array([k for k, _ in self._pending], np.int64)

@@ -1,0 +1,103 @@
+"""Lip-sync of several face tracks of one video: the code path shared by the pipeline's ``lipsync``
+stage and ``lipdub lipsync VIDEO AUDIO``.
+
+For each :class:`TrackRequest` (a face track, the time spans to re-animate and the dub speech that
+drives it), the frames to re-animate are the track's frames inside the spans that the faces stage did
+not flag (pose, size, occlusion, detection gap); the backend plans them; then the two-pass renderer
+(:func:`lipdub.lipsync.render.render_lipsync`) composites every plan into one video stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..contracts.faces import FaceAnalysis, FaceTrack
+from ..contracts.lipsync import LipsyncPlan
+from .render import render_lipsync
+
+#: The note recorded for a track whose every frame in the spans is flagged.
+ALL_SKIPPED = "every frame skipped (pose, size or occlusion)"
+
+
+@dataclass
+class TrackRequest:
+    """One face track to re-animate.
+
+    Attributes:
+        track: the face track.
+        spans_s: ``(start_s, end_s)`` spans of the video to re-animate (the dubbed lines, padded).
+        dub_audio: the speech that drives this track over the whole video, float32 mono
+            ``(n,)`` at the analysis rate (16 kHz).
+        phonemes: ``(start_s, end_s, phoneme)`` of that speech in video time, or None.
+        label: who this track is in the details (a speaker id).
+    """
+
+    track: FaceTrack
+    spans_s: list[tuple[float, float]]
+    dub_audio: np.ndarray
+    phonemes: list[tuple[float, float, str]] | None = None
+    label: str = ""
+
+
+@dataclass
+class LipsyncRun:
+    """The outcome: the plans rendered, per-track details (keyed by track id as a string), the
+    renderer's figures, and the display-rotation tag of the video written (None: nothing planned)."""
+
+    plans: list[tuple[LipsyncPlan, FaceTrack]] = field(default_factory=list)
+    tracks: dict[str, dict] = field(default_factory=dict)
+    render: dict = field(default_factory=dict)
+    video: Path | None = None
+    rotate_tag_deg: int = 0
+
+
+def frames_to_animate(track: FaceTrack, frame_times: np.ndarray, spans_s: list[tuple[float, float]], n_frames: int) -> np.ndarray:
+    """int64 frame indices of ``track`` inside ``spans_s`` (seconds) that are not flagged by the faces stage."""
+    in_span = np.zeros(n_frames, dtype=bool)
+    for a, b in spans_s:
+        in_span[int(np.searchsorted(frame_times, a)):int(np.searchsorted(frame_times, b))] = True
+    return track.frames[(track.skip == 0) & in_span[track.frames]].astype(np.int64)
+
+
+def _scalars(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str))}
+
+
+def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: np.ndarray, source_audio: np.ndarray,
+                   requests: list[TrackRequest], output: Path, *, sample_rate_hz: int, lossless: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> LipsyncRun:
+    """Plan every request with ``backend`` and render the planned tracks into ``output`` (video only).
+
+    Args:
+        backend: a :class:`~lipdub.contracts.lipsync.LipsyncBackend`.
+        source: the source video; ``analysis`` its faces, ``frame_times`` its frame times (s).
+        source_audio: the source's speech, float32 mono at ``sample_rate_hz`` (the actor's own voice,
+            for backends that learn from it).
+        lossless: encode the video losslessly (x264 qp 0).
+    Returns:
+        A :class:`LipsyncRun`; ``video`` is None when no request had a frame to re-animate (the
+        tracks' details then say why) and nothing was written.
+    """
+    run = LipsyncRun()
+    for req in requests:
+        frames = frames_to_animate(req.track, frame_times, req.spans_s, analysis.frame_count)
+        key = str(req.track.id)
+        if len(frames) == 0:
+            run.tracks[key] = {"speaker": req.label, "frames": 0, "note": ALL_SKIPPED}
+            continue
+        plan = backend.plan(analysis, req.track, frames, frame_times, source_audio, req.dub_audio, sample_rate_hz, req.phonemes or None)
+        run.plans.append((plan, req.track))
+        run.tracks[key] = {"speaker": req.label, "frames": int(len(frames)), **_scalars(plan.details)}
+    if not run.plans:
+        return run
+    run.render = render_lipsync(source, analysis, run.plans, output, lossless=lossless, progress=progress)
+    for plan, track in run.plans:  # figures a backend adds while rendering (e.g. the external tool's run time)
+        run.tracks[str(track.id)].update(_scalars(plan.details))
+    run.video = output
+    # display rotation as the clockwise MP4 'rotate' tag (PyAV reports it counter-clockwise)
+    run.rotate_tag_deg = int(-analysis.rotation_deg) % 360
+    return run

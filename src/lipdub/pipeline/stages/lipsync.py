@@ -1,0 +1,104 @@
+"""Stage 11, lipsync (per language): new mouth motion for every on-screen speaker of the dub, through
+the shared compositor (:func:`lipdub.lipsync.tracks.lipsync_tracks`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from ... import mixing
+from ...audio import read_audio, resample
+from ...contracts.faces import FaceAnalysis
+from ...layout import ProjectLayout as L
+from ...lipsync.tracks import TrackRequest, lipsync_tracks
+from ...media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ
+from ...script import Script
+from ..context import PipelineContext
+from ..runner import Stage, StageDetails, StageOutput
+
+log = logging.getLogger(__name__)
+
+LIPSYNC_PAD_S = 0.2  # frames re-animated around a line: the mouth settles before and after speech
+
+
+class LipsyncDetails(StageDetails):
+    model_config = {"extra": "allow"}  # the renderer's figures (frames composited, ...)
+
+    tracks: dict[str, dict]
+    note: str | None = None
+    video: str | None = None
+    rotate_tag_deg: int | None = None
+
+
+def lipsync_options(config) -> dict:
+    """Keyword options of the lip-sync backend from ``config`` (None: not given, the backend's default)."""
+    return {"checkpoint": config.lipsync_checkpoint, "device": config.lipsync_device, "command": config.lipsync_command}
+
+
+def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis) -> list[TrackRequest]:
+    """One request per speaker that has a face track and dubbed lines: the spans of its lines (source
+    and placed time, padded by :data:`LIPSYNC_PAD_S`), its lines placed over the whole video (16 kHz)
+    and their phoneme timings in video time."""
+    code = ctx.language.code
+    n48 = int(round(ctx.info.duration_s * MIX_RATE_HZ))
+    requests = []
+    for spk in script.speakers:
+        track = next((t for t in analysis.tracks if t.id == spk.track), None)
+        if track is None:
+            continue
+        placed, spans, phonemes = [], [], []
+        for seg in script.segments:
+            t = seg.targets.get(code)
+            if seg.speaker != spk.id or t is None or t.fit is None or not t.fit.audio_path:
+                continue
+            samples, _ = read_audio(ctx.layout.abs(t.fit.audio_path), mono=True)
+            placed.append(mixing.PlacedLine(t.fit.placed_start_s, samples))
+            spans.append((min(seg.start_s, t.fit.placed_start_s) - LIPSYNC_PAD_S, max(seg.end_s, t.fit.placed_end_s) + LIPSYNC_PAD_S))
+            ph_path = ctx.layout.abs(L.phonemes_of(t.fit.audio_path))
+            if ph_path.exists():
+                phonemes += [(ph["start_s"] + t.fit.placed_start_s, ph["end_s"] + t.fit.placed_start_s, ph["phoneme"])
+                             for ph in json.loads(ph_path.read_text())]
+        if not placed:
+            continue
+        dub = resample(mixing.place_lines(placed, n48, MIX_RATE_HZ), MIX_RATE_HZ, ANALYSIS_RATE_HZ)
+        requests.append(TrackRequest(track, spans, dub, phonemes or None, spk.id))
+    return requests
+
+
+class Lipsync(Stage):
+    name = "lipsync"
+    version = 1
+    per_language = True
+
+    def applies(self, ctx: PipelineContext) -> bool:
+        return ctx.config.lipsync != "none" and ctx.info.has_video
+
+    def inputs(self, ctx: PipelineContext) -> list:
+        cfg, p = ctx.config, ctx.project
+        mapping = [(s.id, s.track) for s in ctx.script().speakers]
+        opts = [{k: str(v) for k, v in lipsync_options(cfg).items() if v is not None}] if cfg.lipsync != "retrieval" else []
+        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts]
+
+    def total(self, ctx: PipelineContext) -> int | None:
+        return ctx.info.video.frame_count
+
+    def run(self, ctx: PipelineContext) -> StageOutput:
+        code, p = ctx.language.code, ctx.project
+        analysis = FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR))
+        frame_times = np.load(ctx.layout.abs(L.FRAME_TIMES))
+        requests = track_requests(ctx, ctx.script(), analysis)
+        run = lipsync_tracks(ctx.lipsync_backend, ctx.source, analysis, frame_times, ctx.source_speech_16k(), requests,
+                             p.path(L.lipsync_video(code)), sample_rate_hz=ANALYSIS_RATE_HZ, progress=ctx.progress(self.record_name(ctx)))
+        if run.video is None:
+            note = "lip-sync skipped: no speaking face on screen" if analysis.tracks else "lip-sync skipped: no faces in the video"
+            log.warning("%s", note)
+            details = LipsyncDetails(tracks=run.tracks, note=note)
+            p.write_json(L.lipsync_plans(code), details.as_record())
+            return StageOutput([L.lipsync_plans(code)], details, ctx.config.lipsync)
+        details = LipsyncDetails(tracks=run.tracks, **run.render, video=L.lipsync_video(code), rotate_tag_deg=run.rotate_tag_deg)
+        p.write_json(L.lipsync_plans(code), {**details.as_record(), "plans": [
+            {"track": pl.track_id, "frames": pl.frames.tolist(),
+             "source_frames": pl.source_frames.tolist() if pl.source_frames is not None else None} for pl, _ in run.plans]})
+        return StageOutput([L.lipsync_video(code), L.lipsync_plans(code)], details, ctx.config.lipsync)

@@ -1,0 +1,64 @@
+"""Stage 9, mix (per language): place the fitted lines over the M&E bed (or the ducked original) at
+the target loudness; writes the dialogue, M&E and full-mix stems."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ... import mixing
+from ...audio import read_audio, write_audio
+from ...layout import STEMS
+from ...layout import ProjectLayout as L
+from ..context import PipelineContext
+from ..runner import Stage, StageDetails, StageOutput
+
+
+class MixDetails(StageDetails):
+    """The mix's loudness (:class:`lipdub.mixing.LoudnessReport`) and the mixer's figures."""
+
+    integrated_lufs: float
+    true_peak_dbtp: float
+    loudness_range_lu: float | None
+    gain_db: float
+    limiter_max_reduction_db: float
+    dialogue_gain_db: float
+    bed: str
+    source_dialogue_kept_s: float
+    lines: int
+
+
+class Mix(Stage):
+    name = "mix"
+    version = 2
+    per_language = True
+
+    def inputs(self, ctx: PipelineContext) -> list:
+        p, cfg = ctx.project, ctx.config
+        return [p.output_hash(f"synthesize:{ctx.language.code}"), p.manifest.stages["separate"].output_hash,
+                p.output_hash("ingest"), cfg.target_lufs, cfg.true_peak_dbtp]
+
+    def run(self, ctx: PipelineContext) -> StageOutput:
+        code, p = ctx.language.code, ctx.project
+        script = ctx.script()
+        original, sr = read_audio(ctx.layout.abs(L.MIX_48K))
+        me = dialogue = None
+        if p.has_dialogue_stem():
+            me, _ = read_audio(ctx.layout.abs(L.ME_48K))
+            dialogue, _ = read_audio(ctx.layout.abs(L.DIALOGUE_48K))
+        placed, spans = [], []
+        for seg in script.segments:
+            t = seg.targets.get(code)
+            spans.append((seg.start_s, seg.end_s))
+            if t is None or t.fit is None or not t.fit.audio_path:
+                continue
+            samples, _ = read_audio(ctx.layout.abs(t.fit.audio_path), mono=True)
+            placed.append(mixing.PlacedLine(t.fit.placed_start_s, samples))
+            spans.append((t.fit.placed_start_s, t.fit.placed_end_s))
+        res = mixing.mix(placed, original=original, music_effects=me, source_dialogue=dialogue, sample_rate_hz=sr,
+                         duck_spans_s=spans, target_lufs=ctx.config.target_lufs, true_peak_ceiling_dbtp=ctx.config.true_peak_dbtp)
+        arts = []
+        for name, data in zip(STEMS, (res.dialogue, res.music_effects, res.mix)):
+            write_audio(p.path(L.stem(code, name)), data, sr)
+            arts.append(L.stem(code, name))
+        details = MixDetails(**asdict(res.loudness), **res.details, lines=len(placed))
+        return StageOutput(arts, details, "pyloudnorm")
