@@ -6,7 +6,7 @@ import numpy as np
 
 from lipdub.faces.analyze import analyze_video
 from lipdub.faces.speakers import lagged_correlation, match_speakers
-from lipdub.pipeline import video_frame_times
+from lipdub.media.probe import video_frame_times
 from lipdub.contracts.diarize import SpeakerTurn
 from lipdub.media.probe import decode_audio, probe
 from media_utils import ffmpeg

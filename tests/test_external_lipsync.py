@@ -54,7 +54,7 @@ print("fake tool done")
 def two_faces(testdata, tmp_path_factory):
     """Two talking heads side by side (320x320 each), 25 fps, 2.4 s, and its face analysis."""
     from lipdub.faces.analyze import analyze_video
-    from lipdub.pipeline import video_frame_times
+    from lipdub.media.probe import video_frame_times
 
     d = tmp_path_factory.mktemp("ext")
     clip = d / "two.mp4"

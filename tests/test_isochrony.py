@@ -11,7 +11,7 @@ import pytest
 
 from lipdub.errors import ConfigError
 from lipdub.languages import parse_language
-from lipdub.pipeline import compute_slots
+from lipdub.timing.slots import compute_slots
 from lipdub.script import Segment
 from lipdub.timing.fit import Slot, trim_silence
 from lipdub.timing.isochrony import (

@@ -10,7 +10,8 @@ from lipdub.config import DubConfig
 from lipdub.faces.analyze import analyze_video
 from lipdub.lipsync.render import render_lipsync
 from lipdub.backends.lipsync.retrieval import RetrievalBackend
-from lipdub.pipeline import dub, video_frame_times
+from lipdub.pipeline import dub
+from lipdub.media.probe import video_frame_times
 from lipdub.qc.sync import track_sync_score
 from lipdub.contracts.faces import SKIP_YAW
 from lipdub.media.probe import decode_audio, probe

@@ -9,7 +9,8 @@ import pytest
 
 from lipdub.audio import read_audio
 from lipdub.config import DubConfig
-from lipdub.pipeline import PipelineHooks, compute_slots, dub
+from lipdub.pipeline import PipelineHooks, dub
+from lipdub.timing.slots import compute_slots
 from lipdub.script import Script
 from lipdub import mixing as mix_stage
 from media_utils import count_frames

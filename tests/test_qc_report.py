@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lipdub.cli import app
 from lipdub.errors import ConfigError
-from lipdub.pipeline import video_frame_times
+from lipdub.media.probe import video_frame_times
 from lipdub.qc.thresholds import Threshold, Thresholds, worst
 from lipdub.script import FitReport, Script, Segment, Speaker, TargetLine
 from lipdub.media.probe import decode_audio, probe

@@ -39,7 +39,7 @@ TH5 = "th_retalking_face5.mp4"
 def clips(testdata: Path):
     """name -> (FaceAnalysis, frame_times_s, 16 kHz mono audio), analysed once per module."""
     from lipdub.faces.analyze import analyze_video
-    from lipdub.pipeline import video_frame_times
+    from lipdub.media.probe import video_frame_times
     from lipdub.media.probe import decode_audio, probe
 
     out = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lipdub.faces.shots import detect_shots
-from lipdub.pipeline import video_frame_times
+from lipdub.media.probe import video_frame_times
 
 
 def test_cuts_match_reference(testdata):

@@ -197,7 +197,7 @@ def test_mel_windows_follow_the_reference_indexing():
 @pytest.fixture(scope="module")
 def th2(testdata):
     from lipdub.faces.analyze import analyze_video
-    from lipdub.pipeline import video_frame_times
+    from lipdub.media.probe import video_frame_times
     from lipdub.media.probe import decode_audio, probe
 
     path = testdata / "th2_retalking_face1.mp4"
