@@ -141,7 +141,11 @@ def test_lip_synced_picture_is_the_one_encoded(testdata, tmp_path, stems_for):
 
 
 def test_vfr_source_is_conformed_to_its_nominal_rate(testdata, tmp_path, stems_for):
-    src = testdata / "th2_retalking_face1.mp4"  # VFR: nominal 30 fps, 135 frames over 6.1 s
+    from media_fixtures import ffmpeg
+
+    src = tmp_path / "vfr.mp4"  # the first 2.5 s of a VFR clip (nominal 30 fps, 22.1 fps on average), packets copied
+    ffmpeg("-i", str(testdata / "th2_retalking_face1.mp4"), "-t", "2.5", "-c", "copy", str(src))
+    assert probe(src).video.is_vfr
     out = render_broadcast(source=src, output=tmp_path / "m.mov", audio=stem_tracks(stems_for(src), SPANISH))
     v = _video(ffprobe_streams(out.path))
     assert Fraction(v["r_frame_rate"]) == 30 == Fraction(v["avg_frame_rate"])

@@ -50,7 +50,9 @@ class AudioTrack:
     Attributes:
         path: an audio file FFmpeg reads (the mix stage's WAVs); resampled to 48 kHz if needed.
         title: the track title and handler name, e.g. ``"Spanish dub mix"``.
-        language: ISO 639-2 code for the track's language tag (``"spa"``; ``"und"``: none). A MOV keeps only languages with a QuickTime (Macintosh) language code (FFmpeg's movenc), others read back as undetermined.
+        language: ISO 639-2 code for the track's language tag (``"spa"``; ``"und"``: none). A MOV
+            keeps only languages that have a QuickTime (Macintosh) language code (FFmpeg's
+            movenc); others read back as undetermined.
     """
 
     path: Path
@@ -60,7 +62,8 @@ class AudioTrack:
 
 def stem_tracks(stems: Mapping[str, Path], language: Language) -> list[AudioTrack]:
     """The master's tracks from the mix stage's stems: ``mix`` (the dub), ``me`` (music and
-    effects, language ``und``: QuickTime files carry only the Macintosh language codes, which have no "no speech" code) and ``dialogue`` (the dubbed dialogue alone), in that order.
+    effects, language ``und``: the QuickTime language codes have no "no speech" code) and
+    ``dialogue`` (the dubbed dialogue alone), in that order.
 
     Raises:
         InputError: a stem is missing from ``stems`` or on disk.

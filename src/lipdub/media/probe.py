@@ -163,8 +163,6 @@ def probe(path: str | Path) -> MediaInfo:
         InputError: missing/empty/unreadable/truncated file, no audio stream, no decodable video
             frames in a video stream.
     """
-    import av
-
     path = Path(path)
     container = _open(path)
     with container:
