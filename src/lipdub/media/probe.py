@@ -25,9 +25,31 @@ MIX_RATE_HZ = 48_000
 ANALYSIS_RATE_HZ = 16_000
 
 
+# FFmpeg's names of the colour enums (libavutil/pixdesc.c, the values of libavutil/pixfmt.h's
+# AVColorPrimaries / AVColorTransferCharacteristic / AVColorSpace / AVColorRange; ffprobe prints
+# the same names and the ffmpeg -color_* options take them). 2 = unspecified, left out.
+COLOR_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020",
+                   10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "jedec-p22"}
+COLOR_TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 9: "log100",
+                   10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1", 14: "bt2020-10",
+                   15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
+COLOR_SPACES = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco",
+                9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 12: "chroma-derived-nc", 13: "chroma-derived-c", 14: "ictcp"}
+COLOR_RANGES = {1: "tv", 2: "pc"}
+
+
 class VideoInfo(BaseModel):
     """The first video stream. ``fps`` is the nominal rate as ``"num/den"``; ``is_vfr`` when packet
-    durations vary (variable frame rate, e.g. phone recordings)."""
+    durations vary (variable frame rate, e.g. phone recordings).
+
+    ``rotation_deg`` is the display rotation, counter-clockwise degrees in {0, 90, 180, 270}: the
+    display matrix's angle as FFmpeg's ``av_display_rotation_get``, ffprobe's side-data
+    ``rotation`` and PyAV's ``VideoFrame.rotation`` give it (a phone's portrait clip with the old
+    clockwise ``rotate=90`` tag has 270); showing the stored picture means ``np.rot90(picture, rotation_deg // 90)``.
+    ``color_*`` are FFmpeg's names of the stream's colour tags (``"bt709"``, ``"tv"``), None when
+    unspecified; ``timecode`` is the start timecode (``"01:00:00:00"``, ``;`` before the frames
+    for drop-frame) of a QuickTime/MP4 ``tmcd`` track or a ``timecode`` tag, None when absent.
+    """
 
     codec: str
     width: int
@@ -39,6 +61,11 @@ class VideoInfo(BaseModel):
     duration_s: float
     is_vfr: bool
     rotation_deg: int = 0
+    color_primaries: str | None = None
+    color_transfer: str | None = None
+    color_space: str | None = None
+    color_range: str | None = None
+    timecode: str | None = None
 
 
 class AudioInfo(BaseModel):
@@ -83,12 +110,43 @@ def _open(path: Path):
         ) from None
 
 
-def _rotation_deg(stream) -> int:
-    """The stream's ``rotate`` metadata tag in degrees (0 when absent or unreadable)."""
-    try:
-        return int(float(stream.metadata.get("rotate", 0))) % 360
-    except ValueError:
-        return 0
+def display_rotation_deg(path: str | Path) -> int:
+    """The display rotation of the first video stream of ``path``: counter-clockwise degrees in
+    {0, 90, 180, 270} (the display matrix of the first decoded frame, PyAV's ``VideoFrame.rotation``,
+    rounded to a quarter turn); 0 when there is no matrix, no video or no decodable frame.
+
+    Raises:
+        InputError: missing, empty or unreadable file.
+    """
+    import av
+
+    with _open(Path(path)) as container:
+        if not container.streams.video:
+            return 0
+        try:
+            frame = next(container.decode(video=0), None)
+        except av.error.FFmpegError:
+            return 0
+        if frame is None:
+            return 0
+        return int(round((getattr(frame, "rotation", 0) or 0) / 90.0)) % 4 * 90
+
+
+def _timecode(container, vstream) -> str | None:
+    """Start timecode: the video stream's ``timecode`` tag (FFmpeg's mov demuxer copies the tmcd
+    track's there), else a data stream's, else the container's."""
+    for tags in (vstream.metadata, *(s.metadata for s in container.streams if s.type == "data"), container.metadata):
+        tc = tags.get("timecode")
+        if tc:
+            return str(tc)
+    return None
+
+
+def _colour_tags(cc) -> dict:
+    return {"color_primaries": COLOR_PRIMARIES.get(int(cc.color_primaries or 2)),
+            "color_transfer": COLOR_TRANSFERS.get(int(cc.color_trc or 2)),
+            "color_space": COLOR_SPACES.get(int(cc.colorspace if cc.colorspace is not None else 2)),
+            "color_range": COLOR_RANGES.get(int(cc.color_range or 0))}
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -101,8 +159,6 @@ def probe(path: str | Path) -> MediaInfo:
         InputError: missing/empty/unreadable/truncated file, no audio stream, no decodable video
             frames in a video stream.
     """
-    import av
-
     path = Path(path)
     container = _open(path)
     with container:
@@ -115,47 +171,9 @@ def probe(path: str | Path) -> MediaInfo:
                 f"pass a {what} with its soundtrack (mux one in with: ffmpeg -i VIDEO -i AUDIO -c copy OUT.mp4)",
             )
         a = astreams[0]
-        video = None
-        if vstreams:
-            v = vstreams[0]
-            frames, durations, last_end = 0, [], 0.0
-            try:
-                for pkt in container.demux(v):
-                    if pkt.size == 0 or pkt.pts is None:
-                        continue
-                    frames += 1
-                    if pkt.duration:
-                        durations.append(pkt.duration)
-                    end = float((pkt.pts + (pkt.duration or 0)) * v.time_base)
-                    last_end = max(last_end, end)
-            except av.error.FFmpegError as exc:
-                raise InputError(
-                    f"{path} is truncated or corrupt: reading video packets failed after {frames} frames ({exc.strerror})",
-                    "re-export or re-download the file",
-                ) from None
-            if frames == 0:
-                raise InputError(f"{path} has a video stream with no frames", "re-export the file")
-            if v.frames and frames < v.frames:
-                raise InputError(
-                    f"{path} is truncated: its index lists {v.frames} video frames but only {frames} are in the file",
-                    "re-export or re-download the file",
-                )
-            start = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
-            vdur = max(last_end - start, 1e-6)
-            rate = v.guessed_rate or v.average_rate or Fraction(frames, 1) / Fraction(vdur).limit_denominator(1000)
-            is_vfr = bool(durations) and (max(durations) - min(durations)) > 1
-            video = VideoInfo(
-                codec=v.codec_context.name,
-                width=v.codec_context.width,
-                height=v.codec_context.height,
-                pix_fmt=v.codec_context.pix_fmt,
-                fps=f"{Fraction(rate).numerator}/{Fraction(rate).denominator}",
-                avg_fps=frames / vdur,
-                frame_count=frames,
-                duration_s=vdur,
-                is_vfr=is_vfr,
-                rotation_deg=_rotation_deg(v),
-            )
+        video = _video_info(container, vstreams[0], path) if vstreams else None
+        if video is not None:
+            video.rotation_deg = display_rotation_deg(path)
         cc = a.codec_context
         duration_s = float(container.duration / 1_000_000) if container.duration else 0.0
         adur = float(a.duration * a.time_base) if a.duration else duration_s
@@ -175,6 +193,72 @@ def probe(path: str | Path) -> MediaInfo:
                 language=a.metadata.get("language"),
             ),
         )
+
+
+def _video_info(container, v, path: Path) -> VideoInfo:
+    """The :class:`VideoInfo` of stream ``v`` (packets demuxed, not decoded), rotation not yet read.
+
+    Raises:
+        InputError: truncated/corrupt stream, no frames.
+    """
+    import av
+
+    frames, durations, last_end = 0, [], 0.0
+    try:
+        for pkt in container.demux(v):
+            if pkt.size == 0 or pkt.pts is None:
+                continue
+            frames += 1
+            if pkt.duration:
+                durations.append(pkt.duration)
+            end = float((pkt.pts + (pkt.duration or 0)) * v.time_base)
+            last_end = max(last_end, end)
+    except av.error.FFmpegError as exc:
+        raise InputError(
+            f"{path} is truncated or corrupt: reading video packets failed after {frames} frames ({exc.strerror})",
+            "re-export or re-download the file",
+        ) from None
+    if frames == 0:
+        raise InputError(f"{path} has a video stream with no frames", "re-export the file")
+    if v.frames and frames < v.frames:
+        raise InputError(
+            f"{path} is truncated: its index lists {v.frames} video frames but only {frames} are in the file",
+            "re-export or re-download the file",
+        )
+    start = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
+    vdur = max(last_end - start, 1e-6)
+    rate = v.guessed_rate or v.average_rate or Fraction(frames, 1) / Fraction(vdur).limit_denominator(1000)
+    is_vfr = bool(durations) and (max(durations) - min(durations)) > 1
+    return VideoInfo(
+        codec=v.codec_context.name,
+        width=v.codec_context.width,
+        height=v.codec_context.height,
+        pix_fmt=v.codec_context.pix_fmt,
+        fps=f"{Fraction(rate).numerator}/{Fraction(rate).denominator}",
+        avg_fps=frames / vdur,
+        frame_count=frames,
+        duration_s=vdur,
+        is_vfr=is_vfr,
+        timecode=_timecode(container, v),
+        **_colour_tags(v.codec_context),
+    )
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """The first (non cover-art) video stream of ``path``, display rotation included; no audio
+    stream needed (unlike :func:`probe`).
+
+    Raises:
+        InputError: missing/empty/unreadable/truncated file, no video stream, no frames.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        vstreams = [s for s in container.streams if s.type == "video" and not _is_cover_art(s)]
+        if not vstreams:
+            raise InputError(f"{path} has no video stream", "pass a video file")
+        info = _video_info(container, vstreams[0], path)
+    info.rotation_deg = display_rotation_deg(path)
+    return info
 
 
 def _is_cover_art(stream) -> bool:

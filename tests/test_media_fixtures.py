@@ -1,0 +1,52 @@
+"""The media builders of tests/media_fixtures.py do what the two-speaker and hard-cut tests of
+issue 18 will rely on (checked on the built files, from the shared talking heads)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lipdub.media.probe import decode_audio, probe
+
+from media_fixtures import hard_cut_repeat, hstack_two_speakers
+
+
+def _frames(path, indices):
+    import av
+
+    want, got = set(indices), {}
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i in want:
+                got[i] = f.to_ndarray(format="gray").astype(np.float32)
+    return got
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(np.square(x)))) if len(x) else 0.0
+
+
+def test_two_speakers_side_by_side_take_turns(testdata, tmp_path):
+    left, right = testdata / "th_retalking_face5.mp4", testdata / "th_voxceleb_pcavs_00086.mp4"
+    out = hstack_two_speakers(left, right, tmp_path / "two.mp4", height=224, turn_s=2.5)
+    info = probe(out)
+    assert (info.video.width, info.video.height, info.video.frame_count) == (448, 224, 125)
+    _, mix16 = decode_audio(out, info)
+    _, l16 = decode_audio(left, probe(left))
+    _, r16 = decode_audio(right, probe(right))
+    sr, t = 16000, int(2.5 * 16000)
+    first, second = mix16[:t], mix16[t:2 * t]
+    # first turn: the left person's own audio; second turn: the right person's, from its start
+    assert np.corrcoef(first[: t - 800], l16[: t - 800])[0, 1] > 0.9
+    assert np.corrcoef(second[800: t - 800], r16[800: t - 800])[0, 1] > 0.9
+    assert _rms(first) > 0 and _rms(second) > 0
+
+
+def test_hard_cut_jumps_back_to_the_start(testdata, tmp_path):
+    out = hard_cut_repeat(testdata / "th_retalking_face5.mp4", tmp_path / "cut.mp4", seconds=2.0)
+    info = probe(out)
+    assert info.video.frame_count == 100 and abs(info.duration_s - 4.0) < 0.1
+    f = _frames(out, [0, 48, 49, 50])
+    step_before = np.abs(f[49] - f[48]).mean()
+    at_cut = np.abs(f[50] - f[49]).mean()
+    assert at_cut > 3 * step_before  # a hard cut, not a smooth change
+    assert np.abs(f[50] - f[0]).mean() < at_cut / 3  # back to the first frame
