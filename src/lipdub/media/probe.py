@@ -67,6 +67,11 @@ class VideoInfo(BaseModel):
     color_range: str | None = None
     timecode: str | None = None
 
+    @property
+    def fps_fraction(self) -> Fraction:
+        """The nominal frame rate as an exact :class:`~fractions.Fraction` (30000/1001, 25, ...)."""
+        return Fraction(self.fps)
+
 
 class AudioInfo(BaseModel):
     codec: str
