@@ -16,7 +16,7 @@ from lipdub.errors import ConfigError, InputError
 from lipdub.languages import parse_language
 from lipdub.media.broadcast import AudioTrack, check_timecode, render_broadcast, stem_tracks
 from lipdub.media.probe import decode_audio, probe
-from lipdub.media.render import deliverable_paths
+from lipdub.layout import deliverable_paths
 
 from media_fixtures import ffprobe_streams, first_frame_displayed, make_clip, orientation_error
 

@@ -112,8 +112,11 @@ def dub(
     project: Optional[Path] = typer.Option(None, "--project", help="Project directory (default: OUTPUT_DIR/<input stem>.lipdub)."),
     asr_model: str = typer.Option("base", "--asr-model", help="Whisper model name or CTranslate2 directory."),
     max_stretch: float = typer.Option(1.25, "--max-stretch", help="Largest time-stretch ratio of a line."),
-    loudness: float = typer.Option(-24.0, "--loudness", help="Integrated loudness target, LUFS (-23 for EBU R128)."),
-    true_peak: float = typer.Option(-2.0, "--true-peak", help="True-peak ceiling, dBTP."),
+    loudness_standard: Optional[str] = typer.Option(None, "--loudness-standard", help="ebu-r128 (-23 LUFS, -1 dBTP) | atsc-a85 (-24 LKFS, -2 dBTP, the default) | streaming (-14 LUFS, -1 dBTP)."),
+    loudness: Optional[float] = typer.Option(None, "--loudness", help="Integrated loudness target, LUFS (default: the standard's)."),
+    true_peak: Optional[float] = typer.Option(None, "--true-peak", help="True-peak ceiling, dBTP (default: the standard's)."),
+    deliver: str = typer.Option("web", "--deliver", help="web (H.264/HEVC MP4) | broadcast (ProRes 422 HQ MOV, 24-bit PCM stems, timecode, TTML)."),
+    timecode: Optional[str] = typer.Option(None, "--timecode", help="broadcast: start timecode HH:MM:SS:FF (';' for drop-frame); default: the source's."),
     keep_original_audio: bool = typer.Option(False, "--keep-original-audio", help="Add the source soundtrack as a second audio track."),
     voice_bank: Optional[Path] = typer.Option(None, "--voice-bank", help="Voice bank directory: characters keep their voice across episodes."),
     voice_match: bool = typer.Option(True, "--voice-match/--no-voice-match", help="Shift each line's pitch and formants toward its speaker."),
@@ -129,7 +132,8 @@ def dub(
                       source_language=source_language, transcript=transcript, translator=translator, tts=tts, voice=voice,
                       voice_dir=voice_dir, separation=separation, lipsync=lipsync, lipsync_checkpoint=lipsync_checkpoint,
                       lipsync_device=lipsync_device, lipsync_command=lipsync_command, speakers=speakers, asr_model=asr_model,
-                      max_stretch=max_stretch, target_lufs=loudness, true_peak_dbtp=true_peak, keep_original_audio=keep_original_audio,
+                      max_stretch=max_stretch, loudness_standard=loudness_standard, target_lufs=loudness, true_peak_dbtp=true_peak,
+                      deliver=deliver, timecode=timecode, keep_original_audio=keep_original_audio,
                       voice_bank=voice_bank, voice_match=voice_match, max_attempts=max_attempts, redo_failed=redo_failed)
         with _progress() as progress:
             result = run_dub(cfg, RichHooks(progress))

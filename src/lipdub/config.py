@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .errors import ConfigError
+from .media.render import parse_deliver
+from .mixing import LoudnessTarget, resolve_loudness
 
 
 class DubConfig(BaseModel):
@@ -35,7 +37,14 @@ class DubConfig(BaseModel):
         speakers: the number of speakers, or None to estimate it.
         asr_model: Whisper model name (``base``, ``tiny.en``, ...) or a CTranslate2 model directory.
         max_stretch: the largest time-stretch ratio the fit may apply (1.25 = 25 % faster).
-        target_lufs / true_peak_dbtp: loudness target and true-peak ceiling of the mix.
+        loudness_standard: ``ebu-r128``, ``atsc-a85`` or ``streaming`` (:data:`lipdub.mixing.LOUDNESS_STANDARDS`);
+            None: ``atsc-a85`` unless explicit figures are given.
+        target_lufs / true_peak_dbtp: explicit loudness target and true-peak ceiling of the mix (None:
+            the standard's); with a standard they must stay within its tolerance (else ConfigError).
+        deliver: ``web`` (H.264/HEVC MP4, soft subtitles) or ``broadcast`` (ProRes 422 HQ MOV, 48 kHz
+            24-bit PCM stem tracks, timecode, TTML subtitles; :mod:`lipdub.media.broadcast`).
+        timecode: start timecode of a broadcast master (``HH:MM:SS:FF``, ``;`` for drop-frame); None:
+            the source's when it has one.
         keep_original_audio: add the source soundtrack as a second audio track.
         voice_dir: directory of user piper voices (``*.onnx`` + ``*.onnx.json``).
         voice_bank: voice bank directory (one sub-directory per character, see
@@ -68,8 +77,11 @@ class DubConfig(BaseModel):
     speakers: int | None = Field(default=None, ge=1, le=20)
     asr_model: str = "base"
     max_stretch: float = 1.25
-    target_lufs: float = -24.0
-    true_peak_dbtp: float = -2.0
+    loudness_standard: str | None = None
+    target_lufs: float | None = None
+    true_peak_dbtp: float | None = None
+    deliver: str = "web"
+    timecode: str | None = None
     keep_original_audio: bool = False
     voice_bank: Path | None = None
     voice_match: bool = True
@@ -82,6 +94,20 @@ class DubConfig(BaseModel):
         if not 1.0 <= v <= 2.0:
             raise ConfigError(f"--max-stretch {v} is out of range", "use a ratio from 1.0 to 2.0 (default 1.25)")
         return v
+
+    @field_validator("deliver")
+    @classmethod
+    def _deliver(cls, v: str) -> str:
+        return parse_deliver(v)
+
+    @model_validator(mode="after")
+    def _loudness(self) -> "DubConfig":
+        resolve_loudness(self.loudness_standard, self.target_lufs, self.true_peak_dbtp)  # unknown or conflicting: ConfigError
+        return self
+
+    def loudness(self) -> LoudnessTarget:
+        """The mix's loudness target and ceiling (:func:`lipdub.mixing.resolve_loudness`)."""
+        return resolve_loudness(self.loudness_standard, self.target_lufs, self.true_peak_dbtp)
 
     @field_validator("max_attempts")
     @classmethod

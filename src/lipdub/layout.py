@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import DubConfig
 from .errors import ConfigError
-from .media.render import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+from .media.render import AUDIO_SUFFIXES, BROADCAST_SUFFIXES, VIDEO_SUFFIXES, parse_deliver
 
 STEMS = ("dialogue", "me", "mix")
 
@@ -99,34 +99,64 @@ class ProjectLayout:
         return f"voices/{speaker}.wav"
 
 
+def deliverable_paths(media: Path, deliver: str = "web", source_language: str | None = None) -> dict[str, Path]:
+    """Files one language's deliverable consists of, beside ``media`` (``NAME.mp4`` or ``NAME.mov``).
+
+    Returns:
+        ``web``: ``media``, ``target_srt`` / ``target_vtt`` (``NAME.srt``, ``NAME.vtt``), the source
+        subtitles ``NAME.<src>.srt`` / ``.vtt`` when ``source_language`` is given, and ``stems_dir``
+        (``NAME.stems/``, 24-bit WAVs). ``broadcast`` adds ``target_ttml`` (``NAME.ttml``, IMSC1
+        text profile) and ``source_ttml``.
+
+    Raises:
+        ConfigError: unknown mode; a broadcast master whose suffix is not ``.mov``.
+    """
+    mode = parse_deliver(deliver)
+    if mode == "broadcast" and media.suffix.lower() not in BROADCAST_SUFFIXES:
+        raise ConfigError(f"a broadcast master is a QuickTime file, not {media.name}", f"name the output {media.stem}.mov")
+    base = media.with_suffix("")
+    paths = {"media": media, "target_srt": base.with_name(base.name + ".srt"), "target_vtt": base.with_name(base.name + ".vtt")}
+    if source_language:
+        paths["source_srt"] = base.with_name(f"{base.name}.{source_language}.srt")
+        paths["source_vtt"] = base.with_name(f"{base.name}.{source_language}.vtt")
+    if mode == "broadcast":
+        paths["target_ttml"] = base.with_name(base.name + ".ttml")
+        if source_language:
+            paths["source_ttml"] = base.with_name(f"{base.name}.{source_language}.ttml")
+    paths["stems_dir"] = base.with_name(base.name + ".stems")
+    return paths
+
+
+
 @dataclass(frozen=True)
 class Deliverables:
-    """The files delivered with one output ``media`` (``NAME.mp4``, ``NAME.wav``, ...).
+    """The files delivered with one output ``media`` (``NAME.mp4``, ``NAME.mov``, ``NAME.wav``, ...).
 
-    ``source_language``: ISO 639-1 code of the source speech (names the source subtitles).
+    ``source_language``: ISO 639-1 code of the source speech (names the source subtitles);
+    ``deliver``: ``web`` or ``broadcast`` (which adds TTML subtitles).
     """
 
     media: Path
     source_language: str
+    deliver: str = "web"
 
     @property
-    def _base(self) -> Path:
-        return self.media.with_suffix("")
+    def paths(self) -> dict[str, Path]:
+        return deliverable_paths(self.media, self.deliver, self.source_language)
 
     def _beside(self, suffix: str) -> Path:
-        return self._base.with_name(self._base.name + suffix)
+        base = self.media.with_suffix("")
+        return base.with_name(base.name + suffix)
 
     @property
     def subtitles(self) -> dict[str, Path]:
-        """``target_srt``, ``target_vtt`` (``NAME.srt/.vtt``) and ``source_srt``, ``source_vtt``
-        (``NAME.<source lang>.srt/.vtt``)."""
-        src = self.source_language
-        return {"target_srt": self._beside(".srt"), "target_vtt": self._beside(".vtt"),
-                "source_srt": self._beside(f".{src}.srt"), "source_vtt": self._beside(f".{src}.vtt")}
+        """``target_srt``, ``target_vtt`` (``NAME.srt/.vtt``), ``source_srt``, ``source_vtt``
+        (``NAME.<source lang>.srt/.vtt``) and, for broadcast, ``target_ttml`` / ``source_ttml``."""
+        return {k: p for k, p in self.paths.items() if k.startswith(("target_", "source_"))}
 
     @property
     def stems_dir(self) -> Path:
-        return self._beside(".stems")
+        return self.paths["stems_dir"]
 
     @property
     def stems(self) -> dict[str, Path]:
@@ -152,10 +182,12 @@ def output_paths(config: DubConfig, has_video: bool, languages: list[str]) -> di
     """Where each language's main output goes, keyed by language code.
 
     ``config.output`` with a media suffix is a file (with several languages ``NAME.<lang>.SUFFIX``
-    beside it); otherwise it is a directory receiving ``<input stem>.<lang>.mp4`` (``.wav`` for audio).
+    beside it); otherwise it is a directory receiving ``<input stem>.<lang>.mp4`` (``.mov`` for a
+    broadcast master, ``.wav`` for audio).
 
     Raises:
-        ConfigError: the suffix does not fit the input (a video suffix for an audio-only input, ...).
+        ConfigError: the suffix does not fit the input (a video suffix for an audio-only input, a
+            broadcast master that is not ``.mov``, ...).
     """
     out = Path(config.output)
     suffix = out.suffix.lower()
@@ -164,10 +196,12 @@ def output_paths(config: DubConfig, has_video: bool, languages: list[str]) -> di
         if suffix not in allowed:
             kind = "a video" if has_video else "an audio-only file"
             raise ConfigError(f"the input is {kind}, so the output cannot be {out.name}", f"use one of {', '.join(sorted(allowed))}")
+        if has_video and config.deliver == "broadcast" and suffix not in BROADCAST_SUFFIXES:
+            raise ConfigError(f"a broadcast master is a QuickTime file, not {out.name}", f"name the output {out.stem}.mov")
         if len(languages) == 1:
             return {languages[0]: out}
         return {code: out.with_name(f"{out.stem}.{code}{out.suffix}") for code in languages}
-    default_suffix = ".mp4" if has_video else ".wav"
+    default_suffix = (".mov" if config.deliver == "broadcast" else ".mp4") if has_video else ".wav"
     stem = Path(config.input).stem
     return {code: out / f"{stem}.{code}{default_suffix}" for code in languages}
 

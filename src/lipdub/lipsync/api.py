@@ -25,6 +25,7 @@ from ..errors import ConfigError, InputError
 from ..faces.analyze import analyze_video
 from ..faces.shots import detect_shots
 from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe, video_frame_times
+from ..media.render import check_rotation, rotation_args
 from ..tools import run_ffmpeg
 from .tracks import TrackRequest, lipsync_tracks
 
@@ -94,10 +95,13 @@ def lipsync_video(
     wav = work / "lipsync_audio.wav"
     sf.write(str(wav), mix, MIX_RATE_HZ, subtype="PCM_24")
     output.parent.mkdir(parents=True, exist_ok=True)
-    args = ["-i", str(silent), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k"]
-    if run.rotate_tag_deg:
-        args += ["-metadata:s:v:0", f"rotate={run.rotate_tag_deg}"]
+    ccw = analysis.rotation_deg % 360  # the source's display rotation, given to the output
+    before, rot_out = rotation_args(ccw) if ccw else ([], [])
+    args = [*before, "-i", str(silent), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *rot_out,
+            "-c:a", "aac", "-b:a", "192k"]
     run_ffmpeg([*args, str(output)], f"writing {output.name}")
+    if ccw:
+        check_rotation(output, ccw)
     plan, _ = run.plans[0]
     details = {**run.render, **{k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))}}
     return LipsyncResult(output, track.id, int(len(plan.frames)), details)

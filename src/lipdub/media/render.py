@@ -57,34 +57,6 @@ def parse_deliver(name: str) -> str:
     return mode
 
 
-def deliverable_paths(media: Path, deliver: str = "web", source_language: str | None = None) -> dict[str, Path]:
-    """Files one language's deliverable consists of, beside ``media`` (``NAME.mp4`` or ``NAME.mov``).
-
-    Returns:
-        ``web``: ``media``, ``target_srt`` / ``target_vtt`` (``NAME.srt``, ``NAME.vtt``), the source
-        subtitles ``NAME.<src>.srt`` / ``.vtt`` when ``source_language`` is given, and ``stems_dir``
-        (``NAME.stems/``, 24-bit WAVs). ``broadcast`` adds ``target_ttml`` (``NAME.ttml``, IMSC1
-        text profile) and ``source_ttml``.
-
-    Raises:
-        ConfigError: unknown mode; a broadcast master whose suffix is not ``.mov``.
-    """
-    mode = parse_deliver(deliver)
-    if mode == "broadcast" and media.suffix.lower() not in BROADCAST_SUFFIXES:
-        raise ConfigError(f"a broadcast master is a QuickTime file, not {media.name}", f"name the output {media.stem}.mov")
-    base = media.with_suffix("")
-    paths = {"media": media, "target_srt": base.with_name(base.name + ".srt"), "target_vtt": base.with_name(base.name + ".vtt")}
-    if source_language:
-        paths["source_srt"] = base.with_name(f"{base.name}.{source_language}.srt")
-        paths["source_vtt"] = base.with_name(f"{base.name}.{source_language}.vtt")
-    if mode == "broadcast":
-        paths["target_ttml"] = base.with_name(base.name + ".ttml")
-        if source_language:
-            paths["source_ttml"] = base.with_name(f"{base.name}.{source_language}.ttml")
-    paths["stems_dir"] = base.with_name(base.name + ".stems")
-    return paths
-
-
 @lru_cache(maxsize=4)
 def _has_display_rotation_option(exe: str) -> bool:
     proc = subprocess.run([exe, "-hide_banner", "-h", "long"], capture_output=True, text=True)

@@ -68,7 +68,7 @@ class PipelineContext:
     def deliverables(self) -> Deliverables:
         """The files delivered beside this language's output."""
         assert self.output is not None and self.source_language is not None
-        return Deliverables(self.output, self.source_language.code)
+        return Deliverables(self.output, self.source_language.code, self.config.deliver)
 
     def script(self) -> Script:
         """``script.json`` as it is on disk now (stages edit it).

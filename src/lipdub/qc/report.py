@@ -34,6 +34,7 @@ from ..errors import BackendUnavailable, InputError
 from ..faces.analyze import analyze_video
 from ..layout import ProjectLayout as L
 from ..media.probe import decode_audio, probe, video_frame_times
+from ..mixing import loudness_compliance
 from ..script import Script
 from .html import render_html
 from .loudness import audio_figures
@@ -177,6 +178,7 @@ def build_report(
     syncnet: str | Path | None = None,
     face: int | None = None,
     target_lufs: float | None = None,
+    loudness_standard: str | None = None,
     vmaf: bool = True,
     visual_max_frames: int = 40,
     output_analysis=None,
@@ -191,6 +193,8 @@ def build_report(
         syncnet: path of ``syncnet_v2.model``: adds LSE-D / LSE-C / SyncNet offset.
         face: face track id to score (default: the face on screen longest).
         target_lufs: loudness target; default: the project's config, else -24 LUFS.
+        loudness_standard: a standard of :data:`lipdub.mixing.LOUDNESS_STANDARDS` the mix must comply
+            with (its target +- tolerance, its true-peak maximum); default: the project's config.
         vmaf: run VMAF when the source is known.
         visual_max_frames: frames sampled for SSIM / PSNR.
         output_analysis: a face analysis of ``output`` to reuse (the pipeline passes the source's when
@@ -221,9 +225,17 @@ def build_report(
     say("audio")
     mix48, out16 = decode_audio(output, info)
     aud = audio_figures(mix48, 48000)
-    target = float(target_lufs if target_lufs is not None else config.get("target_lufs", -24.0))
+    target = float(target_lufs if target_lufs is not None else (config.get("target_lufs") or -24.0))
     data["audio"] = {**aud.as_dict(), "target_lufs": target, "units": {"integrated_lufs": "LUFS", "true_peak_dbtp": "dBTP", "loudness_range_lu": "LU"}}
     checks = _audio_checks(aud, target, th)
+    standard = loudness_standard or config.get("loudness_standard")
+    if standard:
+        data["audio"]["loudness_standard"] = comp = loudness_compliance(standard, aud.integrated_lufs, aud.true_peak_dbtp)
+        checks.append(Check("audio", "loudness_standard", f"loudness and true peak against {comp['standard']}",
+                            comp["deviation_lu"] if math.isfinite(comp["deviation_lu"]) else None, "LU",
+                            "pass" if comp["compliant"] else "fail",
+                            f"{comp['target_lufs']:g} LUFS +-{comp['tolerance_lu']:g} LU, true peak <= {comp['max_true_peak_dbtp']:g} dBTP",
+                            comp["reference"]))
     thumbs: list[tuple[int, float, bytes]] = []
     script = Script.load(project / L.SCRIPT) if project is not None and (project / L.SCRIPT).exists() else None
     if info.has_video:

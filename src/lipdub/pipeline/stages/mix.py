@@ -25,6 +25,7 @@ class MixDetails(StageDetails):
     bed: str
     source_dialogue_kept_s: float
     lines: int
+    loudness_standard: str | None = None
 
 
 class Mix(Stage):
@@ -33,9 +34,10 @@ class Mix(Stage):
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
-        p, cfg = ctx.project, ctx.config
+        p, lt = ctx.project, ctx.config.loudness()
+        # the resolved figures (not the standard's name): the same target gives the same mix
         return [p.output_hash(f"synthesize:{ctx.language.code}"), p.manifest.stages["separate"].output_hash,
-                p.output_hash("ingest"), cfg.target_lufs, cfg.true_peak_dbtp]
+                p.output_hash("ingest"), lt.target_lufs, lt.true_peak_dbtp]
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
@@ -54,11 +56,12 @@ class Mix(Stage):
             samples, _ = read_audio(ctx.layout.abs(t.fit.audio_path), mono=True)
             placed.append(mixing.PlacedLine(t.fit.placed_start_s, samples))
             spans.append((t.fit.placed_start_s, t.fit.placed_end_s))
+        lt = ctx.config.loudness()
         res = mixing.mix(placed, original=original, music_effects=me, source_dialogue=dialogue, sample_rate_hz=sr,
-                         duck_spans_s=spans, target_lufs=ctx.config.target_lufs, true_peak_ceiling_dbtp=ctx.config.true_peak_dbtp)
+                         duck_spans_s=spans, target_lufs=lt.target_lufs, true_peak_ceiling_dbtp=lt.true_peak_dbtp)
         arts = []
         for name, data in zip(STEMS, (res.dialogue, res.music_effects, res.mix)):
             write_audio(p.path(L.stem(code, name)), data, sr)
             arts.append(L.stem(code, name))
-        details = MixDetails(**asdict(res.loudness), **res.details, lines=len(placed))
+        details = MixDetails(**asdict(res.loudness), **res.details, lines=len(placed), loudness_standard=lt.standard)
         return StageOutput(arts, details, "pyloudnorm")

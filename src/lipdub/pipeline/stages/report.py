@@ -20,12 +20,13 @@ class ReportDetails(StageDetails):
 
 class Report(Stage):
     name = "report"
-    version = 2
+    version = 3  # 3: loudness checked against the named standard
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
         code, p = ctx.language.code, ctx.project
-        return [p.output_hash(f"render:{code}"), p.output_hash(f"synthesize:{code}"), ctx.config.target_lufs]
+        lt = ctx.config.loudness()
+        return [p.output_hash(f"render:{code}"), p.output_hash(f"synthesize:{code}"), lt.target_lufs, lt.standard]
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
@@ -33,8 +34,9 @@ class Report(Stage):
         copied = render is not None and render.details.get("video") == "copied" and ctx.layout.abs(L.FACES_JSON).exists()
         # a copied video stream has the source's frames: its face analysis is the project's
         analysis = FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)) if copied else None
-        rep = build_report(ctx.output, source=ctx.source, project_dir=p.root, language=code, target_lufs=ctx.config.target_lufs,
-                           output_analysis=analysis)
+        lt = ctx.config.loudness()
+        rep = build_report(ctx.output, source=ctx.source, project_dir=p.root, language=code, target_lufs=lt.target_lufs,
+                           loudness_standard=lt.standard, output_analysis=analysis)
         j, h = write_report(rep, p.root / L.report_dir(code))
         out = ctx.deliverables
         for src, dst in ((j, out.report_json), (h, out.report_html)):
