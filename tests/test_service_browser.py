@@ -1,7 +1,8 @@
 """The studio web page driven by Playwright in Debian's Chromium (/usr/bin/chromium, no browser download).
 
 Sign in, upload th2, start a dub, watch it finish, edit one line, re-synthesize it, listen to it,
-re-render, download the video. Screenshots of each page go to the test's temporary directory (and to
+re-render, download the video, sign out (the session cookie then opens nothing). The page must run
+under its Content-Security-Policy without a single violation. Screenshots of each page go to the test's temporary directory (and to
 ``$LIPDUB_SCREENSHOT_DIR`` when set).
 """
 
@@ -60,6 +61,7 @@ def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
         page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
 
         page.goto(f"{server.url}/")
         assert page.url.endswith("/login")
@@ -120,5 +122,12 @@ def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
         info = probe(saved)
         assert info.has_video and abs(info.duration_s - 6.13) < 0.3
         _shot(page, tmp_path, "5-job-rerendered")
+        session = next(c["value"] for c in page.context.cookies() if c["name"] == "lipdub_session")
+        assert session != TOKENS["alice"]
+        page.click("form.logout button")
+        page.wait_for_url("**/login")
+        assert httpx.get(f"{server.url}/jobs", cookies={"lipdub_session": session}).status_code == 401  # logout ended it
+        page.goto(f"{server.url}/ui/jobs/{job_id}")
+        assert page.url.endswith("/login")
         assert not errors, errors
         browser.close()
