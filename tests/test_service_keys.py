@@ -131,12 +131,16 @@ def test_revoking_a_key_ends_its_sessions(studio):
     assert _login(client, key).status_code == 401
 
 
-def test_a_session_expires(tmp_path):
-    client = TestClient(_app(tmp_path / "data", session_ttl_s=1.0))
+@pytest.mark.parametrize("limit", [{"session_ttl_s": 1.0}, {"session_idle_s": 1.0}], ids=["lifetime", "idle"])
+def test_a_session_expires_on_the_server(tmp_path, limit):
+    """The server refuses the session itself (the cookie is replayed after the browser would drop it)."""
+    app = _app(tmp_path / "data", **limit)
+    client = TestClient(app)
     assert _login(client, TOKENS["alice"]).status_code == 303
+    cookie = client.cookies.get("lipdub_session")
     assert client.get("/jobs").status_code == 200
     time.sleep(1.2)
-    assert client.get("/jobs").status_code == 401
+    assert TestClient(app, cookies={"lipdub_session": cookie}).get("/jobs").status_code == 401
 
 
 def test_cross_site_state_changes_with_the_cookie_are_refused(studio, testdata):
