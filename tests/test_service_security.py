@@ -147,3 +147,19 @@ def test_media_is_served_as_its_probed_type_not_its_name(ctx, testdata):
         r = client.post("/sources", params={"filename": "song.html"}, content=(testdata / clip).read_bytes(), headers=auth())
         assert r.status_code == 201, r.text
         assert client.get(f"/sources/{r.json()['id']}/media", headers=auth()).headers["content-type"] == media_type
+
+
+def test_a_failed_jobs_error_names_no_server_path(ctx, testdata):
+    """A job whose source vanished from the disk fails at ingest; its error, as the API shows it, names
+    the file as uploaded, not where the server keeps it."""
+    from lipdub.service.jobs import execute_job
+
+    client, data = ctx["client"], ctx["data"]
+    sid = upload(client, testdata / CLIP, filename="holiday clip.mp4").json()["id"]
+    jid = client.post("/jobs", json={"source_id": sid, "language": "es"}, headers=auth()).json()["id"]
+    for f in (data / "sources" / sid).iterdir():
+        f.unlink()
+    app = client.app
+    assert execute_job(app.state.settings, app.state.db, jid, submit=lambda _j: None) == "failed"
+    error = client.get(f"/jobs/{jid}", headers=auth()).json()["error"]
+    assert "holiday clip.mp4" in error and str(data) not in error and "sources/" not in error

@@ -54,11 +54,21 @@ def deliverables(s: Session, settings: ServiceSettings, job: Job) -> dict[str, P
     return files
 
 
+def job_error(s: Session, settings: ServiceSettings, job: Job) -> str | None:
+    """The job's error without server paths: the source file is named as it was uploaded, the
+    project as "the job's project"."""
+    if not job.error:
+        return None
+    src = s.get(Source, job.source_id)
+    text = job.error.replace(str(settings.data_dir / src.path), src.filename) if src is not None else job.error
+    return api_text(settings, text.replace(str(settings.data_dir / job.project), "the job's project"))
+
+
 def job_out(s: Session, settings: ServiceSettings, job: Job) -> JobOut:
     rows = s.scalars(select(StageProgress).where(StageProgress.job_id == job.id).order_by(StageProgress.position)).all()
     downloads = {k: f"/jobs/{job.id}/download/{k}" for k, p in deliverables(s, settings, job).items() if p.is_file()}
     return JobOut(id=job.id, kind=job.kind, language=job.language, source_id=job.source_id, campaign_id=job.campaign_id,
-                  state=job.state, until=job.until, error=api_text(settings, job.error) if job.error else None,
+                  state=job.state, until=job.until, error=job_error(s, settings, job),
                   options=job.options or {},
                   stages=[StageOut(stage=r.stage, state=r.state, done=r.done, total=r.total, duration_s=r.duration_s, attempt=r.attempt)
                           for r in rows],
