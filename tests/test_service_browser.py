@@ -48,6 +48,19 @@ def _wait_api(base: str, job_id: str, cond, timeout_s: float = 300) -> dict:
         time.sleep(0.5)
 
 
+def _sign_out(page, base: str, job_id: str) -> None:
+    """Log out from the page: the session cookie it held opens nothing any more, API or page."""
+    import httpx
+
+    session = next(c["value"] for c in page.context.cookies() if c["name"] == "lipdub_session")
+    assert session != TOKENS["alice"]  # the cookie is a session of its own, not the key
+    page.click("form.logout button")
+    page.wait_for_url("**/login")
+    assert httpx.get(f"{base}/jobs", cookies={"lipdub_session": session}).status_code == 401
+    page.goto(f"{base}/ui/jobs/{job_id}")
+    assert page.url.endswith("/login")
+
+
 def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
     if not os.path.exists(CHROMIUM):
         pytest.fail("Debian's chromium is missing: scripts/setup.sh dev installs it (apt chromium)")
@@ -122,12 +135,6 @@ def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
         info = probe(saved)
         assert info.has_video and abs(info.duration_s - 6.13) < 0.3
         _shot(page, tmp_path, "5-job-rerendered")
-        session = next(c["value"] for c in page.context.cookies() if c["name"] == "lipdub_session")
-        assert session != TOKENS["alice"]
-        page.click("form.logout button")
-        page.wait_for_url("**/login")
-        assert httpx.get(f"{server.url}/jobs", cookies={"lipdub_session": session}).status_code == 401  # logout ended it
-        page.goto(f"{server.url}/ui/jobs/{job_id}")
-        assert page.url.endswith("/login")
+        _sign_out(page, server.url, job_id)
         assert not errors, errors
         browser.close()

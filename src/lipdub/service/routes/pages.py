@@ -52,6 +52,9 @@ def login(request: Request, keys: KeysDep, settings: SettingsDep, token: Annotat
     principal = keys.authenticate(token.strip())
     if principal is None:
         return templates.TemplateResponse(request, "login.html", {"error": "unknown token (or revoked key)"}, status_code=401)
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:  # signing in again replaces the browser's session
+        keys.close_session(previous)
     resp = RedirectResponse("/", status_code=303)
     set_session_cookie(resp, keys.open_session(principal, settings.session_ttl_s), settings)
     return resp
