@@ -81,6 +81,8 @@ def test_downloads_and_report(service, done_job):
     assert set(job["downloads"]) >= {"video", "subtitles", "subtitles_vtt", "source_subtitles", "stem_dialogue", "stem_me", "stem_mix", "report", "report_html"}
     video = client.get(job["downloads"]["video"], headers=auth())
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    assert video.headers["content-disposition"].startswith("attachment") and video.headers["x-content-type-options"] == "nosniff"
+    assert client.get(job["downloads"]["video"] + "?inline=true", headers=auth()).headers["content-disposition"].startswith("inline")
     out = settings.data_dir / "check.mp4"
     out.write_bytes(video.content)
     info = probe(out)
@@ -92,7 +94,9 @@ def test_downloads_and_report(service, done_job):
     assert stem.content[:4] == b"RIFF"
     qc = client.get(job["downloads"]["report"], headers=auth())
     assert qc.status_code == 200 and qc.json()["verdict"] in ("pass", "warn", "fail")  # the QC stage's full report
-    assert "<html" in client.get(job["downloads"]["report_html"], headers=auth()).text.lower()
+    page = client.get(job["downloads"]["report_html"], headers=auth())
+    assert "<html" in page.text.lower() and page.headers["content-type"].startswith("text/html")
+    assert "sandbox" in page.headers["content-security-policy"] and "script-src" not in page.headers["content-security-policy"]
     report = client.get(f"/jobs/{job['id']}/report", headers=auth()).json()  # the page's summary
     assert report["language"] == "es" and report["rendered"] is True
     assert abs(report["loudness"]["integrated_lufs"] - (-24.0)) < 1.5
@@ -132,6 +136,21 @@ def test_edit_resynthesize(service, done_job):
     data, sr = sf.read(io.BytesIO(src.content))
     assert abs(len(data) / sr - (seg["end_s"] - seg["start_s"])) < 0.01
     # re-rendering after the edit is covered by tests/test_service_browser.py (same endpoints, from the page)
+
+
+def test_busy_project_answers_409_in_api_words(service, done_job):
+    """A line edited while a run holds the job's project: 409 that names no server path or CLI flag."""
+    from lipdub.project import Project
+
+    client, settings = service
+    job, _, _ = done_job
+    seg = client.get(f"/jobs/{job['id']}/script", headers=auth()).json()["segments"][0]
+    with Project(settings.data_dir / "projects" / job["id"]):  # the project's lock, as a running pipeline holds it
+        r = client.patch(f"/jobs/{job['id']}/segments/{seg['id']}", json={"text": "Hola."}, headers=auth())
+    assert r.status_code == 409, r.text
+    assert "busy" in r.json()["detail"]["message"]
+    for leak in (str(settings.data_dir), "projects/", "--project", "lipdub "):
+        assert leak not in r.text, leak
 
 
 def test_cancel_running_job_then_retry_resumes(service, done_job, testdata):

@@ -1,7 +1,8 @@
 """The studio web page driven by Playwright in Debian's Chromium (/usr/bin/chromium, no browser download).
 
 Sign in, upload th2, start a dub, watch it finish, edit one line, re-synthesize it, listen to it,
-re-render, download the video. Screenshots of each page go to the test's temporary directory (and to
+re-render, download the video, sign out (the session cookie then opens nothing). The page must run
+under its Content-Security-Policy without a single violation. Screenshots of each page go to the test's temporary directory (and to
 ``$LIPDUB_SCREENSHOT_DIR`` when set).
 """
 
@@ -47,6 +48,19 @@ def _wait_api(base: str, job_id: str, cond, timeout_s: float = 300) -> dict:
         time.sleep(0.5)
 
 
+def _sign_out(page, base: str, job_id: str) -> None:
+    """Log out from the page: the session cookie it held opens nothing any more, API or page."""
+    import httpx
+
+    session = next(c["value"] for c in page.context.cookies() if c["name"] == "lipdub_session")
+    assert session != TOKENS["alice"]  # the cookie is a session of its own, not the key
+    page.click("form.logout button")
+    page.wait_for_url("**/login")
+    assert httpx.get(f"{base}/jobs", cookies={"lipdub_session": session}).status_code == 401
+    page.goto(f"{base}/ui/jobs/{job_id}")
+    assert page.url.endswith("/login")
+
+
 def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
     if not os.path.exists(CHROMIUM):
         pytest.fail("Debian's chromium is missing: scripts/setup.sh dev installs it (apt chromium)")
@@ -60,6 +74,7 @@ def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
         page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
 
         page.goto(f"{server.url}/")
         assert page.url.endswith("/login")
@@ -120,5 +135,6 @@ def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
         info = probe(saved)
         assert info.has_video and abs(info.duration_s - 6.13) < 0.3
         _shot(page, tmp_path, "5-job-rerendered")
+        _sign_out(page, server.url, job_id)
         assert not errors, errors
         browser.close()

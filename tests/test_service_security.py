@@ -1,4 +1,4 @@
-"""Security of the studio API: tokens, ownership, path traversal, upload size and type.
+"""Security of the studio API: keys, ownership, path traversal, upload size and type, served content types.
 
 The app runs with no workers (nothing is dubbed): every refusal is checked for its status code and
 for leaving nothing behind, in the data directory or outside it.
@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from service_helpers import TOKENS_ENV, auth, tree, upload  # noqa: E402
+from service_helpers import TOKENS, TOKENS_ENV, auth, tree, upload  # noqa: E402
 
 CLIP = "th2_retalking_face1.mp4"
 LIMIT_BYTES = 1_000_000  # th2 is 662,788 bytes: under the limit
@@ -45,8 +45,9 @@ def _protected(ctx) -> list[tuple[str, str]]:
             ("GET", f"/jobs/{j}/segments/0/audio/source"), ("GET", f"/jobs/{j}/report"), ("GET", f"/jobs/{j}/download/video")]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token-at-all"}, {"Authorization": "Basic YWxpY2U6eA=="}],
-                         ids=["no token", "wrong token", "wrong scheme"])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token-at-all"}, {"Authorization": "Basic YWxpY2U6eA=="},
+                                     {"Cookie": "lipdub_session=not-a-session"}, {"Cookie": f"lipdub_token={TOKENS['alice']}"}],
+                         ids=["no token", "wrong token", "wrong scheme", "unknown session", "key as cookie"])
 def test_every_route_but_health_needs_a_token(ctx, headers):
     client = ctx["client"]
     before = tree(ctx["data"])
@@ -123,3 +124,42 @@ def test_non_media_upload_is_refused(ctx, tmp_path):
     empty = client.post("/sources", params={"filename": "empty.mp4"}, content=b"", headers=auth())
     assert empty.status_code == 415
     assert tree(ctx["root"]) == before
+
+
+def test_media_is_served_as_its_probed_type_not_its_name(ctx, testdata):
+    """An MP4 uploaded as evil.html comes back as video/mp4 with nosniff (never text/html), offered as
+    evil.mp4; a WAV and an MP3 named .html as audio/wav and audio/mpeg. The stored file's name is the server's."""
+    client, data = ctx["client"], ctx["data"]
+    body = (testdata / CLIP).read_bytes()
+    assert b"<script>" not in body
+    evil = body + b"<html><script>alert(document.cookie)</script></html>"  # trailing bytes: still a playable MP4
+    r = client.post("/sources", params={"filename": "evil.html"}, content=evil, headers=auth())
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert r.json()["filename"] == "evil.html"  # kept for display only
+    assert [p.name for p in (data / "sources" / sid).iterdir()] == ["source.mp4"]
+    media = client.get(f"/sources/{sid}/media", headers=auth())
+    assert media.status_code == 200 and media.content == evil
+    assert media.headers["content-type"] == "video/mp4"
+    assert media.headers["x-content-type-options"] == "nosniff"
+    assert "evil.mp4" in media.headers["content-disposition"] and ".html" not in media.headers["content-disposition"]
+    for clip, media_type in (("th_latentsync_demo1_audio.wav", "audio/wav"), ("sp_en_de_faster_whisper_multilingual.mp3", "audio/mpeg")):
+        r = client.post("/sources", params={"filename": "song.html"}, content=(testdata / clip).read_bytes(), headers=auth())
+        assert r.status_code == 201, r.text
+        assert client.get(f"/sources/{r.json()['id']}/media", headers=auth()).headers["content-type"] == media_type
+
+
+def test_a_failed_jobs_error_names_no_server_path(ctx, testdata):
+    """A job whose source vanished from the disk fails at ingest; its error, as the API shows it, names
+    the file as uploaded, not where the server keeps it."""
+    from lipdub.service.jobs import execute_job
+
+    client, data = ctx["client"], ctx["data"]
+    sid = upload(client, testdata / CLIP, filename="holiday clip.mp4").json()["id"]
+    jid = client.post("/jobs", json={"source_id": sid, "language": "es"}, headers=auth()).json()["id"]
+    for f in (data / "sources" / sid).iterdir():
+        f.unlink()
+    app = client.app
+    assert execute_job(app.state.settings, app.state.db, jid, submit=lambda _j: None) == "failed"
+    error = client.get(f"/jobs/{jid}", headers=auth()).json()["error"]
+    assert "holiday clip.mp4" in error and str(data) not in error and "sources/" not in error

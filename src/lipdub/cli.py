@@ -476,3 +476,67 @@ def main() -> None:  # console_scripts entry point
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# -- lipdub keys: the studio service's API keys (stored hashed in its job store) -------------------
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the studio service: add, list, revoke (stored hashed).")
+app.add_typer(keys_app, name="keys")
+_DATA_DIR_HELP = "The server's data directory (LIPDUB_DATA_DIR); LIPDUB_DATABASE_URL is honoured."
+
+
+@keys_app.command("add")
+def keys_add(
+    user: str = typer.Argument(..., help="The user the key signs in as (created when new)."),
+    label: str = typer.Option("", "--label", help="A note shown by `lipdub keys list` (who holds it, where)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+) -> None:
+    """Create an API key for USER; it is printed once (stdout) and stored only as its SHA-256 digest."""
+    def go():
+        from .service.keys import open_key_store
+
+        secret, info = open_key_store(_service_settings(data_dir), create=True).add(user, label)
+        console.print(f"key {info.id} for user {info.user!r} (shown once; it cannot be recovered):")
+        typer.echo(secret)
+
+    _run(go)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP)) -> None:
+    """List every key (never the key itself): id, user, label, origin, created, last used, state."""
+    def go():
+        from .service.keys import open_key_store
+
+        table = Table(title="lipdub studio keys")
+        table.add_column("id", no_wrap=True, min_width=12)
+        for col in ("user", "label", "origin", "created (UTC)", "last used (UTC)", "state"):
+            table.add_column(col)
+        fmt = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "never"  # noqa: E731
+        for k in open_key_store(_service_settings(data_dir), create=False).keys():
+            table.add_row(k.id, k.user, k.label, k.origin, fmt(k.created_at), fmt(k.last_used_at), k.state)
+        Console().print(table)
+
+    _run(go)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_ids: Optional[list[str]] = typer.Argument(None, help="Key ids (from `lipdub keys list`)."),
+    user: Optional[str] = typer.Option(None, "--user", help="Revoke every key of this user."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+) -> None:
+    """Revoke keys for good: requests and web sessions made with them are refused from now on."""
+    def go():
+        from .errors import ConfigError
+        from .service.keys import open_key_store
+
+        if not key_ids and user is None:
+            raise ConfigError("no key to revoke", "pass key ids (lipdub keys list) or --user NAME")
+        store = open_key_store(_service_settings(data_dir), create=False)
+        revoked = [store.revoke(k) for k in key_ids or []] + (store.revoke_user(user) if user is not None else [])
+        for k in revoked:
+            console.print(f"revoked key {k.id} of user {k.user!r}")
+        if not revoked:
+            console.print(f"user {user!r} had no active key")
+
+    _run(go)

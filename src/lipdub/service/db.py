@@ -1,6 +1,8 @@
 """The job store: SQLAlchemy models and the few atomic state changes the queue relies on.
 
-SQLite (embedded, WAL journal) or PostgreSQL (at scale), chosen by the URL alone. A job's state moves
+SQLite (embedded, WAL journal; the file is created readable by its owner only, 0600) or PostgreSQL
+(at scale), chosen by the URL alone. API keys and web sessions are stored as SHA-256 digests only
+(:mod:`lipdub.service.keys` manages them). A job's state moves
 ``queued -> running -> done | failed | cancelled``; a campaign's language jobs wait in ``waiting``
 until its ``prepare`` job has run the language-independent stages. Claiming a job and requeueing a
 job whose worker died are single conditional ``UPDATE`` statements, so two workers never run one job.
@@ -8,13 +10,18 @@ job whose worker died are single conditional ``UPDATE`` statements, so two worke
 
 from __future__ import annotations
 
-import hashlib
+import logging
+import os
 import uuid
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select, update
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, event,
+                        inspect, make_url, select, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+log = logging.getLogger(__name__)
 
 ACTIVE = ("waiting", "queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -30,11 +37,6 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def hash_token(token: str) -> str:
-    """Hex SHA-256 of an API token (the database stores only this)."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 class Base(DeclarativeBase):
     pass
 
@@ -45,10 +47,37 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
 
 
-class Token(Base):
-    __tablename__ = "tokens"
-    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+class ApiKey(Base):
+    """An API key: only its SHA-256 digest is stored.
+
+    ``origin`` is ``cli`` (``lipdub keys add``) or ``env`` (seeded from ``LIPDUB_TOKENS``). A revoked key
+    has ``revoked_at`` set and ``revoked_by`` ``cli`` (``lipdub keys revoke``: for good) or ``env`` (no
+    longer named by ``LIPDUB_TOKENS``: it comes back if the variable names it again).
+    """
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    origin: Mapped[str] = mapped_column(String(8), default="cli")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class WebSession(Base):
+    """A signed-in web page: the ``lipdub_session`` cookie's SHA-256 digest, the key it signed in with,
+    an absolute expiry and the last request time (for the idle timeout)."""
+
+    __tablename__ = "web_sessions"
+    session_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Source(Base):
@@ -125,13 +154,15 @@ class Database:
     """Engine + session factory for ``url``; creates the tables when missing.
 
     SQLite gets WAL journaling and a 30 s busy timeout, so the API, the in-process pool and several
-    worker processes can share one file.
+    worker processes can share one file. The SQLite file is created with mode 0600 (a looser existing
+    file is tightened); SQLite gives its ``-wal`` and ``-shm`` files the same mode.
     """
 
     def __init__(self, url: str) -> None:
         kw: dict[str, Any] = {"pool_pre_ping": True}
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
+            _private_sqlite_file(url)
             kw["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine = create_engine(url, **kw)
         if self.is_sqlite:
@@ -141,26 +172,9 @@ class Database:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
+        _drop_legacy_tokens(self.engine)
         Base.metadata.create_all(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
-
-    def ensure_tokens(self, token_map: dict[str, str]) -> None:
-        """Create the users and (hashed) tokens of ``{token: user}``; existing ones are kept."""
-        with self.session.begin() as s:
-            for token, name in token_map.items():
-                user = s.scalar(select(User).where(User.name == name))
-                if user is None:
-                    user = User(name=name)
-                    s.add(user)
-                    s.flush()
-                if s.get(Token, hash_token(token)) is None:
-                    s.add(Token(token_sha256=hash_token(token), user_id=user.id))
-
-    def user_for_token(self, token: str) -> User | None:
-        """The user owning ``token`` (compared by SHA-256), or None."""
-        with self.session() as s:
-            tok = s.get(Token, hash_token(token))
-            return s.get(User, tok.user_id) if tok else None
 
     # -- atomic job transitions -------------------------------------------------------------
     def claim(self, job_id: str, worker: str) -> bool:
@@ -185,7 +199,7 @@ class Database:
         with self.session() as s:
             rows = s.execute(select(Job.id, Job.heartbeat_at).where(Job.state == "running")).all()
         for job_id, hb in rows:
-            if hb is None or _aware(hb) >= cutoff:
+            if hb is None or as_utc(hb) >= cutoff:
                 continue
             with self.session.begin() as s:
                 res = s.execute(update(Job).where(Job.id == job_id, Job.state == "running", Job.heartbeat_at == hb)
@@ -195,6 +209,30 @@ class Database:
         return requeued
 
 
-def _aware(t: datetime) -> datetime:
-    """SQLite returns naive datetimes (stored as UTC)."""
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file of ``url`` with mode 0600 before SQLite does (it would use 0644), or
+    tighten an existing one; in-memory databases are left alone."""
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            log.warning("job store %s was readable by other users: mode set to 0600", path)
+            os.chmod(path, 0o600)
+
+
+def _drop_legacy_tokens(engine) -> None:  # noqa: ANN001
+    """Drop the ``tokens`` table of older versions: their tokens never expired and could not be
+    revoked; keys now come from ``LIPDUB_TOKENS`` (re-seeded at start) or ``lipdub keys add``."""
+    if inspect(engine).has_table("tokens"):
+        log.warning("dropping the old API token table: re-issue keys with `lipdub keys add` or LIPDUB_TOKENS")
+        Table("tokens", MetaData(), autoload_with=engine).drop(engine)
+
+
+def as_utc(t: datetime) -> datetime:
+    """``t`` as an aware UTC datetime: SQLite returns naive datetimes (stored as UTC)."""
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)

@@ -25,9 +25,10 @@ from typing import Callable
 
 from sqlalchemy import select, update
 
+from ..config import DubConfig
 from ..errors import LipdubError
 from ..pipeline import Dubber, PipelineHooks
-from .db import Database, Job, Source, StageProgress, utcnow
+from .db import Campaign, Database, Job, Source, StageProgress, utcnow
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,8 @@ def output_dir(settings: ServiceSettings, job: Job) -> Path:
     return project_dir(settings, job) / "out"
 
 
-def dub_config(settings: ServiceSettings, job: Job, source: Source, languages: list[str]):
+def dub_config(settings: ServiceSettings, job: Job, source: Source, languages: list[str]) -> DubConfig:
     """The :class:`lipdub.config.DubConfig` of ``job``: paths from the server, options from the client."""
-    from ..config import DubConfig
-
     opts = {k: v for k, v in (job.options or {}).items() if k in OPTION_FIELDS and v is not None}
     return DubConfig(input=settings.data_dir / source.path, targets=languages, output=output_dir(settings, job),
                      project_dir=project_dir(settings, job), **opts)
@@ -169,8 +168,6 @@ def execute_job(settings: ServiceSettings, db: Database, job_id: str, submit: Ca
         job.attempts = attempts
         attempt = len(attempts)
         if job.kind == "prepare":
-            from .db import Campaign
-
             languages = list(s.get(Campaign, job.campaign_id).languages)
         else:
             languages = [job.language]

@@ -66,7 +66,7 @@ class CeleryQueue:
     kind = "celery"
 
     def __init__(self, settings: ServiceSettings, db: Database) -> None:
-        from .worker import make_celery
+        from .worker import make_celery  # celery is imported only when a broker is configured
 
         self.settings, self.db = settings, db
         self.celery = make_celery(settings)

@@ -16,6 +16,8 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
 from ..errors import ConfigError
+from .db import Database
+from .jobs import Reaper, execute_job
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,6 @@ def make_celery(settings: ServiceSettings) -> Celery:
 
     @app.task(name="lipdub.run_job")
     def run_job(job_id: str) -> None:
-        from .jobs import execute_job
-
         db = _database(settings)
         execute_job(settings, db, job_id, lambda jid: app.send_task("lipdub.run_job", args=[jid]))
 
@@ -47,8 +47,6 @@ def make_celery(settings: ServiceSettings) -> Celery:
 
 def _database(settings: ServiceSettings):
     if "db" not in _state:
-        from .db import Database
-
         _state["db"] = Database(settings.db_url)
     return _state["db"]
 
@@ -60,8 +58,6 @@ def run_worker(settings: ServiceSettings, name: str | None = None, loglevel: str
 
     @worker_ready.connect(weak=False)
     def _start_reaper(**_kw) -> None:
-        from .jobs import Reaper
-
         _state["reaper"] = Reaper(settings, _database(settings), lambda jid: app.send_task("lipdub.run_job", args=[jid])).start()
 
     @worker_shutdown.connect(weak=False)

@@ -1,10 +1,13 @@
-// lipdub studio: a little JavaScript over the REST API (the lipdub_token cookie authenticates).
+// lipdub studio: a little JavaScript over the REST API (the lipdub_session cookie authenticates).
+// The page's Content-Security-Policy allows no inline script or style attribute: styles are set through CSSOM.
 "use strict";
 
 async function api(method, url, body, headers) {
   const opts = { method, headers: headers || {}, credentials: "same-origin" };
   if (body instanceof Blob) { opts.body = body; opts.headers["Content-Type"] = "application/octet-stream"; }
-  else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
+  else if (body !== undefined || method !== "GET") {  // state changes made with the cookie must be JSON (CSRF check)
+    opts.body = JSON.stringify(body === undefined ? {} : body); opts.headers["Content-Type"] = "application/json";
+  }
   const r = await fetch(url, opts);
   const data = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
   if (!r.ok) {
@@ -30,7 +33,11 @@ function progressOf(job) {
   return { finished, count: st.length, running };
 }
 
-function bar(frac) { const b = el("div", { class: "bar" }); b.append(el("span", { style: `width:${Math.round(100 * frac)}%` })); return b; }
+function bar(frac) {
+  const b = el("div", { class: "bar" }), fill = el("span");
+  fill.style.width = `${Math.round(100 * frac)}%`;
+  b.append(fill); return b;
+}
 
 // -- index page --------------------------------------------------------------------------------
 async function refreshJobs() {
@@ -192,5 +199,5 @@ function initJob() {
   tick(); setInterval(tick, 1000);
 }
 
-if (window.LIPDUB_PAGE === "index") initIndex();
-if (window.LIPDUB_PAGE === "job") initJob();
+if (document.body.dataset.page === "index") initIndex();
+if (document.body.dataset.page === "job") initJob();

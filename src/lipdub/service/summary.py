@@ -1,4 +1,4 @@
-"""The QC summary of one dubbed language for the API and the job page.
+"""The job page's summary of one dubbed language, read from the project's manifest (and the QC report).
 
 Nothing is judged here: the verdict and the checks are those of the quality report that the
 ``report:<lang>`` stage wrote (:mod:`lipdub.qc.report`, ``<project>/report/<lang>/report.json``), so
@@ -16,8 +16,10 @@ from typing import Any
 from ..project import Manifest
 
 
-def build_report(manifest: Manifest, project_root: Path, language: str) -> dict[str, Any]:
-    """QC summary of ``language``.
+def summarize_manifest(manifest: Manifest, project_root: Path, language: str) -> dict[str, Any]:
+    """Summarise what the manifest (and the QC report, once written) says about ``language``.
+
+    Measures and judges nothing itself (the quality report of :mod:`lipdub.qc.report` does).
 
     Returns:
         ``{"language", "rendered", "stages", "loudness", "lipsync", "verdict", "reasons", "checks"}``:
