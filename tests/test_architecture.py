@@ -8,7 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "lipdub"
@@ -21,6 +20,7 @@ LONG_FUNCTIONS: dict[tuple[str, str], str] = {}
 LAZY_MODULES = {
     "lipdub.backends.lipsync.wav2lip_model": "torch",
     "lipdub.qc.syncnet": "torch (only with --syncnet)",
+    "lipdub.service.worker": "celery (only with LIPDUB_BROKER_URL)",
 }
 #: Modules whose functions may import lipdub lazily: the CLI keeps `lipdub --help` and each command's start-up fast.
 LAZY_IMPORTERS = {"lipdub.cli"}

@@ -33,7 +33,7 @@ def test_two_speakers_side_by_side_take_turns(testdata, tmp_path):
     _, mix16 = decode_audio(out, info)
     _, l16 = decode_audio(left, probe(left))
     _, r16 = decode_audio(right, probe(right))
-    sr, t = 16000, int(2.5 * 16000)
+    t = int(2.5 * 16000)
     first, second = mix16[:t], mix16[t:2 * t]
     # first turn: the left person's own audio; second turn: the right person's, from its start
     assert np.corrcoef(first[: t - 800], l16[: t - 800])[0, 1] > 0.9

@@ -285,6 +285,8 @@ def faces(
     from .faces.analyze import iter_frames
     from .faces.overlay import write_overlay
     from .faces.speakers import TurnMatch
+    from .layout import ProjectLayout as L
+    from .layout import project_dir_beside
     from .pipeline import Dubber
 
     def go():
@@ -447,7 +449,9 @@ def serve(
             from .errors import ConfigError
 
             raise ConfigError("--workers sets the embedded pool, but LIPDUB_BROKER_URL sends jobs to Celery", "start `lipdub worker` processes instead")
-        if not settings.token_map():
+        from .service.keys import open_key_store
+
+        if not settings.token_map() and not open_key_store(settings, create=True).has_active_keys():
             token = secrets.token_urlsafe(24)
             settings = settings.model_copy(update={"tokens": f"admin={token}"})
             console.print(f"no LIPDUB_TOKENS set: API token for user 'admin' (this run): {token}")

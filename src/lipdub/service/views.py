@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import LipdubError
+from ..layout import Deliverables
 from ..script import Script
 from .db import Campaign, Job, Source, StageProgress
 from .deps import problem
@@ -40,17 +41,16 @@ def deliverables(s: Session, settings: ServiceSettings, job: Job) -> dict[str, P
     if job.kind != "dub":
         return {}
     src = s.get(Source, job.source_id)
-    # TODO(layout): the project-layout module will own these names (NAME.<lang>.srt, .stems/, .report.json)
-    stem, L = Path(src.path).stem, job.language
-    base = output_dir(settings, job) / f"{stem}.{L}"
-    stems = base.with_name(base.name + ".stems")
-    files = {"video": base.with_name(base.name + (".mp4" if src.has_video else ".wav")),
-             "subtitles": base.with_name(base.name + ".srt"), "subtitles_vtt": base.with_name(base.name + ".vtt"),
-             "stem_dialogue": stems / "dialogue.wav", "stem_me": stems / "me.wav", "stem_mix": stems / "mix.wav",
-             "report": base.with_name(base.name + ".report.json"), "report_html": base.with_name(base.name + ".report.html")}
-    src_subs = sorted(p for p in base.parent.glob(f"{base.name}.*.srt") if p.name != base.name + ".srt")
+    media = output_dir(settings, job) / f"{Path(src.path).stem}.{job.language}{'.mp4' if src.has_video else '.wav'}"
+    target_srt = Deliverables(media, "").subtitles["target_srt"]
+    # the source language is the one the dub detected: its subtitles are NAME.<src>.srt
+    src_subs = sorted(p for p in media.parent.glob(f"{media.stem}.*.srt") if p != target_srt)
+    out = Deliverables(media, src_subs[0].name[len(media.stem) + 1:-len(".srt")] if src_subs else "")
+    subs = out.subtitles
+    files = {"video": out.media, "subtitles": subs["target_srt"], "subtitles_vtt": subs["target_vtt"],
+             **{f"stem_{k}": p for k, p in out.stems.items()}, "report": out.report_json, "report_html": out.report_html}
     if src_subs:
-        files["source_subtitles"] = src_subs[0]
+        files["source_subtitles"] = subs["source_srt"]
     return files
 
 
