@@ -37,7 +37,14 @@ def train_spm(dest: Path, vocab_size: int = 80) -> Path:
     return dest
 
 
-def build_tiny_ct2(dest: Path, *, language_tokens: tuple[str, ...] = (), eos_bias: float = 1.5, seed: int = 0,
+def build_tiny_ct2(dest: Path, **options) -> Path:
+    """Build a random tiny Marian model converted to CTranslate2 in ``dest`` (see :func:`_build`)."""
+    with warnings.catch_warnings():  # MarianTokenizer: "Recommended: pip install sacremoses" (unused here)
+        warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+        return _build(dest, **options)
+
+
+def _build(dest: Path, *, language_tokens: tuple[str, ...] = (), eos_bias: float = 1.5, seed: int = 0,
                    spm_names: tuple[str, ...] = ("source.spm", "target.spm")) -> Path:
     """Build a random tiny Marian model converted to CTranslate2 in ``dest`` (returned).
 
@@ -61,10 +68,8 @@ def build_tiny_ct2(dest: Path, *, language_tokens: tuple[str, ...] = (), eos_bia
     for piece in [sp.id_to_piece(i) for i in range(sp.get_piece_size())] + list(language_tokens) + ["<pad>"]:
         vocab.setdefault(piece, len(vocab))
     (work / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    with warnings.catch_warnings():  # "Recommended: pip install sacremoses" (only for its own normalizer)
-        warnings.simplefilter("ignore", UserWarning)
-        MarianTokenizer(vocab=str(work / "vocab.json"), source_spm=str(work / "source.spm"), target_spm=str(work / "target.spm"),
-                        unk_token="<unk>", eos_token="</s>", pad_token="<pad>").save_pretrained(work)
+    MarianTokenizer(vocab=str(work / "vocab.json"), source_spm=str(work / "source.spm"), target_spm=str(work / "target.spm"),
+                    unk_token="<unk>", eos_token="</s>", pad_token="<pad>").save_pretrained(work)
     torch.manual_seed(seed)
     config = MarianConfig(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
                           decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=256,
@@ -73,7 +78,7 @@ def build_tiny_ct2(dest: Path, *, language_tokens: tuple[str, ...] = (), eos_bia
     with torch.no_grad():
         model.final_logits_bias[0, vocab["</s>"]] = eos_bias
     model.save_pretrained(work)
-    TransformersConverter(str(work)).convert(str(dest), force=True)
+    TransformersConverter(str(work)).convert(str(dest), force=True)  # loads the tokenizer again
     for name in spm_names:
         shutil.copy(sp_path, dest / name)
     shutil.rmtree(work)
