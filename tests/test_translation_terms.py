@@ -101,6 +101,8 @@ def test_names_rules():
     assert names[:3] == ["Tony", "Smith", "Anna Maria"]
     assert not {"Monday", "English", "Will", "Mr", "I"} & set(names)
     assert detect_names(["Wir haben den Hund im Garten gesehen."], DE) == []  # German capitalizes nouns
+    # demonyms are translated; names that only look like one are kept
+    assert detect_names(["And so my fellow Americans, ask the Mexican and Lebanese cooks, Jordan and Adrian."], EN) == ["Jordan", "Adrian"]
 
 
 # --- sentences across lines -------------------------------------------------------------------
@@ -109,9 +111,10 @@ def test_names_rules():
 def test_group_sentences_rules():
     lines = [LineSpan("we thought Tony should be", "A", 0.0, 1.0), LineSpan("a little freaked out by that and so", "A", 1.2, 2.5),
              LineSpan("what he is doing.", "A", 2.6, 3.5), LineSpan("Yeah", "B", 3.6, 4.0), LineSpan("and then", "A", 4.1, 4.5),
-             LineSpan("much later", "A", 9.0, 10.0)]
-    assert group_sentences(lines) == [[0, 1, 2], [3], [4], [5]]  # speaker change, then a 4.5 s pause
-    assert group_sentences(lines, max_lines=2) == [[0, 1], [2], [3], [4], [5]]
+             LineSpan("much later", "A", 9.0, 10.0), LineSpan("This starts a sentence", "A", 10.1, 11.0)]
+    # speaker change, a 4.5 s pause, a capital letter
+    assert group_sentences(lines) == [[0, 1, 2], [3], [4], [5], [6]]
+    assert group_sentences(lines, max_lines=2) == [[0, 1], [2], [3], [4], [5], [6]]
 
 
 def test_split_translation_follows_the_source_split():

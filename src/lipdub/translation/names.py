@@ -9,8 +9,9 @@ letter where a sentence cannot start is a proper name. Rules, over the whole tra
   an opening quote or a dash; not after the abbreviations ``Mr.``, ``Dr.``...);
 - it is dropped when the same word appears in lower case elsewhere in the transcript (``Well``
   after a comma, ``will`` and ``Will``), and for English sources when it is ``I`` (``I'm``...),
-  a weekday, a month, a title (``Mr``) or the name of a major language (ISO 639-1 names from pycountry: those are
-  translated);
+  a weekday, a month, a title (``Mr``), the name of a major language (ISO 639-1 names from
+  pycountry) or a demonym (``Americans``, ``Mexican``: a country or continent name, from pycountry,
+  with a demonym suffix ``-(i|e)an``, ``-ese``, ``-ish``, ``-i``, ``-ic``): those are translated;
 - adjacent capitalized words make one name (``New Jersey``); a possessive ``'s`` is not part of it.
 
 German and Luxembourgish capitalize every noun, so no names are detected for those sources (list
@@ -45,6 +46,36 @@ def _language_names() -> frozenset[str]:
     return frozenset(lang.name.split(" (")[0].split(";")[0].casefold() for lang in pycountry.languages if hasattr(lang, "alpha_2"))
 
 
+_DEMONYM_SUFFIXES = ("ian", "ean", "an", "ese", "ish", "i", "ic")
+_STEM_ENDINGS = ("", "a", "o", "y", "e", "ia", "on", "any", "land")
+_CONTINENTS = frozenset({"america", "europe", "africa", "asia", "australia", "oceania", "antarctica"})
+
+
+@lru_cache(maxsize=1)
+def _place_names() -> frozenset[str]:
+    import pycountry
+
+    names = set(_CONTINENTS)
+    for c in pycountry.countries:
+        for n in (c.name, getattr(c, "common_name", None)):
+            if n and " " not in n and "," not in n:
+                names.add(n.casefold())
+    return frozenset(names)
+
+
+def _is_demonym(word: str) -> bool:
+    """English demonyms: a place name of :func:`_place_names` plus a demonym suffix (plural too)."""
+    w = word.casefold()
+    w = w[:-1] if w.endswith("s") and len(w) > 4 else w
+    places = _place_names()
+    for suffix in _DEMONYM_SUFFIXES:
+        if w.endswith(suffix) and len(w) > len(suffix) + 2:
+            stem = w[: -len(suffix)]
+            if any(stem + e in places for e in _STEM_ENDINGS):
+                return True
+    return False
+
+
 def _is_capitalized(word: str) -> bool:
     return word[:1].isupper()
 
@@ -67,7 +98,7 @@ def _excluded(word: str, source: Language, lowercase_seen: set[str]) -> bool:
     if source.code == "en":
         if word == "I" or re.fullmatch(r"I['’](m|d|ll|ve)", word):
             return True
-        if folded in _EN_STOP or folded in _language_names():
+        if folded in _EN_STOP or folded in _language_names() or _is_demonym(word):
             return True
     return False
 

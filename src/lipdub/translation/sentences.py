@@ -42,9 +42,11 @@ def ends_sentence(text: str) -> bool:
 def group_sentences(lines: Sequence[LineSpan], *, max_lines: int = 3, max_gap_s: float = 1.5) -> list[list[int]]:
     """Group consecutive lines that make one sentence.
 
-    Line ``i`` is joined with line ``i + 1`` when its text does not end a sentence, both are
-    non-empty, they have the same speaker (when both are known), the pause between them is at most
-    ``max_gap_s`` seconds (when the times are known), and the group has fewer than ``max_lines``.
+    Line ``i`` is joined with line ``i + 1`` when its text does not end a sentence, line ``i + 1``
+    does not start with a capital letter (recognizers capitalize a new sentence; a continuation
+    starts in lower case), both are non-empty, they have the same speaker (when both are known),
+    the pause between them is at most ``max_gap_s`` seconds (when the times are known), and the
+    group has fewer than ``max_lines``.
 
     Returns:
         Lists of line indices covering ``0 .. len(lines) - 1`` in order, one list per group.
@@ -60,6 +62,9 @@ def group_sentences(lines: Sequence[LineSpan], *, max_lines: int = 3, max_gap_s:
 
 def _continues(prev: LineSpan, line: LineSpan, group_len: int, max_lines: int, max_gap_s: float) -> bool:
     if group_len >= max_lines or not prev.text.strip() or not line.text.strip() or ends_sentence(prev.text):
+        return False
+    first = next((ch for ch in line.text if ch.isalpha()), "")
+    if first.isupper():
         return False
     if prev.speaker is not None and line.speaker is not None and prev.speaker != line.speaker:
         return False
