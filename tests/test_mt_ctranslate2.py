@@ -281,3 +281,26 @@ def test_no_model_here(monkeypatch, tmp_path):
     assert not status.usable and "no CTranslate2 translation model" in status.detail
     translator = TRANSLATORS.create("ctranslate2")
     assert not translator.supports(EN, ES)
+
+
+def test_through_the_pipeline_and_resume(models, testdata, tmp_path):
+    """The translate stage with ``--translator ctranslate2`` on the pyannote sample (transcript
+    imported from its .stm), then a second run that redoes nothing."""
+    from lipdub.config import DubConfig
+    from lipdub.pipeline import Dubber
+
+    def stamp(t: float) -> str:
+        return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d},{round(t % 1 * 1000):03d}"
+
+    rows = [r.split(None, 5) for r in (testdata / "sp_en_2spk_pyannote_sample.stm").read_text(encoding="utf-8").splitlines()]
+    srt = tmp_path / "sample.srt"
+    srt.write_text("\n".join(f"{k + 1}\n{stamp(float(r[3]))} --> {stamp(float(r[4]))}\n{r[5]}\n" for k, r in enumerate(rows)), encoding="utf-8")
+    cfg = DubConfig(input=testdata / "sp_en_2spk_pyannote_sample.wav", targets=["es"], output=tmp_path / "out", transcript=srt,
+                    source_language="en", translator="ctranslate2", separation="none", lipsync="none")
+    first = Dubber(cfg).run(until="translate")
+    assert "translate:es" in first.ran
+    script = json.loads((first.project_dir / "script.json").read_text(encoding="utf-8"))
+    targets = [seg["targets"]["es"] for seg in script["segments"]]
+    assert len(targets) == len(rows) and all(t["text"] and t["translator"] == "ctranslate2" for t in targets)
+    again = Dubber(cfg).run(until="translate")
+    assert again.ran == [] and "translate:es" in again.skipped

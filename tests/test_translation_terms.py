@@ -208,3 +208,7 @@ def test_sentence_across_lines_translated_as_one(apertium):
     assert (records[0].text + " " + records[1].text) == records[0].group_text and records[1].text
     alone = LineTranslator(apertium, EN, ES, names=["Tony"], merge_sentences=False).translate_lines(lines)
     assert alone[0].group == [0] and alone[0].text != records[0].text
+    # re-translating one edited line of a group re-translates its whole group, and nothing else
+    more = lines + [SourceLine("Yeah.", 0.5, "B", 5.0, 5.5)]
+    again = LineTranslator(apertium, EN, ES, names=["Tony"]).translate_lines(more, only={1})
+    assert [r.text for r in again[:2]] == [r.text for r in records] and again[2] is None

@@ -162,17 +162,27 @@ class LineTranslator:
                 out.append(span.term)
         return out
 
-    def translate_lines(self, lines: Sequence[SourceLine]) -> list[LineTranslation]:
+    def groups(self, lines: Sequence[SourceLine]) -> list[list[int]]:
+        """The groups of line indices translated together (each line alone without ``merge_sentences``)."""
+        spans = [LineSpan(" ".join(l.text.split()), l.speaker, l.start_s, l.end_s) for l in lines]
+        if not self.merge_sentences:
+            return [[i] for i in range(len(lines))]
+        return group_sentences(spans, max_lines=self.max_group_lines, max_gap_s=self.max_gap_s)
+
+    def translate_lines(self, lines: Sequence[SourceLine], only: set[int] | None = None) -> list[LineTranslation | None]:
         """Translate every line (module doc); one record per line, same order.
+
+        Args:
+            lines: every line of the script (the groups and the context depend on all of them).
+            only: translate just the groups holding one of these indices (lines whose source changed
+                or that have no translation yet); the other entries of the result are None.
 
         Raises:
             Whatever the translator raises (ConfigError for an unsupported pair, StageFailed...).
         """
-        spans = [LineSpan(" ".join(l.text.split()), l.speaker, l.start_s, l.end_s) for l in lines]
-        groups = (group_sentences(spans, max_lines=self.max_group_lines, max_gap_s=self.max_gap_s)
-                  if self.merge_sentences else [[i] for i in range(len(lines))])
-        groups_text = [" ".join(spans[i].text for i in g).strip() for g in groups]
-        todo = [k for k, t in enumerate(groups_text) if t]
+        groups = self.groups(lines)
+        groups_text = [" ".join(" ".join(lines[i].text.split()) for i in g).strip() for g in groups]
+        todo = [k for k, t in enumerate(groups_text) if t and (only is None or any(i in only for i in groups[k]))]
         requests = []
         for k in todo:
             g = groups[k]
@@ -182,8 +192,9 @@ class LineTranslator:
                 syllables_per_s=lines[g[0]].syllables_per_s,
                 context_before=_neighbour(groups_text, k, -1), context_after=_neighbour(groups_text, k, +1)))
         results = self._run(requests)
-        records: list[LineTranslation] = [
-            LineTranslation(i, "", self.name, lines[i].text, [i], budget_s=lines[i].budget_s) for i in range(len(lines))]
+        records: list[LineTranslation | None] = [
+            LineTranslation(i, "", self.name, lines[i].text, [i], budget_s=lines[i].budget_s)
+            if only is None or i in only else None for i in range(len(lines))]
         for k, req, res in zip(todo, requests, results):
             for rec in self._split(groups[k], req, res, lines):
                 records[rec.index] = rec

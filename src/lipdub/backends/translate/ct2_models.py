@@ -30,7 +30,6 @@ of a multi-target model as its targets.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -314,8 +313,7 @@ def install_argos_package(archive: str | os.PathLike, dest_root: str | os.PathLi
         top = tops.pop()
         meta = zf.read(meta_name)
         target = root / top
-        if (target / "metadata.json").is_file() and hashlib.sha256((target / "metadata.json").read_bytes()).digest() == hashlib.sha256(meta).digest() \
-                and is_argos_package(target):
+        if (target / "metadata.json").is_file() and (target / "metadata.json").read_bytes() == meta and is_argos_package(target):
             return target
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{top}.", dir=root))
