@@ -194,6 +194,19 @@ def test_shorter_on_request(models):
                                                               too_long=longest.text)], EN, ES)[0]
     assert rec.calls[-1]["num_hypotheses"] == 6  # twice the candidates for a re-translation
     assert short.hypotheses[short.chosen].estimated_s < longest.estimated_s
+    # the same through LineTranslator.shorten, the call the fit loop makes for one line
+    line = SourceLine("We thought Tony should be a little freaked out by that.", 3.0, "A")
+    record = LineTranslator(translator, EN, ES, names=["Tony"]).shorten(line, longest.text, 0.5, index=7)
+    assert record.index == 7 and record.budget_s == 0.5 and record.estimated_s < longest.estimated_s
+    assert [t.source for t in record.terms] == ["Tony"]
+    class RuleBased:  # a translator without ``shortens``
+        name = "rule-based"
+
+        def translate(self, requests, source, target):
+            return [r.text for r in requests]
+
+    with pytest.raises(ConfigError, match="cannot give shorter"):
+        LineTranslator(RuleBased(), EN, ES).shorten(line, longest.text, 0.5)
 
 
 def test_terms_written_into_the_source(models):

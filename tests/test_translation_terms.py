@@ -212,3 +212,20 @@ def test_sentence_across_lines_translated_as_one(apertium):
     more = lines + [SourceLine("Yeah.", 0.5, "B", 5.0, 5.5)]
     again = LineTranslator(apertium, EN, ES, names=["Tony"]).translate_lines(more, only={1})
     assert [r.text for r in again[:2]] == [r.text for r in records] and again[2] is None
+
+
+def test_placeholders_for_a_translator_without_terms():
+    class Shouting:
+        """A translator that knows no terms: it upper-cases every word it is given."""
+
+        name = "shouting"
+
+        def translate(self, requests, source, target):
+            return [r.text.upper() for r in requests]
+
+    lines = [SourceLine("diane heard a beep, said Diane.", 2.0)]
+    (rec,) = LineTranslator(Shouting(), EN, ES, glossary=Glossary.parse("beep,pitido\n"), names=["Diane"]).translate_lines(lines)
+    # placeholders went through the translator (upper-cased) and came back as the targets
+    assert rec.text == "DIANE HEARD A PITIDO, SAID DIANE." and rec.hypotheses[0].text == rec.text
+    assert [(t.source, t.kept) for t in rec.terms] == [("beep", True), ("Diane", True)]
+    assert rec.estimated_s == pytest.approx(rec.hypotheses[0].estimated_s)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from ..contracts.translate import Hypothesis, Term, TranslationRequest, TranslationResult, Translator
+from ..errors import ConfigError
 from ..languages import Language
 from ..timing.isochrony import estimate_duration_s
 from ..voice.params import count_syllables
@@ -216,8 +217,6 @@ class LineTranslator:
         Raises:
             ConfigError: the translator cannot shorten.
         """
-        from ..errors import ConfigError
-
         if not getattr(self.translator, "shortens", False):
             raise ConfigError(f"the {self.name} translator cannot give shorter translations", "use --translator ctranslate2 or llm")
         text = " ".join(line.text.split())
@@ -269,7 +268,7 @@ class LineTranslator:
             parts = split_translation(res.text, weights, self.target.code, atomic=[t.target for t in terms])
         owner: dict[Term, int] = {}
         for term in terms:
-            hit = next((j for j, part in enumerate(parts) if contains(part, term.target)), None)
+            hit = next((j for j, part in enumerate(parts) if contains(part, term.target, any_case=True)), None)
             if hit is None:
                 hit = next((j for j, i in enumerate(group) if contains(lines[i].text, term.source)), 0)
             owner[term] = hit
@@ -281,7 +280,7 @@ class LineTranslator:
                 group_source=req.text, group_text=res.text, hypotheses=list(res.hypotheses), chosen=res.chosen,
                 choice=res.choice, estimated_s=estimate_duration_s(parts[j], line.syllables_per_s, self.target.code),
                 budget_s=line.budget_s,
-                terms=[TermUse(t.source, t.target, self.kinds.get(t, "name"), contains(res.text, t.target))
+                terms=[TermUse(t.source, t.target, self.kinds.get(t, "name"), contains(res.text, t.target, any_case=True))
                        for t in terms if owner[t] == j]))
         return out
 

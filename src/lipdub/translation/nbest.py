@@ -43,7 +43,7 @@ def choose_hypothesis(hypotheses: Sequence[Hypothesis], budget_s: float | None, 
         raise ValueError("no hypothesis with text")
     notes = []
     if required:
-        keeping = [i for i in pool if all(contains(hypotheses[i].text, t) for t in required)]
+        keeping = [i for i in pool if all(contains(hypotheses[i].text, t, any_case=True) for t in required)]
         if keeping:
             pool = keeping
         else:

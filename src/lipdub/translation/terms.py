@@ -7,8 +7,8 @@ written (``Apple`` the company, not ``apple`` the fruit).
 
 Placeholders are made-up words (``Zqxa``, ``zqxb``...) that no translator knows, so rule-based
 and neural translators pass them through unchanged (apertium copies unknown words); the case of
-their first letter follows the term's, and a placeholder the translator capitalized (sentence
-start) gets its term capitalized when restored.
+their first letter follows the term's; a placeholder the translator capitalized (sentence start)
+gets its term capitalized when restored, one it wrote in capitals gets it in capitals.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Iterable
 from ..contracts.translate import Term
 
 _PLACEHOLDER_STEM = "qx"
-_PLACEHOLDER_RE = re.compile(r"(?<!\w)([Zz])qx([a-z]+)(?!\w)")
+_PLACEHOLDER_RE = re.compile(r"(?<!\w)([Zz])([Qq][Xx])([A-Za-z]+)(?!\w)")
 
 
 @lru_cache(maxsize=4096)
@@ -33,9 +33,15 @@ def term_regex(term: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){body}(?!\w)", flags)
 
 
-def contains(text: str, term: str) -> bool:
-    """True when ``term`` occurs in ``text`` as whole words (case rule of the module doc)."""
-    return bool(term.strip()) and term_regex(term.strip()).search(text) is not None
+def contains(text: str, term: str, *, any_case: bool = False) -> bool:
+    """True when ``term`` occurs in ``text`` as whole words: by the case rule of the module doc, or
+    in any case with ``any_case`` (a translation, where a term may start a sentence or be in capitals)."""
+    term = term.strip()
+    if not term:
+        return False
+    if any_case:
+        return re.search(term_regex(term).pattern, text, re.UNICODE | re.IGNORECASE) is not None
+    return term_regex(term).search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -120,11 +126,13 @@ def restore(translated: str, protected: Protected) -> tuple[str, list[bool]]:
     found = [False] * len(protected.terms)
 
     def put(m: re.Match[str]) -> str:
-        i = _placeholder_index(m.group(2))
+        i = _placeholder_index(m.group(3).lower())
         if i >= len(protected.terms):
             return m.group(0)
         found[i] = True
         target = protected.terms[i].target
+        if m.group(0).isupper():  # the translator wrote it in capitals
+            return target.upper()
         if m.group(1) == "Z" and target[:1].islower():
             target = target[:1].upper() + target[1:]
         return target

@@ -37,7 +37,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ConfigError, InputError, MissingWeights
@@ -106,17 +106,18 @@ class MtModel:
             return src_ok and self.target_token(target) is not None
         return src_ok and any(codes.same_language(target, t) for t in self.targets)
 
+    def languages_text(self) -> str:
+        """The pairs it covers, in words: ``"200 languages, any pair"`` or ``"en -> es,fr"``."""
+        if self.family in (codes.NLLB, codes.M2M100):
+            return f"{len(self.language_tokens)} languages, any pair"
+        src = "any" if self.sources is None else ",".join(l.code for l in self.sources) or "?"
+        return f"{src} -> {','.join(l.code for l in self.targets) or '?'}"
+
     def describe(self) -> str:
         """One line for ``lipdub doctor``: family, languages, origin and path."""
         if self.problem:
             return f"{self.family} at {self.path}: not usable ({self.problem})"
-        if self.family in (codes.NLLB, codes.M2M100):
-            langs = f"{len(self.language_tokens)} languages, any pair"
-        else:
-            src = "any" if self.sources is None else ",".join(l.code for l in self.sources) or "?"
-            tgt = ",".join(l.code for l in self.targets) or "?"
-            langs = f"{src} -> {tgt}"
-        return f"{self.family}, {langs} ({self.origin}: {self.path})"
+        return f"{self.family}, {self.languages_text()} ({self.origin}: {self.path})"
 
 
 def read_vocabulary(model_path: Path) -> list[str]:

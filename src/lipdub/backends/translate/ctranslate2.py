@@ -36,14 +36,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...contracts.translate import Hypothesis, TranslationRequest, TranslationResult
-from ...errors import BackendUnavailable, ConfigError, MissingWeights
+from ...errors import ConfigError, MissingWeights
 from ...languages import Language
+from ...models import model_dir
 from ...registry import require_module
 from ...timing.isochrony import estimate_duration_s
 from ...translation.nbest import choose_hypothesis
 from ...translation.terms import find_terms
 from . import ct2_codes as codes
-from ...models import model_dir
 from .ct2_models import MtModel, available_mt_models, resolve_explicit
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class Ctranslate2Translator:
             raise MissingWeights(
                 f"no CTranslate2 translation model found (looked in {model_dir()}, the Hugging Face cache and Argos's packages)",
                 "put a converted NLLB / OPUS-MT model in $LIPDUB_MODEL_DIR or install an .argosmodel file (docs/translation.md)")
-        return "; ".join(f"{m.name}: {m.describe()}" for m in usable)
+        return "; ".join(f"{m.name} ({m.languages_text()})" for m in usable)
 
     def model_for(self, source: Language, target: Language) -> MtModel | None:
         """The first model (resolution order) that covers ``source`` -> ``target``, or None."""
