@@ -56,7 +56,8 @@ def raw_apertium(texts: list[str]) -> list[str]:
 
 def measure(name: str, lines: list[SourceLine], apertium, glossary: Glossary | None) -> dict:
     en, es = parse_language("en"), parse_language("es")
-    names = detect_names([l.text for l in lines], en)
+    fixed = {" ".join(e.source.split()).casefold() for e in (glossary.for_target(es) if glossary else [])}
+    names = [n for n in detect_names([l.text for l in lines], en) if n.casefold() not in fixed]  # the glossary decides those
     plain = apertium.translate([TranslationRequest(l.text) for l in lines], en, es)
     records = LineTranslator(apertium, en, es, glossary=glossary, names=names).translate_lines(lines)
     raw = raw_apertium([l.text for l in lines])
