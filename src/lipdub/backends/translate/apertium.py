@@ -5,7 +5,17 @@ translation", Machine Translation 25(2)) runs as the ``apertium`` command line p
 installed *mode* per direction (``/usr/share/apertium/modes/eng-spa.mode``...). Modes are named
 with ISO 639-3 codes (``eng-spa``) or, in older pairs, ISO 639-1 codes (``fr-es``).
 
-Apertium ignores duration budgets (it is rule-based); use the ``llm`` translator to fit budgets.
+Apertium ignores duration budgets (it is rule-based); use the ``llm`` or ``ctranslate2``
+translator to fit budgets.
+
+Fixed terms (``TranslationRequest.terms``: glossary entries, names): a term whose words apertium's
+morphological analyser (the mode's first ``lt-proc`` step) reads only as proper nouns (``<np>``) or
+does not know at all is passed through by apertium as written, so it is sent as is and keeps its
+grammar ("el perro de Tony"); any other term (``Bill``, also a noun and a verb, would come out
+"Factura") goes behind a placeholder word apertium does not know (:mod:`lipdub.translation.terms`)
+and its target is put back afterwards. Apertium's marks (``*`` unknown word, ``#`` word the
+generator could not inflect, ``@`` word missing from the bilingual dictionary) are removed from
+the output unless the source had that mark on that word.
 """
 
 from __future__ import annotations
@@ -17,9 +27,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ...contracts.translate import TranslationRequest, TranslatorBackend
+from ...contracts.translate import Term, TranslationRequest, TranslatorBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
+from ...translation.terms import Protected, protect, restore
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +41,13 @@ DEFAULT_DATA_DIR = "/usr/share/apertium"
 _SEPARATOR = "\n\n"
 _SPLIT_RE = re.compile(r"\n[ \t]*\n")
 _SPACE_RE = re.compile(r"\s+")
-# Apertium marks: '#' before a word the generator could not inflect, '@' before a word missing from
-# the bilingual dictionary ('*' for unknown words is suppressed by -u).
-_MARK_RE = {mark: re.compile(re.escape(mark) + r"(?=\w)") for mark in "#@"}
+# Apertium marks: '*' before an unknown word (also suppressed by -u), '#' before a word the
+# generator could not inflect, '@' before a word missing from the bilingual dictionary.
+_MARK_RE = re.compile(r"[*#@]+(?=\w)")
+_MARKED_WORD_RE = re.compile(r"[*#@]+\w[\w'’-]*")
+# One lexical unit of lt-proc's output: ^surface/reading1/reading2$
+_UNIT_RE = re.compile(r"\^((?:\\.|[^/$\\])*)/((?:\\.|[^$\\])*)\$")
+_AUTOMORF_RE = re.compile(r"^\s*lt-proc\s+(?:-\S+\s+)*'?([^'\s|]+automorf\.bin)'?")
 
 
 def _data_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -91,6 +106,8 @@ class ApertiumTranslator(TranslatorBackend):
     """
 
     name = "apertium"
+    #: Honours ``TranslationRequest.terms`` (see the module doc).
+    handles_terms = True
 
     def __init__(self, *, mode: str | None = None, data_dir: str | os.PathLike | None = None, timeout_s: float = 120.0) -> None:
         self.program = self._program()
@@ -105,6 +122,7 @@ class ApertiumTranslator(TranslatorBackend):
                 f"installed modes: {', '.join(self.modes) or 'none'}",
             )
         self.mode = mode
+        self._passes: dict[tuple[str, str], bool] = {}
 
     @staticmethod
     def _program() -> str:
@@ -161,11 +179,47 @@ class ApertiumTranslator(TranslatorBackend):
 
     @staticmethod
     def _clean(translated: str, source_text: str) -> str:
-        out = translated.strip()
-        for mark, pattern in _MARK_RE.items():
-            if mark not in source_text:  # the mark was added by apertium, not written by the user
-                out = pattern.sub("", out)
-        return _SPACE_RE.sub(" ", out)
+        """Strip apertium's marks (module doc) and collapse whitespace."""
+        written = {m.group(0) for m in _MARKED_WORD_RE.finditer(source_text)}
+        out = _MARKED_WORD_RE.sub(lambda m: m.group(0) if m.group(0) in written else _MARK_RE.sub("", m.group(0)), translated.strip())
+        return _SPACE_RE.sub(" ", out).strip()
+
+    def _analyser(self, mode: str) -> Path | None:
+        """The morphological analyser (``*.automorf.bin``) of ``mode``: the first step of its pipeline."""
+        try:
+            first = (self.data_dir / "modes" / f"{mode}.mode").read_text(encoding="utf-8")
+        except OSError:
+            return None
+        m = _AUTOMORF_RE.match(first)
+        return Path(m.group(1)) if m and Path(m.group(1)).is_file() else None
+
+    def passes_through(self, mode: str, texts: list[str]) -> dict[str, bool]:
+        """For each text, whether apertium ``mode`` copies it as written: every word a proper noun
+        (only ``<np>`` readings) or unknown to the analyser. Without an analyser, False for all."""
+        todo = sorted({t for t in texts if (mode, t) not in self._passes})
+        analyser = self._analyser(mode) if todo else None
+        lt_proc = shutil.which("lt-proc")
+        if todo and analyser is not None and lt_proc is not None:
+            try:
+                proc = subprocess.run([lt_proc, str(analyser)], input="\n\n".join(todo) + "\n", capture_output=True,
+                                      text=True, encoding="utf-8", timeout=self.timeout_s, check=False)
+                blocks = proc.stdout.split("\n\n") if proc.returncode == 0 else []
+            except subprocess.TimeoutExpired:
+                blocks = []
+            if len(blocks) >= len(todo):
+                for text, block in zip(todo, blocks):
+                    units = [u.group(2).split("/") for u in _UNIT_RE.finditer(block)]
+                    self._passes[(mode, text)] = bool(units) and all(
+                        all(r.startswith("*") or "<np>" in r for r in readings) for readings in units)
+        for t in todo:
+            self._passes.setdefault((mode, t), False)
+        return {t: self._passes[(mode, t)] for t in texts}
+
+    def _protect(self, mode: str, text: str, terms: tuple[Term, ...]) -> Protected:
+        """Placeholders for the terms apertium would not copy as their target (module doc)."""
+        same = [t.source for t in terms if t.source == t.target]
+        passing = self.passes_through(mode, same) if same else {}
+        return protect(text, [t for t in terms if not (t.source == t.target and passing.get(t.source))])
 
     def translate(self, requests: list[TranslationRequest], source: Language, target: Language) -> list[str]:
         """Translate every line in one apertium run.
@@ -173,7 +227,8 @@ class ApertiumTranslator(TranslatorBackend):
         Lines are joined with blank lines (which apertium passes through) and split again; if the
         count of lines coming back differs, each line is translated by its own apertium run.
         Empty or whitespace-only lines give ``""`` without being sent; newlines inside a line are
-        turned into spaces. ``duration_budget_s`` is not used (rule-based translation).
+        turned into spaces. ``terms`` are protected (module doc). ``duration_budget_s``,
+        ``syllables_per_s`` and the context are not used (rule-based translation, line by line).
 
         Returns:
             One string per request, same order.
@@ -188,7 +243,9 @@ class ApertiumTranslator(TranslatorBackend):
                 f"apertium has no {source.code}->{target.code} pair installed ({source.name} to {target.name})",
                 f"{_pair_package_hint(source, target)}, or use --translator llm; installed pairs: {', '.join(self.pairs()) or 'none'}",
             )
-        texts = [_SPACE_RE.sub(" ", r.text).strip() for r in requests]
+        originals = [_SPACE_RE.sub(" ", r.text).strip() for r in requests]
+        protected = [self._protect(mode, t, r.terms) if t and r.terms else Protected(t, ()) for t, r in zip(originals, requests)]
+        texts = [p.text for p in protected]
         todo = [i for i, t in enumerate(texts) if t]
         out = [""] * len(texts)
         if not todo:
@@ -199,7 +256,7 @@ class ApertiumTranslator(TranslatorBackend):
             logger.warning("apertium %s returned %d lines for %d; translating line by line", mode, len(pieces), len(todo))
             pieces = [self._run(mode, texts[i] + "\n") for i in todo]
         for i, piece in zip(todo, pieces):
-            out[i] = self._clean(piece, texts[i])
+            out[i] = restore(self._clean(piece, originals[i]), protected[i])[0]
         logger.info("apertium %s translated %d lines", mode, len(todo))
         return out
 

@@ -10,6 +10,12 @@ Duration budgets: each line is sent with its budget in seconds and a syllable ce
 rate, below the natural speaking rates measured by Pellegrino, Coupé & Marsico (2011), "A
 cross-language perspective on speech information rate", Language 87(3): 5.2 (Mandarin) to 7.8
 (Spanish, Japanese) syllables/s; the slack leaves room for the fit stage's time-stretch.
+
+Fixed terms (``TranslationRequest.terms``: glossary entries, names to keep) are sent with their line
+as ``terms`` (source -> required target) and the prompt asks for them verbatim. The lines of a batch
+are consecutive lines of the script, so the model sees their neighbours; the first and last line of
+a batch also carry ``context_before`` / ``context_after`` (the source lines around, not to be
+translated).
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ SYSTEM_PROMPT = (
     "shortening or rephrasing while keeping the meaning, names, numbers and tone; lines without a "
     "budget have no limit. A line with previous_too_long was translated before as that text and it "
     "was too long to speak in budget_s: give a clearly shorter translation than that one. "
+    "A line with terms maps source words of that line to the exact words its translation must use "
+    "(names and terms fixed by the client): use each target exactly as given. context_before and "
+    "context_after are the source lines around a line, for understanding only: do not translate them. "
     "Translate every line on its own: do not merge, split, drop or add lines, "
     "and do not add notes. Reply with JSON only, in this form: "
     '{{"translations": [{{"id": <the line id>, "text": "<the translation>"}}]}} '
@@ -113,6 +122,8 @@ class LlmTranslator(TranslatorBackend):
     name = "llm"
     #: Honours ``TranslationRequest.too_long`` (asked for shorter versions by the isochrony loop).
     shortens = True
+    #: Honours ``TranslationRequest.terms`` (sent with the line, see the module doc).
+    handles_terms = True
 
     def __init__(
         self,
@@ -253,11 +264,22 @@ class LlmTranslator(TranslatorBackend):
             "check the server and model (a stronger model follows the JSON format better), or raise max_retries",
         )
 
+    def _add_context(self, lines: list[dict], requests: list[TranslationRequest]) -> None:
+        """``context_before`` on the first line of each batch, ``context_after`` on the last."""
+        for start in range(0, len(lines), self.batch_size):
+            batch = lines[start : start + self.batch_size]
+            first, last = requests[batch[0]["id"]], requests[batch[-1]["id"]]
+            if first.context_before:
+                batch[0]["context_before"] = " ".join(first.context_before.split())
+            if last.context_after:
+                batch[-1]["context_after"] = " ".join(last.context_after.split())
+
     def translate(self, requests: list[TranslationRequest], source: Language, target: Language) -> list[str]:
         """Translate lines in batches of ``batch_size``, asking each to fit its duration budget.
 
         Empty or whitespace-only lines give ``""`` without being sent. Line ids are the request
-        indexes.
+        indexes. ``terms`` and the context go with the line (module doc); ``syllables_per_s`` of a
+        request replaces the translator's rate in its syllable ceiling.
 
         Returns:
             One non-empty string per non-empty request, same order (whitespace collapsed).
@@ -275,10 +297,13 @@ class LlmTranslator(TranslatorBackend):
             line: dict[str, Any] = {"id": i, "text": text}
             if req.duration_budget_s is not None:
                 line["budget_s"] = round(float(req.duration_budget_s), 2)
-                line["max_syllables"] = max_syllables(req.duration_budget_s, self.syllables_per_s)
+                line["max_syllables"] = max_syllables(req.duration_budget_s, req.syllables_per_s or self.syllables_per_s)
             if req.too_long:
                 line["previous_too_long"] = " ".join(req.too_long.split())
+            if req.terms:
+                line["terms"] = {t.source: t.target for t in req.terms}
             lines.append(line)
+        self._add_context(lines, requests)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         with self._httpx.Client(timeout=self.timeout_s, headers=headers) as client:
             for start in range(0, len(lines), self.batch_size):
