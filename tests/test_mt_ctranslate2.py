@@ -9,6 +9,8 @@ import zipfile
 
 import pytest
 
+from lipdub.contracts.translate import TranslatorBackend
+
 pytest.importorskip("ctranslate2")
 pytest.importorskip("sentencepiece")
 pytest.importorskip("transformers")
@@ -199,7 +201,7 @@ def test_shorter_on_request(models):
     record = LineTranslator(translator, EN, ES, names=["Tony"]).shorten(line, longest.text, 0.5, index=7)
     assert record.index == 7 and record.budget_s == 0.5 and record.estimated_s < longest.estimated_s
     assert [t.source for t in record.terms] == ["Tony"]
-    class RuleBased:  # a translator without ``shortens``
+    class RuleBased(TranslatorBackend):  # a translator without ``shortens``
         name = "rule-based"
 
         def translate(self, requests, source, target):

@@ -8,11 +8,10 @@ import shutil
 
 import pytest
 
-from lipdub.contracts.translate import TRANSLATORS, Hypothesis, Term, TranslationRequest
+from lipdub.contracts.translate import TRANSLATORS, Hypothesis, Term, TranslationRequest, TranslatorBackend
 from lipdub.errors import ConfigError, InputError
 from lipdub.languages import parse_language
-from lipdub.translation import (Glossary, LineTranslator, SourceLine, choose_hypothesis, detect_names, group_sentences,
-                                split_translation, translate_lines)
+from lipdub.translation import Glossary, LineTranslator, SourceLine, choose_hypothesis, detect_names, group_sentences, split_translation, translate_lines
 from lipdub.translation.sentences import LineSpan
 from lipdub.translation.terms import contains, find_terms, protect, restore
 from lipdub.voice.params import count_syllables
@@ -215,7 +214,7 @@ def test_sentence_across_lines_translated_as_one(apertium):
 
 
 def test_placeholders_for_a_translator_without_terms():
-    class Shouting:
+    class Shouting(TranslatorBackend):
         """A translator that knows no terms: it upper-cases every word it is given."""
 
         name = "shouting"

@@ -29,6 +29,7 @@ from ..languages import Language
 from ..timing.isochrony import estimate_duration_s
 from ..voice.params import count_syllables
 from .glossary import Glossary
+from .names import detect_names
 from .sentences import LineSpan, group_sentences, split_translation
 from .terms import contains, find_terms, protect, restore
 
@@ -300,8 +301,6 @@ def translate_lines(translator: Translator, lines: Sequence[SourceLine], source:
                     glossary: Glossary | None = None, keep_names: bool = True, merge_sentences: bool = True) -> list[LineTranslation]:
     """One call for the whole script: names detected in ``lines`` (when ``keep_names``), then
     :meth:`LineTranslator.translate_lines`. Returns one record per line, same order."""
-    from .names import detect_names
-
     names = detect_names([l.text for l in lines], source) if keep_names else []
     return LineTranslator(translator, source, target, glossary=glossary, names=names,
                           merge_sentences=merge_sentences).translate_lines(lines)

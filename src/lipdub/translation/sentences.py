@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..voice.params import count_syllables
+from .terms import term_regex
 
 #: A line ends a sentence when its last non-quote character is one of these.
 _SENTENCE_END_RE = re.compile(r"[.!?…。！？][\"'”’»)\]]*\s*$")
@@ -75,8 +76,6 @@ def _continues(prev: LineSpan, line: LineSpan, group_len: int, max_lines: int, m
 
 def _inner_boundaries(text: str, words: list[re.Match[str]], atomic: Sequence[str]) -> set[int]:
     """Boundaries ``b`` (between ``words[b-1]`` and ``words[b]``) inside an ``atomic`` phrase."""
-    from .terms import term_regex
-
     inner: set[int] = set()
     for phrase in {a for a in atomic if len(a.split()) > 1}:
         for m in term_regex(phrase).finditer(text):

@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ...languages import Language
+from ...errors import ConfigError
+from ...languages import Language, parse_language
 
 NLLB, M2M100, MARIAN, ARGOS = "nllb", "m2m100", "marian", "argos"
 
@@ -133,9 +134,6 @@ def marian_target_token(lang: Language, tokens: Iterable[str]) -> str | None:
 
 def language_of_token(family: str, token: str) -> Language | None:
     """The language a model's language token stands for (``spa_Latn`` -> Spanish), or None."""
-    from ...errors import ConfigError
-    from ...languages import parse_language
-
     m = {NLLB: _NLLB_TOKEN_RE, M2M100: _M2M_TOKEN_RE, MARIAN: _MARIAN_TOKEN_RE}[family].match(token)
     if m is None:
         return None
