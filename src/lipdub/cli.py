@@ -99,7 +99,9 @@ def dub(
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.mp4/.mkv/.mov, .wav/.flac/.m4a for audio) or directory."),
     source_language: Optional[str] = typer.Option(None, "--from", help="Source language; detected when omitted."),
     transcript: Optional[Path] = typer.Option(None, "--transcript", help="Import this SRT/VTT instead of running ASR."),
-    translator: str = typer.Option("apertium", "--translator", help="apertium | llm"),
+    translator: str = typer.Option("auto", "--translator", help="auto (ctranslate2 where a model covers the pair, else apertium) | apertium | ctranslate2 | llm"),
+    mt_model: Optional[Path] = typer.Option(None, "--mt-model", help="ctranslate2: a CTranslate2 model directory (NLLB, M2M-100, OPUS-MT) or .argosmodel file."),
+    glossary: Optional[Path] = typer.Option(None, "--glossary", help="CSV of terms: source,target or source,keep (optional language column)."),
     tts: str = typer.Option("auto", "--tts", help="auto | piper | espeak-ng | kokoro | xtts | elevenlabs | openai-speech"),
     voice: Optional[str] = typer.Option(None, "--voice", help="TTS voice for every speaker (per speaker: 'voice' in script.json)."),
     voice_dir: Optional[Path] = typer.Option(None, "--voice-dir", help="Directory of piper voices (*.onnx + *.onnx.json)."),
@@ -129,7 +131,7 @@ def dub(
 
     def go():
         cfg = _config(input=input, targets=[l.code for l in parse_language_list(to)], output=output, project_dir=project,
-                      source_language=source_language, transcript=transcript, translator=translator, tts=tts, voice=voice,
+                      source_language=source_language, transcript=transcript, translator=translator, mt_model=mt_model, glossary=glossary, tts=tts, voice=voice,
                       voice_dir=voice_dir, separation=separation, lipsync=lipsync, lipsync_checkpoint=lipsync_checkpoint,
                       lipsync_device=lipsync_device, lipsync_command=lipsync_command, speakers=speakers, asr_model=asr_model,
                       max_stretch=max_stretch, loudness_standard=loudness_standard, target_lufs=loudness, true_peak_dbtp=true_peak,
@@ -213,7 +215,9 @@ def _project_config(project: Path, **overrides):
 def translate(
     project: Path = typer.Argument(..., help="Project directory made by lipdub transcribe or dub."),
     to: str = typer.Option(..., "--to"),
-    translator: Optional[str] = typer.Option(None, "--translator"),
+    translator: Optional[str] = typer.Option(None, "--translator", help="auto | apertium | ctranslate2 | llm (default: the project's)."),
+    mt_model: Optional[Path] = typer.Option(None, "--mt-model", help="ctranslate2: the model directory or .argosmodel file."),
+    glossary: Optional[Path] = typer.Option(None, "--glossary", help="CSV of terms: source,target or source,keep."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the target subtitles here (.srt/.vtt)."),
 ) -> None:
     """Translate a project's script (edits to target lines are kept)."""
@@ -223,7 +227,7 @@ def translate(
 
     def go():
         langs = [l.code for l in parse_language_list(to)]
-        cfg = _project_config(project, targets=langs, translator=translator)
+        cfg = _project_config(project, targets=langs, translator=translator, mt_model=mt_model, glossary=glossary)
         with _progress() as progress:
             dubber = Dubber(cfg, RichHooks(progress))
             dubber.run(until="translate")

@@ -21,7 +21,13 @@ class DubConfig(BaseModel):
         project_dir: project directory; default ``<output dir>/<input stem>.lipdub``.
         source_language: ISO 639-1 code of the source speech; None = detected by the ASR.
         transcript: an SRT/VTT file to import instead of running ASR.
-        translator: ``apertium`` or ``llm``.
+        translator: ``auto`` (ctranslate2 where a neural model the user installed covers the pair, else
+            apertium), ``apertium``, ``ctranslate2`` or ``llm``.
+        mt_model: ``ctranslate2``: the CTranslate2 model directory or ``.argosmodel`` file (None: the
+            models found in ``$LIPDUB_MODEL_DIR``, the Hugging Face cache, Argos packages); with
+            ``auto`` it means ctranslate2.
+        glossary: a CSV of terms (``source,target`` or ``source,keep``, optional language column,
+            :mod:`lipdub.translation.glossary`) applied by every translator.
         tts: ``auto`` (piper where it has a voice for the language, kokoro for Japanese, else
             espeak-ng), or ``piper``, ``espeak-ng``, ``kokoro``.
         separation: ``dfn`` or ``none``.
@@ -62,7 +68,9 @@ class DubConfig(BaseModel):
     project_dir: Path | None = None
     source_language: str | None = None
     transcript: Path | None = None
-    translator: str = "apertium"
+    translator: str = "auto"
+    mt_model: Path | None = None
+    glossary: Path | None = None
     tts: str = "auto"
     voice: str | None = None
     voice_dir: Path | None = None

@@ -54,6 +54,12 @@ class ProjectLayout:
         return self.root / rel
 
     @staticmethod
+    def translation_lines(language: str) -> str:
+        """``translate/<lang>/lines.json``: per translated line, the translator's record (candidates,
+        estimated vs budget duration, glossary hits, names kept)."""
+        return f"translate/{language}/lines.json"
+
+    @staticmethod
     def tts_dir(language: str) -> str:
         """``tts/<lang>``: one fitted WAV, fit JSON and phoneme JSON per line."""
         return f"tts/{language}"

@@ -8,6 +8,7 @@ Pattern after PySceneDetect's detector backends: one narrow protocol per stage, 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -86,6 +87,24 @@ class Registry(Generic[T]):
         """Import, check and instantiate backend ``name`` with ``options``."""
         cls = self.load(name)
         return cls(**options)
+
+    def create_checked(self, name: str, options: dict[str, Any] | None = None) -> T:
+        """Instantiate backend ``name`` with the user's ``options`` (None values: not given, dropped).
+
+        Raises:
+            ConfigError: unknown backend, or an option its constructor does not take (named as a CLI
+                flag, with the ones it takes): an option is never accepted and ignored.
+        """
+        cls = self.load(name)
+        opts = {k: v for k, v in (options or {}).items() if v is not None}
+        params = inspect.signature(cls.__init__).parameters
+        takes = [p for p in params if p != "self" and params[p].kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        for key in opts:
+            if key not in takes:
+                flag = "--" + key.replace("_", "-")
+                raise ConfigError(f"{self.stage} backend {name!r} does not take {flag}",
+                                  f"it takes: {', '.join('--' + t.replace('_', '-') for t in takes) or 'no options'}")
+        return cls(**opts)
 
     def auto_choice(self, *args: Any, **options: Any) -> str:
         """The backend an ``auto`` setting picks: the first candidate (by ``auto_rank``) whose class

@@ -121,12 +121,19 @@ class TranslatorBackend:
     shortens = False
     handles_terms = False
 
+    @classmethod
+    def auto_supports(cls, source: Language, target: Language, **options) -> bool:
+        """Whether ``--translator auto`` may choose this backend for ``source`` -> ``target``."""
+        return False
+
     def translate_detailed(self, requests: list[TranslationRequest], source: Language, target: Language) -> list[TranslationResult]:
         """:meth:`Translator.translate` with each answer as the only candidate considered."""
         return [TranslationResult(t, (Hypothesis(t),), 0, "only answer") for t in self.translate(requests, source, target)]
 
 
 TRANSLATORS: Registry[Translator] = Registry("translate")
-TRANSLATORS.register("apertium", "lipdub.backends.translate.apertium:ApertiumTranslator", "apertium rule-based pairs from Debian (eng-spa, eng-cat, fr-es, ...)")
+#: ``--translator auto`` (the default) asks ctranslate2 first (a neural model the user installed covers the
+#: pair), then apertium: :meth:`lipdub.registry.Registry.auto_choice`. llm needs a server: never automatic.
+TRANSLATORS.register("apertium", "lipdub.backends.translate.apertium:ApertiumTranslator", "apertium rule-based pairs from Debian (eng-spa, eng-cat, fr-es, ...)", auto_rank=1)
 TRANSLATORS.register("llm", "lipdub.backends.translate.llm:LlmTranslator", "any OpenAI-compatible chat endpoint (LIPDUB_LLM_BASE_URL, LIPDUB_LLM_MODEL, LIPDUB_LLM_API_KEY)")
-TRANSLATORS.register("ctranslate2", "lipdub.backends.translate.ctranslate2:Ctranslate2Translator", "neural MT with CTranslate2: NLLB-200, M2M-100, OPUS-MT (Marian) or Argos Translate models in $LIPDUB_MODEL_DIR or --mt-model")
+TRANSLATORS.register("ctranslate2", "lipdub.backends.translate.ctranslate2:Ctranslate2Translator", "neural MT with CTranslate2: NLLB-200, M2M-100, OPUS-MT (Marian) or Argos Translate models in $LIPDUB_MODEL_DIR or --mt-model", auto_rank=0)

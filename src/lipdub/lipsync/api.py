@@ -9,7 +9,6 @@ the frame count and fps are the source's).
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,16 +154,7 @@ def create_backend(name: str, options: dict | None = None):
     Raises:
         ConfigError: unknown backend, or an option it does not take (named, with the ones it takes).
     """
-    cls = LIPSYNC_BACKENDS.load(name)
-    opts = {k: v for k, v in (options or {}).items() if v is not None}
-    params = inspect.signature(cls.__init__).parameters
-    takes = [p for p in params if p != "self" and params[p].kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    for key in opts:
-        if key not in takes:
-            flag = "--" + key.replace("_", "-")
-            raise ConfigError(f"lip-sync backend {name!r} does not take {flag}",
-                              f"it takes: {', '.join('--' + t.replace('_', '-') for t in takes) or 'no options'}")
-    return cls(**opts)
+    return LIPSYNC_BACKENDS.create_checked(name, options)
 
 
 def _has_audio(path: Path) -> bool:

@@ -26,6 +26,7 @@ class RunCaches:
     """Values loaded once per run and shared by the stages (cleared when the stage that makes them reruns)."""
 
     profiles: dict | None = None
+    translators: dict[str, str] = field(default_factory=dict)  # target language -> the translator chosen
 
 
 @dataclass

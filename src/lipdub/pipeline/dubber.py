@@ -20,8 +20,10 @@ from ..layout import default_project_dir, output_paths
 from ..lipsync.api import create_backend
 from ..media.probe import probe
 from ..project import Project, RunRecord, StageRecord, input_sha256, now_iso
+from ..translation import Glossary
 from .context import PipelineContext
 from .hooks import PipelineHooks
+from .lines import create_translator, translator_name
 from .runner import Stage, StageRunner
 from .stages import DUBBING_ONLY, LANGUAGE_STAGES, SOURCE_STAGES
 from .stages.lipsync import lipsync_options
@@ -82,9 +84,16 @@ class Dubber:
             self._lipsync_backend = create_backend(config.lipsync, lipsync_options(config))
         elif any(v is not None for v in lipsync_options(config).values()):
             raise ConfigError("--lipsync none takes no lip-sync option", "drop --lipsync-checkpoint, --lipsync-device and --lipsync-command")
-        for name, registry in ((config.separation, SEPARATORS), (config.translator, TRANSLATORS), (config.vad, VADS),
-                               (config.diarizer, DIARIZERS), (config.transcriber, TRANSCRIBERS)):
+        for name, registry in ((config.separation, SEPARATORS), (config.vad, VADS), (config.diarizer, DIARIZERS),
+                               (config.transcriber, TRANSCRIBERS)):
             registry.load(name)  # unknown name or missing package: fail before any work
+        if config.translator != "auto":
+            TRANSLATORS.load(config.translator)
+        if config.mt_model is not None and config.translator not in ("auto", "ctranslate2"):
+            raise ConfigError(f"--mt-model is a ctranslate2 model, but the translator is {config.translator}",
+                              "drop --mt-model, or use --translator ctranslate2 (or auto)")
+        if config.glossary is not None:
+            Glossary.load(config.glossary)  # missing or malformed: fail before any work
         if config.tts != "auto":
             TTS_BACKENDS.load(config.tts)
         if config.transcript is not None and not Path(config.transcript).is_file():
@@ -100,16 +109,19 @@ class Dubber:
     def skipped(self) -> list[str]:
         return self.runner.skipped
 
-    def _check_pairs(self, src: Language) -> None:
-        translator = TRANSLATORS.create(self.config.translator) if self.config.translator != "llm" else None
+    def _check_pairs(self, ctx: PipelineContext, src: Language) -> None:
+        """Every target language has a translator for ``src`` (``llm`` is asked only when it runs)."""
         for tgt in self.targets:
             if tgt.code == src.code:
                 raise ConfigError(f"the source and target language are both {src.code}", "pick another --to language")
-            if translator is not None and not translator.supports(src, tgt):
-                raise ConfigError(
-                    f"no {self.config.translator} translator for {src.code} -> {tgt.code}",
-                    f"install the pair if Debian has it (apt-cache search apertium {src.code}), or use --translator llm",
-                )
+            lctx = ctx.for_language(tgt, src, Path("."))
+            name = translator_name(lctx)  # auto: ConfigError when nothing covers the pair
+            if name == "llm":
+                continue
+            if not create_translator(lctx, name).supports(src, tgt):
+                hint = ("point --mt-model at a model that covers it, or see lipdub doctor for the models found" if name == "ctranslate2"
+                        else f"install the pair if Debian has it (apt-cache search apertium {src.code}), or use --translator llm")
+                raise ConfigError(f"no {name} translator for {src.code} -> {tgt.code}", hint)
 
     def _walk(self, stages: list[Stage], ctx: PipelineContext) -> None:
         for stage in stages:
@@ -131,12 +143,12 @@ class Dubber:
             run_started = now_iso()
             info = probe(src_path)  # validates before anything else
             outputs = output_paths(cfg, info.has_video, [t.code for t in self.targets]) if self.targets else {}
-            if self.source_language is not None and dubbing:
-                self._check_pairs(self.source_language)
             self.project.manifest.config = json.loads(cfg.model_dump_json())
             sha = input_sha256(self.project, src_path)
-            self.project.save_manifest()
             ctx = PipelineContext(cfg, self.project, self.hooks, src_path, info, sha, until, self._lipsync_backend)
+            if self.source_language is not None and dubbing:
+                self._check_pairs(ctx, self.source_language)
+            self.project.save_manifest()
             self._walk([s for s in source_stages if s.name not in DUBBING_ONLY], ctx)
             results: dict[str, LanguageOutputs] = {}
             src_code = ""
@@ -144,7 +156,7 @@ class Dubber:
                 src_lang = parse_language(ctx.script().source_language)
                 src_code = src_lang.code
                 if dubbing:
-                    self._check_pairs(src_lang)
+                    self._check_pairs(ctx, src_lang)
                     self._walk([s for s in source_stages if s.name in DUBBING_ONLY], ctx)
                     for lang in self.targets:
                         lctx = ctx.for_language(lang, src_lang, outputs[lang.code])

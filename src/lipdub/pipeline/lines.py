@@ -7,13 +7,15 @@ import hashlib
 from dataclasses import asdict
 
 from ..contracts.synthesize import TTS_BACKENDS
-from ..contracts.translate import TranslationRequest
+from ..contracts.translate import TRANSLATORS
+from ..errors import ConfigError
 from ..languages import Language, parse_language
 from ..project import hash_json
 from ..script import Script, Segment
 from ..timing.fit import Slot
 from ..timing.isochrony import IsochronyPolicy, Shortener, segment_policy
 from ..timing.slots import MAX_BORROW_BEFORE_S
+from ..translation import Glossary, LineTranslator, SourceLine, detect_names
 from ..voice.profiles import base_voice
 from .context import PipelineContext
 
@@ -39,14 +41,61 @@ def line_policy(ctx: PipelineContext, seg: Segment, script: Script, language: st
     return segment_policy(script, seg, ctx.config.max_stretch, ctx.config.max_attempts, language)
 
 
-def shortener(translator, seg: Segment, source: Language, target: Language) -> Shortener | None:
+def translator_name(ctx: PipelineContext) -> str:
+    """The translator of this language: ``--translator``, ctranslate2 when ``auto`` is given a
+    ``--mt-model``, else the registry's automatic choice for the pair (ctranslate2, then apertium).
+
+    Raises:
+        ConfigError: ``auto`` and no translator covers the pair.
+    """
+    cfg = ctx.config
+    if cfg.translator != "auto":
+        return cfg.translator
+    if cfg.mt_model is not None:
+        return "ctranslate2"
+    chosen = ctx.caches.translators
+    try:
+        if ctx.language.code not in chosen:
+            chosen[ctx.language.code] = TRANSLATORS.auto_choice(ctx.source_language, ctx.language)
+        return chosen[ctx.language.code]
+    except ConfigError:
+        raise ConfigError(f"no installed translator covers {ctx.source_language.code} -> {ctx.language.code}",
+                          "install the apertium pair if Debian has it (apt-cache search apertium), point --mt-model at an "
+                          "NLLB / OPUS-MT CTranslate2 model, or use --translator llm") from None
+
+
+def create_translator(ctx: PipelineContext, name: str):
+    """The translator ``name`` with the user's options (``--mt-model``; an option it does not take is an error)."""
+    return TRANSLATORS.create_checked(name, {"model": ctx.config.mt_model})
+
+
+def line_translator(ctx: PipelineContext, translator, script: Script) -> LineTranslator:
+    """The whole-script translator: glossary terms and the names of the transcript kept, sentences
+    split across lines translated as one (:class:`lipdub.translation.LineTranslator`)."""
+    glossary = Glossary.load(ctx.config.glossary) if ctx.config.glossary else None
+    names = detect_names([s.source_text for s in script.segments], ctx.source_language)
+    return LineTranslator(translator, ctx.source_language, ctx.language, glossary=glossary, names=names)
+
+
+def source_line(ctx: PipelineContext, seg: Segment, slot: Slot) -> SourceLine:
+    """A script segment as a line to translate, with its duration budget (slot + free time after)."""
+    prof = ctx.voice_profiles().get(seg.speaker)
+    budget = round(slot.end_s - slot.start_s + slot.free_after_s, 3)
+    return SourceLine(seg.source_text, budget, seg.speaker, seg.start_s, seg.end_s, prof.syllables_per_s if prof else None)
+
+
+def shortener(lt: LineTranslator, script: Script, seg: Segment, slot: Slot, ctx: PipelineContext) -> Shortener | None:
     """``(too_long_text, budget_s) -> shorter text`` for a translator that can shorten, else None."""
-    if not translator.shortens:
+    if not lt.translator.shortens:
         return None
+    index = script.segments.index(seg)
+    around = [s.source_text for s in script.segments]
 
     def shorten(text: str, budget_s: float) -> str:
-        out = translator.translate([TranslationRequest(seg.source_text, budget_s, too_long=text)], source, target)[0]
-        return out.strip() or text
+        rec = lt.shorten(source_line(ctx, seg, slot), text, budget_s, index=index,
+                         context_before=around[index - 1] if index > 0 else None,
+                         context_after=around[index + 1] if index + 1 < len(around) else None)
+        return rec.text.strip() or text
 
     return shorten
 
@@ -81,4 +130,4 @@ def segment_key(ctx: PipelineContext, seg: Segment, language: str, tts_name: str
     prof_hash = hash_json(prof.model_dump()) if prof is not None else None
     pol = line_policy(ctx, seg, script, language)
     return hash_json(text, tts_name, voice, str(cfg.voice_dir), asdict(slot), cfg.max_stretch, MAX_BORROW_BEFORE_S,
-                     prof_hash, cfg.voice_match, asdict(pol), cfg.translator)[:16]
+                     prof_hash, cfg.voice_match, asdict(pol), translator_name(ctx))[:16]

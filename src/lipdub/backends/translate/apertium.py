@@ -163,6 +163,14 @@ class ApertiumTranslator(TranslatorBackend):
         """Installed modes without variant suffixes (``eng-spa`` but not ``spa-eng_US``)."""
         return [m for m in self.modes if "_" not in m]
 
+    @classmethod
+    def auto_supports(cls, source: Language, target: Language, **_: object) -> bool:
+        """``--translator auto`` takes apertium where Debian's pair for ``source`` -> ``target`` is installed."""
+        try:
+            return cls().supports(source, target)
+        except BackendUnavailable:
+            return False
+
     def supports(self, source: Language, target: Language) -> bool:
         """True when a mode for ``source`` -> ``target`` is installed."""
         return self.mode_for(source, target) is not None

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...contracts.translate import Hypothesis, TranslationRequest, TranslationResult, TranslatorBackend
-from ...errors import ConfigError, MissingWeights
+from ...errors import BackendUnavailable, ConfigError, MissingWeights
 from ...languages import Language
 from ...models import model_dir
 from ...registry import require_module
@@ -182,6 +182,15 @@ class Ctranslate2Translator(TranslatorBackend):
                 f"no CTranslate2 translation model found (looked in {model_dir()}, the Hugging Face cache and Argos's packages)",
                 "put a converted NLLB / OPUS-MT model in $LIPDUB_MODEL_DIR or install an .argosmodel file (docs/translation.md)")
         return "; ".join(f"{m.name} ({m.languages_text()})" for m in usable)
+
+    @classmethod
+    def auto_supports(cls, source: Language, target: Language, **_: object) -> bool:
+        """``--translator auto`` takes ctranslate2 when a model found (``$LIPDUB_MODEL_DIR``, the
+        Hugging Face cache, Argos packages) covers ``source`` -> ``target``."""
+        try:
+            return cls().supports(source, target)
+        except (BackendUnavailable, MissingWeights):
+            return False
 
     def model_for(self, source: Language, target: Language) -> MtModel | None:
         """The first model (resolution order) that covers ``source`` -> ``target``, or None."""

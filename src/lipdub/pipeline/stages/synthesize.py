@@ -10,7 +10,6 @@ from typing import Any
 
 from ...audio import write_audio
 from ...contracts.synthesize import TTS_BACKENDS, Speech
-from ...contracts.translate import TRANSLATORS
 from ...layout import ProjectLayout as L
 from ...media.probe import MIX_RATE_HZ
 from ...qc.redo import mark_failed_segments
@@ -19,7 +18,7 @@ from ...timing.isochrony import fit_line
 from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
 from ..context import PipelineContext
-from ..lines import line_policy, segment_key, shortener, tts_for, voice_for
+from ..lines import create_translator, line_policy, line_translator, segment_key, shortener, translator_name, tts_for, voice_for
 from ..runner import Stage, StageDetails, StageOutput
 
 
@@ -51,10 +50,10 @@ class _LineSynth:
             self._tts = TTS_BACKENDS.create(self.tts_name, **opts)
         return self._tts
 
-    @property
-    def translator(self):
+    def line_translator(self, script: Script):
+        """The script's :class:`~lipdub.translation.LineTranslator` (for shorter re-translations)."""
         if self._translator is None:
-            self._translator = TRANSLATORS.create(self.ctx.config.translator)
+            self._translator = line_translator(self.ctx, create_translator(self.ctx, translator_name(self.ctx)), script)
         return self._translator
 
     def fit(self, seg: Segment, script: Script, target: TargetLine, slot):
@@ -79,7 +78,7 @@ class _LineSynth:
             return Speech(samples, speech.sample_rate_hz, speech.phonemes, speech.voice), settings.as_dict()
 
         policy = line_policy(ctx, seg, script, code)
-        shorten = shortener(self.translator, seg, ctx.source_language, ctx.language)
+        shorten = shortener(self.line_translator(script), script, seg, slot, ctx)
         line = fit_line(target.text, slot, policy, speak, shorten, MIX_RATE_HZ, max_backend_rate=float(tts.max_rate))
         return line, voice, policy
 
