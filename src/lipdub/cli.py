@@ -86,6 +86,33 @@ def _main(
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+def _key_values(items: list[str] | None, flag: str) -> dict:
+    """``["k=v", ...]`` -> ``{k: v}`` with ints, floats and true/false read as such.
+
+    Raises:
+        ConfigError: an item without ``=``.
+    """
+    from .errors import ConfigError
+
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {item!r} is not KEY=VALUE", f"write e.g. {flag} num_hypotheses=8")
+        value: object = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(raw)
+                    break
+                except ValueError:
+                    pass
+        out[key.strip()] = value
+    return out
+
+
 def _config(**kw):
     from .config import DubConfig
 
@@ -102,6 +129,7 @@ def dub(
     translator: str = typer.Option("auto", "--translator", help="auto (ctranslate2 where a model covers the pair, else apertium) | apertium | ctranslate2 | llm"),
     mt_model: Optional[Path] = typer.Option(None, "--mt-model", help="ctranslate2: a CTranslate2 model directory (NLLB, M2M-100, OPUS-MT) or .argosmodel file."),
     glossary: Optional[Path] = typer.Option(None, "--glossary", help="CSV of terms: source,target or source,keep (optional language column)."),
+    translator_option: Optional[list[str]] = typer.Option(None, "--translator-option", help="KEY=VALUE option of the translator, repeatable (e.g. num_hypotheses=8)."),
     tts: str = typer.Option("auto", "--tts", help="auto | piper | espeak-ng | kokoro | xtts | elevenlabs | openai-speech"),
     voice: Optional[str] = typer.Option(None, "--voice", help="TTS voice for every speaker (per speaker: 'voice' in script.json)."),
     voice_dir: Optional[Path] = typer.Option(None, "--voice-dir", help="Directory of piper voices (*.onnx + *.onnx.json)."),
@@ -131,7 +159,8 @@ def dub(
 
     def go():
         cfg = _config(input=input, targets=[l.code for l in parse_language_list(to)], output=output, project_dir=project,
-                      source_language=source_language, transcript=transcript, translator=translator, mt_model=mt_model, glossary=glossary, tts=tts, voice=voice,
+                      source_language=source_language, transcript=transcript, translator=translator, mt_model=mt_model, glossary=glossary,
+                      translator_options=_key_values(translator_option, "--translator-option"), tts=tts, voice=voice,
                       voice_dir=voice_dir, separation=separation, lipsync=lipsync, lipsync_checkpoint=lipsync_checkpoint,
                       lipsync_device=lipsync_device, lipsync_command=lipsync_command, speakers=speakers, asr_model=asr_model,
                       max_stretch=max_stretch, loudness_standard=loudness_standard, target_lufs=loudness, true_peak_dbtp=true_peak,

@@ -26,6 +26,8 @@ class DubConfig(BaseModel):
         mt_model: ``ctranslate2``: the CTranslate2 model directory or ``.argosmodel`` file (None: the
             models found in ``$LIPDUB_MODEL_DIR``, the Hugging Face cache, Argos packages); with
             ``auto`` it means ctranslate2.
+        translator_options: keyword options of the translator (e.g. ``{"num_hypotheses": 8}`` for
+            ctranslate2); one it does not take is a ConfigError.
         glossary: a CSV of terms (``source,target`` or ``source,keep``, optional language column,
             :mod:`lipdub.translation.glossary`) applied by every translator.
         tts: ``auto`` (piper where it has a voice for the language, kokoro for Japanese, else
@@ -70,6 +72,7 @@ class DubConfig(BaseModel):
     transcript: Path | None = None
     translator: str = "auto"
     mt_model: Path | None = None
+    translator_options: dict[str, str | int | float | bool] = Field(default_factory=dict)
     glossary: Path | None = None
     tts: str = "auto"
     voice: str | None = None

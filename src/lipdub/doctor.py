@@ -53,5 +53,5 @@ def _mt_models() -> list[BackendStatus]:
     found = available_mt_models()
     out = [BackendStatus("models", f"mt {m.name}", m.problem is None, m.describe()) for m in found]
     if not found:
-        out.append(BackendStatus("models", "mt", False, "no CTranslate2 translation model found: see docs/translation.md (NLLB-200, OPUS-MT, Argos)"))
+        out.append(BackendStatus("models", "mt", False, "no CTranslate2 translation model found: see the README, Translation (NLLB-200, OPUS-MT, Argos)"))
     return out

@@ -87,8 +87,10 @@ class Dubber:
         for name, registry in ((config.separation, SEPARATORS), (config.vad, VADS), (config.diarizer, DIARIZERS),
                                (config.transcriber, TRANSCRIBERS)):
             registry.load(name)  # unknown name or missing package: fail before any work
-        if config.translator != "auto":
-            TRANSLATORS.load(config.translator)
+        if config.translator_options and config.translator == "auto":
+            raise ConfigError("--translator-option needs the translator it is for", "add --translator ctranslate2 (or apertium, llm)")
+        if config.translator != "auto":  # a bad option, a missing package or an unconfigured server: now
+            TRANSLATORS.create_checked(config.translator, {"model": config.mt_model, **config.translator_options})
         if config.mt_model is not None and config.translator not in ("auto", "ctranslate2"):
             raise ConfigError(f"--mt-model is a ctranslate2 model, but the translator is {config.translator}",
                               "drop --mt-model, or use --translator ctranslate2 (or auto)")
@@ -110,15 +112,15 @@ class Dubber:
         return self.runner.skipped
 
     def _check_pairs(self, ctx: PipelineContext, src: Language) -> None:
-        """Every target language has a translator for ``src`` (``llm`` is asked only when it runs)."""
+        """Every target language has a translator for ``src`` that takes the given options (``llm``
+        is not asked which pairs it covers)."""
         for tgt in self.targets:
             if tgt.code == src.code:
                 raise ConfigError(f"the source and target language are both {src.code}", "pick another --to language")
             lctx = ctx.for_language(tgt, src, Path("."))
             name = translator_name(lctx)  # auto: ConfigError when nothing covers the pair
-            if name == "llm":
-                continue
-            if not create_translator(lctx, name).supports(src, tgt):
+            translator = create_translator(lctx, name)  # its options are checked here
+            if name != "llm" and not translator.supports(src, tgt):
                 hint = ("point --mt-model at a model that covers it, or see lipdub doctor for the models found" if name == "ctranslate2"
                         else f"install the pair if Debian has it (apt-cache search apertium {src.code}), or use --translator llm")
                 raise ConfigError(f"no {name} translator for {src.code} -> {tgt.code}", hint)

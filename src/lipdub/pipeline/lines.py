@@ -59,14 +59,16 @@ def translator_name(ctx: PipelineContext) -> str:
             chosen[ctx.language.code] = TRANSLATORS.auto_choice(ctx.source_language, ctx.language)
         return chosen[ctx.language.code]
     except ConfigError:
-        raise ConfigError(f"no installed translator covers {ctx.source_language.code} -> {ctx.language.code}",
+        pair = f"{ctx.source_language.code} -> {ctx.language.code}"
+        raise ConfigError(f"no apertium translator for {pair} and no ctranslate2 model that covers it",
                           "install the apertium pair if Debian has it (apt-cache search apertium), point --mt-model at an "
                           "NLLB / OPUS-MT CTranslate2 model, or use --translator llm") from None
 
 
 def create_translator(ctx: PipelineContext, name: str):
-    """The translator ``name`` with the user's options (``--mt-model``; an option it does not take is an error)."""
-    return TRANSLATORS.create_checked(name, {"model": ctx.config.mt_model})
+    """The translator ``name`` with the user's options (``--mt-model``, ``--translator-option``; an
+    option it does not take is a ConfigError)."""
+    return TRANSLATORS.create_checked(name, {"model": ctx.config.mt_model, **ctx.config.translator_options})
 
 
 def line_translator(ctx: PipelineContext, translator, script: Script) -> LineTranslator:

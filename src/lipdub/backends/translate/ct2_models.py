@@ -184,7 +184,7 @@ def inspect_model(path: Path, origin: str, name: str | None = None) -> MtModel:
     if not is_translation_model(path):
         raise MissingWeights(
             f"{path} is not a CTranslate2 translation model (no model.bin with shared_vocabulary.json)",
-            "convert one with ct2-transformers-converter (see docs/translation.md) or pass an .argosmodel file")
+            "convert one with ct2-transformers-converter (see the README, Translation) or pass an .argosmodel file")
     name = name or path.name
     vocab = read_vocabulary(path)
     family = codes.detect_family(vocab)

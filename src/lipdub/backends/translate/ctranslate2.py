@@ -150,7 +150,7 @@ class Ctranslate2Translator(TranslatorBackend):
             ("batch_size", batch_size, batch_size >= 1), ("device", device, device in ("cpu", "cuda", "auto")),
         ):
             if not ok:
-                raise ConfigError(f"invalid ctranslate2 translator option {label}={value!r}", "see docs/translation.md for the options")
+                raise ConfigError(f"invalid ctranslate2 translator option {label}={value!r}", "see the README, Translation for the options")
         self.options = {"device": device, "compute_type": compute_type, "intra_threads": intra_threads}
         self.beam_size, self.num_hypotheses = max(beam_size, num_hypotheses), num_hypotheses
         self.length_penalty = float(length_penalty)
@@ -160,7 +160,7 @@ class Ctranslate2Translator(TranslatorBackend):
         if model is not None:
             found = resolve_explicit(model)
             if found.problem:
-                raise MissingWeights(f"translation model {found.path} cannot be used: {found.problem}", "see docs/translation.md")
+                raise MissingWeights(f"translation model {found.path} cannot be used: {found.problem}", "see the README, Translation")
             self.models = [found]
         else:
             self.models = available_mt_models()
@@ -180,7 +180,7 @@ class Ctranslate2Translator(TranslatorBackend):
         if not usable:
             raise MissingWeights(
                 f"no CTranslate2 translation model found (looked in {model_dir()}, the Hugging Face cache and Argos's packages)",
-                "put a converted NLLB / OPUS-MT model in $LIPDUB_MODEL_DIR or install an .argosmodel file (docs/translation.md)")
+                "put a converted NLLB / OPUS-MT model in $LIPDUB_MODEL_DIR or install an .argosmodel file (README, Translation)")
         return "; ".join(f"{m.name} ({m.languages_text()})" for m in usable)
 
     @classmethod
@@ -226,7 +226,7 @@ class Ctranslate2Translator(TranslatorBackend):
             found = "; ".join(m.describe() for m in self.models) or "none"
             raise ConfigError(
                 f"no CTranslate2 translation model covers {source.code}->{target.code} ({source.name} to {target.name})",
-                f"add an NLLB-200 model or an OPUS-MT/Argos model for the pair (docs/translation.md); models found: {found}")
+                f"add an NLLB-200 model or an OPUS-MT/Argos model for the pair (README, Translation); models found: {found}")
         engine = self._engine(model)
         if self.seed is not None:
             self._ct2.set_random_seed(self.seed)

@@ -48,6 +48,7 @@ class Translate(Stage):
         seg_sources = [(s.id, s.source_text, s.start_s, s.end_s) for s in ctx.script().segments]
         # the model and the glossary key the cache only when given (projects made before they existed keep their records)
         extra = [str(cfg.mt_model)] if cfg.mt_model else []
+        extra += [sorted(cfg.translator_options.items())] if cfg.translator_options else []
         extra += [sha256_file(cfg.glossary)] if cfg.glossary else []
         return [translator_name(ctx), ctx.source_language.code, seg_sources, *extra]
 
