@@ -21,6 +21,7 @@ from ..audio import read_audio, to_mono, write_audio
 from ..contracts.synthesize import TTS_BACKENDS
 from ..errors import LipdubError
 from ..languages import Language
+from ..layout import ProjectLayout
 from ..script import Script
 from .profile import (
     SpeakerSpeech,
@@ -65,7 +66,7 @@ def make_profiles(root: Path, script: Script, audio: np.ndarray, sample_rate_hz:
         InputError: the bank is not a directory or holds an invalid entry.
     """
     audio = to_mono(audio) if audio.ndim == 2 else audio
-    vdir = root / "voices"
+    vdir = root / ProjectLayout.VOICES_DIR
     vdir.mkdir(parents=True, exist_ok=True)
     bank = load_bank(voice_bank) if voice_bank is not None else {}
     profiles, artifacts, details = {}, [], {"speakers": {}}
@@ -102,7 +103,7 @@ def make_profiles(root: Path, script: Script, audio: np.ndarray, sample_rate_hz:
                     action = "extracted; not in the voice bank (give the speaker a name in script.json to keep the voice)"
         (vdir / f"{spk.id}.json").write_text(prof.model_dump_json(indent=2), encoding="utf-8")
         profiles[spk.id] = prof
-        artifacts += [f"voices/{spk.id}.json", f"voices/{spk.id}.wav"]
+        artifacts += [ProjectLayout.voice_profile(spk.id), ProjectLayout.voice_reference(spk.id)]
         details["speakers"][spk.id] = {"name": spk.name, "action": action, "f0_median_hz": prof.f0_median_hz,
                                        "register": prof.voice_register, "syllables_per_s": prof.syllables_per_s,
                                        "reference_s": prof.reference_s, "denoised": prof.denoised}
@@ -118,7 +119,7 @@ def _from_bank(entry: VoiceProfile, entry_dir: Path, speaker_id: str, wav: Path)
 def load_profiles(root: Path) -> dict[str, VoiceProfile]:
     """The profiles written by the stage, keyed by speaker id (empty when there are none)."""
     out = {}
-    for f in sorted((root / "voices").glob("*.json")):
+    for f in sorted((root / ProjectLayout.VOICES_DIR).glob("*.json")):
         prof = VoiceProfile.model_validate_json(f.read_text(encoding="utf-8"))
         out[prof.speaker] = prof
     return out
