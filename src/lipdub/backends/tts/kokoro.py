@@ -243,11 +243,22 @@ def _speak_phrase(model, phrase: kokoro_g2p.Phrase, style: np.ndarray, speed: fl
     audio, frames = model.infer(ids, style[len(ids) - 1], speed)
     # token k is heard over bounds[k]..bounds[k+1] (samples)
     bounds = np.maximum(0, np.concatenate([[0], np.cumsum(frames)]) * FRAME_SAMPLES - int(AUDIO_LEAD_FRAMES * FRAME_SAMPLES))
-    phones, tok = [], 1  # token 0 is the leading pad
+    phones, tok, space_from = [], 1, None  # token 0 is the leading pad
     for (chars, ipa), n in zip(phrase.pieces, counts):
-        if n and ipa and tok + n <= len(ids) + 1 and bounds[tok + n] > bounds[tok]:
-            phones.append((int(bounds[tok]), int(bounds[tok + n]), ipa))
+        a, b = int(bounds[min(tok, len(ids) + 1)]), int(bounds[min(tok + n, len(ids) + 1)])
         tok += n
+        if ipa is None:
+            # a word break's frames are shared by the phonemes either side (as hexgrad/kokoro's word
+            # timestamps halve them); pauses at punctuation stay outside every phoneme
+            space_from = a if chars == " " and n and phones and phones[-1][1] == a else None
+            continue
+        if not n or b <= a:
+            continue
+        if space_from is not None:
+            mid = (space_from + a) // 2
+            phones[-1] = (phones[-1][0], mid, phones[-1][2])
+            a, space_from = mid, None
+        phones.append((a, b, ipa))
     if not phones:
         return np.zeros(0, np.float32), []
     cut = max(0, phones[0][0] - int(LEAD_KEEP_S * SAMPLE_RATE_HZ))
