@@ -50,6 +50,8 @@ class _NoSynthesis:
     def synthesize(self, *a, **k):
         raise AssertionError("a cached voice must not be searched again")
 
+    synthesize_style = synthesize
+
 
 def test_nearest_pack_by_register_and_f0(reference):
     from lipdub.voice.kokoro_voice import nearest_pack

@@ -152,22 +152,17 @@ def blend_style(packs: dict[str, np.ndarray], timbre: dict[str, float], prosody:
 
 
 class _Scorer:
-    """Synthesizes a candidate style and embeds it (temporary ``.npy`` under ``work_dir``)."""
+    """Synthesizes candidate styles (``KokoroTts.synthesize_style``) and embeds them; counts syntheses."""
 
-    def __init__(self, tts, language: Language, work_dir: Path) -> None:
-        self.tts, self.language, self.work = tts, language, work_dir
+    def __init__(self, tts, language: Language) -> None:
+        self.tts, self.language = tts, language
         self.count = 0
 
     def speech(self, style: np.ndarray, text: str):
-        path = self.work / ".kokoro-candidate.npy"
-        np.save(path, style.astype(np.float32))
-        try:
-            return self.tts.synthesize(text, self.language, voice=str(path))
-        finally:
-            path.unlink(missing_ok=True)
+        self.count += 1
+        return self.tts.synthesize_style(text, self.language, style, voice_name="candidate")
 
     def embed(self, style: np.ndarray, text: str) -> np.ndarray:
-        self.count += 1
         s = self.speech(style, text)
         return embed_speech(resample(s.samples, s.sample_rate_hz, 16000))
 
@@ -312,7 +307,7 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     tts = tts or KokoroTts()
     packs = stock_packs()
     names = sorted(packs)
-    scorer = _Scorer(tts, lang, voices_dir)
+    scorer = _Scorer(tts, lang)
     measures = pack_measures(scorer, packs, lang.code)
     start = nearest_pack(profile, {n: f0 for n, (_, f0) in measures.items()})
     found = _search(scorer, packs, names, start, ref, taken_emb, evaluations, seed, measures[start][0])

