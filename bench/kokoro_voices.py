@@ -134,8 +134,8 @@ def main() -> None:
             for label, tts, voice, match in rows:
                 sim, wer, p = speak(tts, texts, lang, voice, prof, whisper, held[spk], match)
                 print(f"{clip + ':' + spk:16} {prof.f0_median_hz:5.0f} {label:24} {sim:12.3f} {wer:5.2f} {p:5.2f}")
-            print(f"{'':16} search: sim {v.start_similarity:.3f} -> {v.similarity:.3f} on the search sentence, "
-                  f"{v.start_heldout_similarity:.3f} -> {v.heldout_similarity:.3f} on the check sentence, check WER {v.check_wer}, {v.source}")
+            print(f"{'':16} search from {v.start_pack} (prior {v.nearest_pack}): sim {v.start_similarity:.3f} -> {v.similarity:.3f} on the search sentence, "
+                  f"{v.start_check_similarity:.3f} -> {v.check_similarity:.3f} on the check sentence, check WER {v.check_wer}, {v.source}")
         if len(voices) > 1:
             a, b = (np.asarray(v.embedding) for v in voices.values())
             print(f"{'':16} cosine between the clip's two adapted voices {cosine(a, b):.3f}")

@@ -11,17 +11,20 @@ packs reaches voices none of them has, e.g. a deeper male than jm_kumo).
 
 1. every pack speaks the language's search sentence (:data:`SEARCH_TEXTS`); its F0 (Praat) and
    resemblyzer d-vector are measured (once per process and language);
-2. the start is the pack of the speaker's register (profile ``voice_register``) whose median F0 is
-   nearest the profile's (in semitones);
+2. the prior is the pack of the speaker's register (profile ``voice_register``) whose median F0 is
+   nearest the profile's (in semitones); the search starts from it, or from the pack whose d-vector
+   is nearest the reference's when that one is more similar (a register read from a short or noisy
+   reference can be wrong: a woman measured at 162 Hz is "male" by the 165 Hz split);
 3. a seeded random local search (a (1+1) evolution strategy with a shrinking step, Rechenberg 1973)
    over the two weight vectors maximizes the resemblyzer cosine between the speaker's reference
    d-vector and the search sentence spoken by the candidate, for ``evaluations`` syntheses;
    candidates that sound like a voice already given to another speaker (cosine above
    :data:`DISTINCT_MAX_COSINE`) are refused;
-4. the best candidates, in order, speak a held-out sentence (:data:`CHECK_TEXTS`, not used by the
-   search) and Whisper transcribes it: the first with WER <= :data:`MAX_CHECK_WER` and the expected
-   language at probability >= :data:`MIN_LANGUAGE_P` is kept (then the start pack is checked too;
-   when none passes, the most intelligible of them is kept and the record says so);
+4. the :data:`CHECK_CANDIDATES` best candidates and the start pack speak a check sentence
+   (:data:`CHECK_TEXTS`, not used by the search) and Whisper transcribes it; of those with WER <=
+   :data:`MAX_CHECK_WER` and the expected language at probability >= :data:`MIN_LANGUAGE_P`, the one
+   with the best mean similarity over both sentences is kept (when none passes, the most
+   intelligible one, and the record says so);
 5. the style is written as ``voices/<speaker>.kokoro-<lang>.npy`` with a JSON record beside it, and
    into the voice bank entry of a named character (``<bank>/<name>/kokoro-<lang>.npy``), so the
    character keeps the voice in the next episode (taken from the bank, no new search).
@@ -74,7 +77,7 @@ MIN_WEIGHT, MAX_WEIGHT = -0.5, 1.5
 #: Two speakers' voices must differ at least this much: resemblyzer cosine between what they say
 #: of the search sentence at most this (same-speaker scores are mostly above 0.75, Resemblyzer README).
 DISTINCT_MAX_COSINE = 0.92
-#: Intelligibility the kept voice needs on the held-out sentence (Whisper base).
+#: Intelligibility the kept voice needs on the check sentence (Whisper base).
 MAX_CHECK_WER = 0.15
 MIN_LANGUAGE_P = 0.8
 #: Candidates checked with Whisper, best first, before falling back to the start pack.
@@ -82,7 +85,7 @@ CHECK_CANDIDATES = 3
 INITIAL_STEP = 0.35
 #: Extra syntheses the search may make to find a voice distinct from the ones already given.
 MAX_EXTRA_EVALUATIONS = 24
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -92,12 +95,12 @@ class KokoroVoice:
     Attributes:
         speaker: speaker id; name: character name; language: ISO 639-1 code.
         voice_id: the ``.npy`` file name, the ``voice=`` to give KokoroTts (``voice_dir`` = the voices directory).
-        start_pack: the pack the search started from.
+        start_pack: the pack the search started from; nearest_pack: the register/F0 prior.
         timbre_weights / prosody_weights: pack name -> weight of the two halves of the style.
         similarity: resemblyzer cosine reference vs the search sentence (adapted voice).
         start_similarity: the same for the start pack.
-        heldout_similarity / start_heldout_similarity: on the held-out sentence (adapted / start pack).
-        check_wer / check_language_p: Whisper on the held-out sentence (None: not checked).
+        check_similarity / start_check_similarity: on the check sentence (adapted / start pack).
+        check_wer / check_language_p: Whisper on the check sentence (None: not checked).
         evaluations: syntheses the search made; reference_sha: hash of the reference d-vector it used.
         source: ``"search"``, ``"voice bank"`` or ``"most intelligible candidate (none passed the check)"``.
     """
@@ -111,14 +114,15 @@ class KokoroVoice:
     prosody_weights: dict[str, float]
     similarity: float
     start_similarity: float
-    heldout_similarity: float | None = None
-    start_heldout_similarity: float | None = None
+    check_similarity: float | None = None
+    start_check_similarity: float | None = None
     check_wer: float | None = None
     check_language_p: float | None = None
     evaluations: int = 0
     seed: int = 0
     reference_sha: str = ""
     source: str = "search"
+    nearest_pack: str = ""
     version: int = FORMAT_VERSION
     embedding: list[float] = field(default_factory=list, repr=False)
 
@@ -309,42 +313,49 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     names = sorted(packs)
     scorer = _Scorer(tts, lang)
     measures = pack_measures(scorer, packs, lang.code)
-    start = nearest_pack(profile, {n: f0 for n, (_, f0) in measures.items()})
+    prior = nearest_pack(profile, {n: f0 for n, (_, f0) in measures.items()})
+    closest = max(names, key=lambda n: cosine(ref, measures[n][0]))
+    start = closest if cosine(ref, measures[closest][0]) > cosine(ref, measures[prior][0]) else prior
     found = _search(scorer, packs, names, start, ref, taken_emb, evaluations, seed, measures[start][0])
     if isinstance(whisper, str):
         from ..qc.intelligibility import load_whisper
 
         whisper = load_whisper(whisper)
     voice = _choose(scorer, packs, names, start, ref, found, whisper, measures[start][0])
-    voice.speaker, voice.name, voice.language = profile.speaker, profile.name, lang.code
+    voice.speaker, voice.name, voice.language, voice.nearest_pack = profile.speaker, profile.name, lang.code, prior
     voice.voice_id, voice.evaluations, voice.seed, voice.reference_sha = voice_file_name(profile.speaker, lang.code), evaluations, seed, ref_sha
     save_voice(voice, voice.style(packs), voices_dir)
     if bank_dir is not None and profile.name.strip() and profile.name != profile.speaker:
         save_voice(voice, voice.style(packs), Path(bank_dir) / bank_key(profile.name), file_name=f"kokoro-{lang.code}.npy")
-    log.info("kokoro voice %s (%s): start %s sim %.3f -> %.3f, held-out %.3f -> %.3f, WER %s", profile.speaker, lang.code,
-             start, voice.start_similarity, voice.similarity, voice.start_heldout_similarity or float("nan"),
-             voice.heldout_similarity or float("nan"), voice.check_wer)
+    log.info("kokoro voice %s (%s): start %s sim %.3f -> %.3f, check sentence %.3f -> %.3f, WER %s", profile.speaker, lang.code,
+             start, voice.start_similarity, voice.similarity, voice.start_check_similarity or float("nan"),
+             voice.check_similarity or float("nan"), voice.check_wer)
     return voice
 
 
 def _choose(scorer, packs, names, start, ref, found, whisper, start_emb) -> KokoroVoice:
-    """The first of the best candidates that passes the held-out check; else the most intelligible
-    one checked (``found`` holds only voices distinct from the other speakers')."""
+    """Among the best candidates (and the start pack) that pass the check sentence, the one with the
+    best mean similarity over the search and check sentences (less overfit to the search sentence);
+    when none passes, the most intelligible one (``found`` holds only voices distinct from the others')."""
     start_sim = _check(scorer, packs[start], ref, None)[0]
-    checked = []
     w0 = np.array([1.0 if n == start else 0.0 for n in names])
     order = found[:CHECK_CANDIDATES]
-    order += [c for c in found[CHECK_CANDIDATES:] if np.array_equal(c[1], w0) and np.array_equal(c[2], w0)][:1]
+    if not any(np.array_equal(c[1], w0) and np.array_equal(c[2], w0) for c in order):
+        order += [c for c in found if np.array_equal(c[1], w0) and np.array_equal(c[2], w0)][:1]
+    passed, failed = [], []
     for score, wt, wp, emb in order:
         weights_t, weights_p = _rounded(names, wt), _rounded(names, wp)
         sim, wer, p = _check(scorer, blend_style(packs, weights_t, weights_p), ref, whisper)
         voice = KokoroVoice("", "", "", "", start, weights_t, weights_p, round(score, 4), round(cosine(ref, start_emb), 4),
                             round(sim, 4), round(start_sim, 4), _r(wer), _r(p), embedding=[round(float(v), 6) for v in emb])
         if wer is None or (wer <= MAX_CHECK_WER and (p or 0.0) >= MIN_LANGUAGE_P):
-            return voice
-        log.info("kokoro voice candidate (similarity %.3f) fails the check: WER %.2f, language p %.2f", score, wer, p or 0.0)
-        checked.append(voice)
-    best = min(checked, key=lambda v: (v.check_wer, -(v.check_language_p or 0.0)))
+            passed.append(voice)
+        else:
+            log.info("kokoro voice candidate (similarity %.3f) fails the check: WER %.2f, language p %.2f", score, wer, p or 0.0)
+            failed.append(voice)
+    if passed:
+        return max(passed, key=lambda v: v.similarity + v.check_similarity)
+    best = min(failed, key=lambda v: (v.check_wer, -(v.check_language_p or 0.0)))
     best.source = "most intelligible candidate (none passed the check)"
     return best
 
