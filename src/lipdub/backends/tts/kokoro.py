@@ -52,8 +52,13 @@ LEAD_KEEP_S = 0.05
 #: their frames (es, fr, it, de; jm_kumo and jf_alpha; speed 0.8, 1.0, 1.4: medians 45-80 ms, pooled
 #: about 62 ms, bench/kokoro_timings.py); hexgrad/kokoro's own word timestamps subtract 3 frames.
 AUDIO_LEAD_FRAMES = 2.5
+#: Range of ``rate`` (Kokoro's ``speed``) accepted.
 MIN_RATE = 0.5
 MAX_RATE = 2.0
+#: Fastest rate offered to the isochrony fit (the ``max_rate`` capability): Whisper base WER on
+#: Spanish with jm_kumo is 0.00 / 0.07 / 0.07 / 0.44 at speed 1.0 / 1.25 / 1.5 / 1.75
+#: (bench/tts_intelligibility.py), so faster than 1.5 is left to the time-stretch.
+MAX_INTELLIGIBLE_RATE = 1.5
 _lock = threading.Lock()  # one onnxruntime session per process, run by one caller at a time
 
 
@@ -107,14 +112,15 @@ class KokoroTts:
             at its closing punctuation).
         max_phrase_tokens: longest model call in tokens (1..510), :data:`kokoro_g2p.MAX_PHRASE_TOKENS`.
 
-    Capabilities: ``max_rate`` / ``min_rate``, the ``rate`` range (Kokoro's ``speed`` input).
+    Capabilities: ``max_rate`` (:data:`MAX_INTELLIGIBLE_RATE`, the fastest rate the fit should ask
+    for) and ``min_rate``; ``synthesize`` accepts :data:`MIN_RATE`..:data:`MAX_RATE`.
 
     Raises:
         ConfigError: a negative pause or a phrase limit out of range.
     """
 
     name = "kokoro"
-    max_rate = MAX_RATE
+    max_rate = MAX_INTELLIGIBLE_RATE
     min_rate = MIN_RATE
     languages = LANGUAGES
 
