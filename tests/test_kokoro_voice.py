@@ -82,6 +82,7 @@ def test_two_speakers_get_distinct_voices_and_keep_them(reference, tmp_path):
     assert a.start_pack.startswith("jf_") and a.source == "search"
     sa, sb = np.load(voices_dir / a.voice_id), np.load(voices_dir / b.voice_id)
     assert sa.shape == (510, 1, 256) and not np.allclose(sa, sb)
+    assert a.style_sha and b.style_sha and a.style_sha != b.style_sha
     assert cosine(np.array(a.embedding), np.array(b.embedding)) < 0.95
     assert load_voice(voices_dir / a.voice_id) == a
     # the backend speaks with the stored style

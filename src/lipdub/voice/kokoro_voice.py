@@ -85,7 +85,7 @@ CHECK_CANDIDATES = 3
 INITIAL_STEP = 0.35
 #: Extra syntheses the search may make to find a voice distinct from the ones already given.
 MAX_EXTRA_EVALUATIONS = 24
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass
@@ -103,6 +103,7 @@ class KokoroVoice:
         check_wer / check_language_p: Whisper on the check sentence (None: not checked).
         evaluations: syntheses the search made; reference_sha: hash of the reference d-vector it used.
         source: ``"search"``, ``"voice bank"`` or ``"most intelligible candidate (none passed the check)"``.
+        style_sha: SHA-256 (16 hex) of the float32 style: for cache keys of the lines spoken with it.
     """
 
     speaker: str
@@ -123,6 +124,7 @@ class KokoroVoice:
     reference_sha: str = ""
     source: str = "search"
     nearest_pack: str = ""
+    style_sha: str = ""
     version: int = FORMAT_VERSION
     embedding: list[float] = field(default_factory=list, repr=False)
 
@@ -324,9 +326,11 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     voice = _choose(scorer, packs, names, start, ref, found, whisper, measures[start][0])
     voice.speaker, voice.name, voice.language, voice.nearest_pack = profile.speaker, profile.name, lang.code, prior
     voice.voice_id, voice.evaluations, voice.seed, voice.reference_sha = voice_file_name(profile.speaker, lang.code), evaluations, seed, ref_sha
-    save_voice(voice, voice.style(packs), voices_dir)
+    style = voice.style(packs)
+    voice.style_sha = hashlib.sha256(style.tobytes()).hexdigest()[:16]
+    save_voice(voice, style, voices_dir)
     if bank_dir is not None and profile.name.strip() and profile.name != profile.speaker:
-        save_voice(voice, voice.style(packs), Path(bank_dir) / bank_key(profile.name), file_name=f"kokoro-{lang.code}.npy")
+        save_voice(voice, style, Path(bank_dir) / bank_key(profile.name), file_name=f"kokoro-{lang.code}.npy")
     log.info("kokoro voice %s (%s): start %s sim %.3f -> %.3f, check sentence %.3f -> %.3f, WER %s", profile.speaker, lang.code,
              start, voice.start_similarity, voice.similarity, voice.start_check_similarity or float("nan"),
              voice.check_similarity or float("nan"), voice.check_wer)
