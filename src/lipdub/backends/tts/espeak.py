@@ -36,6 +36,8 @@ POS_CHARACTER = 1
 espeakCHARS_UTF8 = 1
 espeakRATE = 1
 EE_OK = 0
+#: ``espeak_TextToPhonemes`` phoneme mode bit: IPA names (UTF-8) instead of espeak's ASCII names.
+espeakPHONEMES_IPA = 0x02
 
 espeakEVENT_LIST_TERMINATED = 0
 espeakEVENT_WORD = 1
@@ -169,6 +171,8 @@ def _load() -> ctypes.CDLL:
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
     lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
     lib.espeak_Info.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
     options = espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA | espeakINITIALIZE_DONT_EXIT
     rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 200, None, options)
     if rate <= 0:
@@ -251,6 +255,51 @@ def _find_voice(name: str) -> EspeakVoice | None:
         if base in (v.short_name, v.name.lower(), v.identifier.lower()):
             return v
     return None
+
+
+#: Separator put between phonemes by :func:`text_to_phonemes` (not an IPA symbol).
+PHONEME_SEPARATOR = "_"
+
+
+def text_to_phonemes(text: str, voice: str) -> list[list[list[str]]]:
+    """IPA phonemes of ``text`` as espeak-ng ``voice`` would speak it, without synthesizing.
+
+    Calls ``espeak_TextToPhonemes`` (speak_lib.h, API revision 12) in IPA mode with
+    :data:`PHONEME_SEPARATOR` between phoneme names (bits 8-23 of the phoneme mode), clause by clause
+    (espeak stops at sentence ends and at commas, colons, semicolons). Punctuation is not returned.
+
+    Args:
+        text: UTF-8 text (plain, not SSML).
+        voice: espeak voice name (``"es"``, ``"en-us"``, ``"fr-fr"``).
+
+    Returns:
+        One list per clause, of words, each a list of phoneme names as espeak writes them in IPA:
+        multi-letter phonemes stay whole (``"tʃ"``, ``"eɪ"``, ``"ɑː"``) and primary/secondary stress
+        marks (``ˈ``, ``ˌ``) are prefixed to the vowel they fall on (``"ˈa"``). Empty clauses are dropped.
+
+    Raises:
+        ConfigError: espeak-ng has no voice ``voice``.
+        BackendUnavailable: libespeak-ng is missing.
+    """
+    data = text.encode("utf-8") + b"\0"
+    mode = espeakPHONEMES_IPA | (ord(PHONEME_SEPARATOR) << 8)
+    clauses: list[list[list[str]]] = []
+    with _lock:
+        lib = _load()
+        if lib.espeak_SetVoiceByName(voice.encode("utf-8")) != EE_OK:
+            raise ConfigError(f"espeak-ng has no voice {voice!r}", "list voices with `espeak-ng --voices`")
+        buf = ctypes.create_string_buffer(data, len(data))
+        ptr = ctypes.c_void_p(ctypes.addressof(buf))
+        while ptr.value:
+            out = lib.espeak_TextToPhonemes(ctypes.byref(ptr), espeakCHARS_UTF8, mode)
+            words = []
+            for word in (out or b"").decode("utf-8", "replace").split():
+                phones = [p for p in word.split(PHONEME_SEPARATOR) if p]
+                if phones:
+                    words.append(phones)
+            if words:
+                clauses.append(words)
+    return clauses
 
 
 #: espeak-ng voice variants by register, in the order speakers of one register get them.

