@@ -11,7 +11,7 @@ speech and the dubbed sentences, and Whisper base's WER and p(language) on them.
 
 Variants: espeak-ng base voice of the register (lipdub.voice.profiles.base_voice) with and without
 Praat matching (lipdub.voice.match.match_voice, today's default), Kokoro's nearest pack (start of
-the search), the adapted voice (lipdub.voice.kokoro_voice.adapt_voices: the speakers of a clip are
+the search), the adapted voice (lipdub.backends.tts.kokoro_voice.adapt_voices: the speakers of a clip are
 adapted together, so kept distinct), and the adapted voice with Praat matching on top.
 Prints figures; asserts nothing.
 """
@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import TESTDATA
+
 from lipdub.audio import read_audio, resample, write_audio
+from lipdub.backends.tts.kokoro_voice import adapt_voices
 from lipdub.contracts.synthesize import TTS_BACKENDS
 from lipdub.languages import parse_language
 from lipdub.media.probe import decode_audio, probe
 from lipdub.qc.intelligibility import hear_line, load_whisper
-from lipdub.voice.kokoro_voice import adapt_voices
 from lipdub.voice.match import NotMatchable, match_voice
 from lipdub.voice.params import measure_voice, spectral_envelope_db
 from lipdub.voice.profile import VoiceProfile, cosine, embed_speech

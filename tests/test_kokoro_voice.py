@@ -54,7 +54,7 @@ class _NoSynthesis:
 
 
 def test_nearest_pack_by_register_and_f0(reference):
-    from lipdub.voice.kokoro_voice import nearest_pack
+    from lipdub.backends.tts.kokoro_voice import nearest_pack
 
     _, profile = reference
     f0 = {"jf_a": 240.0, "jf_b": 200.0, "jm_c": 120.0}
@@ -67,8 +67,8 @@ def test_nearest_pack_by_register_and_f0(reference):
 
 def test_two_speakers_get_distinct_voices_and_keep_them(reference, tmp_path):
     from lipdub.backends.tts.kokoro import KokoroTts
+    from lipdub.backends.tts.kokoro_voice import adapt_voice, adapt_voices, load_voice
     from lipdub.languages import parse_language
-    from lipdub.voice.kokoro_voice import adapt_voice, adapt_voices, load_voice
     from lipdub.voice.profile import cosine
 
     ref_wav, profile = reference

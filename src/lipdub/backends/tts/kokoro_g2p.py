@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ...errors import ConfigError
 from ...languages import Language
+from .espeak import text_to_phonemes
 
 #: Longest token string given to the model in one call. The model's context is 512 tokens with the
 #: two pads and the voice packs have 510 rows (one per token count); a sentence longer than this is
@@ -111,8 +112,6 @@ def _clauses(sentence: str) -> list[tuple[str, str]]:
 
 
 def _espeak_pieces(sentence: str, language_code: str, voice: str) -> list[tuple[str, str | None]]:
-    from .espeak import text_to_phonemes
-
     pieces: list[tuple[str, str | None]] = []
     for body, punct in _clauses(sentence):
         clean = "".join(c for c in body if c not in _DROP)

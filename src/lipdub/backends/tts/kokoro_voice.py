@@ -46,10 +46,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import read_audio, resample
-from ..errors import ConfigError, StageFailed
-from ..languages import Language, parse_language
-from .profile import VoiceProfile, bank_key, cosine, embed_speech
+from ...audio import read_audio, resample
+from ...errors import ConfigError, StageFailed
+from ...languages import Language, parse_language
+from ...qc.intelligibility import hear_line, load_whisper
+from ...voice.params import REGISTER_SPLIT_HZ, measure_voice
+from ...voice.profile import VoiceProfile, bank_key, cosine, embed_speech
+from .kokoro import KokoroTts
+from .kokoro_model import TIMBRE_DIMS, stock_packs
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +148,6 @@ def blend_style(packs: dict[str, np.ndarray], timbre: dict[str, float], prosody:
     Raises:
         ConfigError: a weight names a pack that is not in ``packs``.
     """
-    from ..backends.tts.kokoro_model import TIMBRE_DIMS
-
     unknown = sorted((set(timbre) | set(prosody)) - set(packs))
     if unknown:
         raise ConfigError(f"kokoro voice weights name unknown packs: {', '.join(unknown)}", f"packs: {', '.join(sorted(packs))}")
@@ -178,8 +180,6 @@ _pack_cache: dict[str, dict[str, tuple[np.ndarray, float]]] = {}
 
 def pack_measures(scorer: _Scorer, packs: dict[str, np.ndarray], language: str) -> dict[str, tuple[np.ndarray, float]]:
     """Per pack: ``(d-vector, median F0 Hz)`` of the search sentence (cached per process and language)."""
-    from .params import measure_voice
-
     if language not in _pack_cache:
         out = {}
         for name in sorted(packs):
@@ -192,8 +192,6 @@ def pack_measures(scorer: _Scorer, packs: dict[str, np.ndarray], language: str) 
 def nearest_pack(profile: VoiceProfile, pack_f0_hz: dict[str, float]) -> str:
     """The pack of the profile's register (by its measured F0, :data:`lipdub.voice.params.REGISTER_SPLIT_HZ`)
     whose F0 is nearest the profile's median in semitones; any pack when none has that register."""
-    from .params import REGISTER_SPLIT_HZ
-
     def register(f0: float) -> str:
         return "female" if f0 >= REGISTER_SPLIT_HZ else "male"
 
@@ -249,8 +247,6 @@ def _search(scorer: _Scorer, packs, names, start: str, ref: np.ndarray, taken: l
 
 def _check(scorer: _Scorer, style: np.ndarray, ref: np.ndarray, whisper) -> tuple[float, float | None, float | None]:
     """Held-out sentence: ``(similarity, WER, expected-language probability)`` (WER None without Whisper)."""
-    from ..qc.intelligibility import hear_line
-
     text = CHECK_TEXTS[scorer.language.code]
     s = scorer.speech(style, text)
     sim = cosine(ref, embed_speech(resample(s.samples, s.sample_rate_hz, 16000)))
@@ -294,9 +290,6 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
         ConfigError: a language Kokoro does not speak, negative ``evaluations``.
         BackendUnavailable / MissingWeights: Kokoro, resemblyzer or faster-whisper missing.
     """
-    from ..backends.tts.kokoro import KokoroTts
-    from ..backends.tts.kokoro_model import stock_packs
-
     lang = language if isinstance(language, Language) else parse_language(language)
     if lang.code not in SEARCH_TEXTS:
         raise ConfigError(f"no Kokoro voice adaptation for {lang.name} ({lang.code})", f"Kokoro speaks {', '.join(SEARCH_TEXTS)}")
@@ -320,9 +313,7 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     start = closest if cosine(ref, measures[closest][0]) > cosine(ref, measures[prior][0]) else prior
     found = _search(scorer, packs, names, start, ref, taken_emb, evaluations, seed, measures[start][0])
     if isinstance(whisper, str):
-        from ..qc.intelligibility import load_whisper
-
-        whisper = load_whisper(whisper)
+            whisper = load_whisper(whisper)
     voice = _choose(scorer, packs, names, start, ref, found, whisper, measures[start][0])
     voice.speaker, voice.name, voice.language, voice.nearest_pack = profile.speaker, profile.name, lang.code, prior
     voice.voice_id, voice.evaluations, voice.seed, voice.reference_sha = voice_file_name(profile.speaker, lang.code), evaluations, seed, ref_sha
@@ -435,9 +426,7 @@ def adapt_voices(profiles: dict[str, VoiceProfile], voices_dir: Path, language: 
         kwargs: passed to :func:`adapt_voice` (whisper, evaluations, seed, bank_dir, tts).
     """
     if isinstance(kwargs.get("whisper", "base"), str):
-        from ..qc.intelligibility import load_whisper
-
-        kwargs["whisper"] = load_whisper(kwargs.get("whisper", "base"))
+            kwargs["whisper"] = load_whisper(kwargs.get("whisper", "base"))
     out: dict[str, KokoroVoice] = {}
     for spk in sorted(profiles):
         prof = profiles[spk]
