@@ -68,8 +68,9 @@ class RetrievalOptions(SearchCosts):
             and the plan's details say so.
         energy_neighbours: library frames averaged per target in the energy mapping.
         prior_frames: weight of the speaker-independent viseme prior, in frames.
-        loudness_range_db: on the viseme path, a frame this many dB above / below the line's median
-            level opens the mouth by twice / not at all the viseme's target
+        loudness_range_db: on the viseme path, the opening factor of a frame is
+            ``1 + (level - line median level) / loudness_range_db`` (clipped to [0, 1.5]): 10 dB below
+            the median closes the mouth, 5 dB above opens it by half again the viseme's target
             (:func:`lipdub.backends.lipsync.viseme_targets.loudness_gain`); 0: the visemes alone.
         opening_weight: the descriptor gets one more parameter, the measured mouth opening
             (``FaceTrack.mouth_opening``, inter-ocular units) times this weight, so that targets and
@@ -93,7 +94,7 @@ class RetrievalOptions(SearchCosts):
     prior_frames: float = 4.0
     loudness_range_db: float = 10.0
     opening_weight: float = 0.0
-    visual_lead_s: float = 0.025
+    visual_lead_s: float = 0.0
 
     def validate(self) -> None:
         """Raises ConfigError on a value out of range."""
@@ -108,7 +109,7 @@ class RetrievalOptions(SearchCosts):
                self.prior_frames, self.opening_weight) < 0 or self.pose_scale_deg == 0:
             raise ConfigError("retrieval: weights, scales and durations must be >= 0 (pose_scale_deg > 0)", "use the defaults")
         if not 0 <= self.visual_lead_s <= 0.2:
-            raise ConfigError(f"retrieval: visual_lead_s {self.visual_lead_s} must be in [0, 0.2] s", "use 0.025")
+            raise ConfigError(f"retrieval: visual_lead_s {self.visual_lead_s} must be in [0, 0.2] s", "use 0 (the default) to 0.07")
         if self.loudness_range_db < 0:
             raise ConfigError(f"retrieval: loudness_range_db {self.loudness_range_db} must be >= 0", "use 10")
         if not self.alphas or min(self.alphas) <= 0:
