@@ -10,7 +10,8 @@ espeak G2P + DTW, :mod:`lipdub.lipsync.align`), plan with the retrieval backend,
 faces of the output, and print for the dub, the reference (source video + its own audio) and the floor
 (source video + dub audio): the landmark sync score's confidence, AV offset and peak correlation; the
 dub's confidence as a share of the reference's and its margin over the floor; and the viseme check
-(:mod:`lipdub.qc.visemes`: share of p/b/m with the lips closed, of open vowels with the mouth open).
+(:mod:`lipdub.qc.visemes`: share of p/b/m with the lips closed, of open vowels with the mouth open), and
+the SSIM outside the mouth against the source (:func:`lipdub.qc.visual.compare_videos`, 40 frames).
 
 Run it with ``PYTHONPATH=/work/main/src`` (code without :mod:`lipdub.lipsync.align`) for the *before*
 figures: the same dub, planned by that code's retrieval (acoustic model + p/b/m closures).
@@ -35,6 +36,7 @@ from lipdub.backends.lipsync.retrieval import RetrievalBackend
 from lipdub.faces.analyze import analyze_video
 from lipdub.lipsync.render import render_lipsync
 from lipdub.qc.sync import track_sync_score
+from lipdub.qc.visual import compare_videos
 
 CLIPS = ["th2_retalking_face1.mp4", "th_retalking_face5.mp4", "th_voxceleb_pcavs_00086.mp4"]
 
@@ -83,6 +85,7 @@ def main() -> None:
             out = Path(tmp) / "dub.mp4"
             render_lipsync(clip.path, clip.analysis, [(plan, track)], out)
             out_an = analyze_video(out)
+            visual = compare_videos(clip.path, out, clip.analysis, max_frames=40, vmaf=False)
             if args.keep:
                 keep_project(args.keep, clip, plan, out)
         dub_s = track_sync_score(out_an, dub.audio, SR, clip.times)
@@ -95,6 +98,9 @@ def main() -> None:
                 tail = (f"{dub_s.confidence / max(ref.confidence, 1e-9):>10.2f}{dub_s.confidence - floor.confidence:>+11.3f}  {vis}"
                         f"  {plan.details.get('mouth_model', '')}")
             print(f"{path.name:<30}{label:<7}{s.confidence:>7.3f}{s.offset_frames:>+5d}{s.peak_correlation:>7.3f}{tail}")
+        print(f"{path.name:<30}SSIM outside the mouth {visual.ssim_outside_mouth:.4f} (whole frame {visual.ssim:.4f}, "
+              f"{visual.frames_compared} frames); {plan.details.get('n_frames')} frames planned, mean run "
+              f"{plan.details.get('mean_run_length')}")
         sys.stdout.flush()
 
 
