@@ -111,3 +111,31 @@ def test_aligned_bilabials_fall_on_closed_mouths(talking_heads, name):
     separation = np.median(opened) - np.median(closed)
     assert np.median(closed) < 0.5 * np.median(opened)
     assert separation > 0.03 and separation > 2 * (np.median(late_o) - np.median(late_c))
+
+
+def test_chunks_from_script_segments_split_at_long_pauses():
+    from lipdub.lipsync.align import chunks_from_segments
+    from lipdub.script import Segment, Word
+
+    words = [Word(start_s=0.0, end_s=0.3, text="hola"), Word(start_s=0.35, end_s=0.7, text="amigo"),
+             Word(start_s=1.6, end_s=2.0, text="adiós")]
+    seg = Segment(id=0, start_s=0.0, end_s=2.0, speaker="S1", source_text="hola amigo adiós", words=words)
+    bare = Segment(id=1, start_s=3.0, end_s=4.0, speaker="S1", source_text="sin palabras")
+    chunks = chunks_from_segments([seg, bare])
+    assert [(c.start_s, c.end_s, c.text) for c in chunks] == [(0.0, 0.7, "hola amigo"), (1.6, 2.0, "adiós"), (3.0, 4.0, "sin palabras")]
+    assert len(chunks[0].words) == 2 and chunks[2].words == []
+
+
+def test_align_text_without_word_times(espeak):
+    from lipdub.audio import resample
+    from lipdub.languages import parse_language
+    from lipdub.lipsync.align import align_text
+
+    es = parse_language("es")
+    truth = espeak.synthesize("pedir ayuda cuando la necesito", es, voice="es+m3", rate=1.2)
+    audio = np.concatenate([np.zeros(int(0.2 * SR), np.float32), resample(truth.samples, truth.sample_rate_hz, SR)])
+    got = align_text(audio, SR, "pedir ayuda cuando la necesito", es, start_s=0.2)
+    assert len(got) == len(truth.phonemes)
+    err = np.abs([g.start_s - 0.2 - t.start_s for g, t in zip(got, truth.phonemes)])
+    print(f"align_text: median |error| {np.median(err) * 1000:.0f} ms")
+    assert np.median(err) < 0.03

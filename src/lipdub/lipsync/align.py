@@ -273,6 +273,22 @@ def align_segments(audio: np.ndarray, sample_rate_hz: int, segments: Iterable, l
                      float(np.mean(shifts)) if shifts else float("nan"), lang.code)
 
 
+def align_text(audio: np.ndarray, sample_rate_hz: int, text: str, language, start_s: float = 0.0,
+               end_s: float | None = None) -> list[PhonemeTiming]:
+    """Phoneme timings of one line whose text is known but not its word times (a TTS that gives no
+    phoneme events: piper, XTTS, a cloud voice): the speech between ``start_s`` and ``end_s`` (default
+    the end of ``audio``) aligned as one chunk (:func:`align_chunk`).
+
+    Raises:
+        ConfigError / BackendUnavailable: espeak-ng cannot speak the language / is missing.
+    """
+    from ..languages import Language, parse_language
+
+    lang = language if isinstance(language, Language) else parse_language(str(language))
+    end = len(audio) / sample_rate_hz if end_s is None else float(end_s)
+    return align_chunk(np.asarray(audio), sample_rate_hz, TextChunk(float(start_s), end, text), lang).phonemes
+
+
 def transcribe_and_align(audio: np.ndarray, sample_rate_hz: int, language: str | None = None,
                          model: str = "base", transcriber=None) -> tuple[Alignment, object]:
     """Phoneme timings of speech without a transcript (a voice-over given to ``lipdub lipsync``):
