@@ -232,3 +232,32 @@ def test_self_reconstruction_beats_random(clips, name):
           f"({'meets' if res.ratio <= 0.6 else 'misses'} the <= 0.6 requirement); R^2 on the 70 % part "
           f"{res.r2_heldout:.3f}; {res.n_fit} library / {res.n_test} test frames; mean run {res.mean_run_length:.2f}")
     assert res.lmd_retrieval < res.lmd_random
+
+
+def test_plan_details_say_which_path_drove(clips):
+    """Dub phonemes -> the viseme path (prior targets without source phonemes); none -> the acoustic
+    model; ``driver="visemes"`` without phonemes is an error, not a silent fallback."""
+    from lipdub.backends.lipsync.external import ExternalBackend
+    from lipdub.backends.lipsync.wav2lip import Wav2LipBackend
+    from lipdub.errors import ConfigError
+
+    analysis, track, times, audio = _track(clips, TH2)
+    frames = track.frames.astype(np.int64)
+    t = times[frames]
+    # a dub "phoneme track": alternating open vowels and bilabials over the speech of the clip
+    phonemes = [(float(a), float(a) + 0.12, "a" if k % 2 else "m") for k, a in enumerate(np.arange(0.1, 2.2, 0.12))]
+    vis = RetrievalBackend().plan(analysis, track, frames, times, audio, audio, SR, phonemes)
+    ac = RetrievalBackend().plan(analysis, track, frames, times, audio, audio, SR)
+    assert vis.details["driver"] == "visemes" and vis.details["viseme_targets"] == "speaker-independent prior"
+    assert vis.details["source_labels"] == "no source phoneme timings" and vis.details["n_bilabial_frames"] > 0
+    assert ac.details["driver"] == "acoustic" and ac.details["mouth_model"] == "actor ridge" and ac.details["n_frames_acoustic"] == len(ac.frames)
+    # the viseme path opens on /a/ and closes on /m/: donors' opening follows the phoneme pattern
+    op = track.mouth_opening[vis.source_frames - track.start_frame]
+    on_a = np.array([any(s <= x < e for s, e, p in phonemes if p == "a") for x in t[vis.frames - frames[0]]])
+    on_m = np.array([any(s <= x < e for s, e, p in phonemes if p == "m") for x in t[vis.frames - frames[0]]])
+    assert op[on_a].mean() > 3 * op[on_m].mean()
+    with pytest.raises(ConfigError):
+        RetrievalBackend(driver="visemes").plan(analysis, track, frames, times, audio, audio, SR)
+    with pytest.raises(ConfigError):
+        RetrievalBackend(driver="phonemes")
+    assert RetrievalBackend.uses_phonemes and not Wav2LipBackend.uses_phonemes and not ExternalBackend.uses_phonemes

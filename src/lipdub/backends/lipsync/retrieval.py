@@ -14,9 +14,9 @@ For one face track:
    get the acoustic target. Without phonemes: the acoustic target alone
    (:func:`lipdub.backends.lipsync.trajectory.target_trajectory`). ``details["driver"]`` says which.
 3. **Unit selection** (:func:`lipdub.backends.lipsync.unit_selection.viterbi_retrieval`): per output
-   frame a library frame matching the target mouth, the head pose of the frame being replaced and,
-   when both sides are labelled, the viseme and its neighbours; runs of consecutive source frames are
-   free, cuts cost.
+   frame a library frame matching the target mouth, the head pose of the frame being replaced, closed
+   lips where they must close (p, b, m, pauses) and, when both sides are labelled, the viseme and its
+   neighbours; runs of consecutive source frames are free, cuts cost.
 
 The plan's ``source_frames`` are *video frame indices* of the track (``track.frames`` values). Frames of
 ``frames`` where the track is absent or flagged (``skip != 0``) are left out of the plan, so the
