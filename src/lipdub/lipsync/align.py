@@ -174,7 +174,8 @@ def align_chunk(audio: np.ndarray, sample_rate_hz: int, chunk: TextChunk, langua
     if len(real) < int(0.05 * sample_rate_hz):
         return ChunkAlignment([], float("nan"), float("nan"))
     x, y = alignment_features(syn, sample_rate_hz), alignment_features(real, sample_rate_hz)
-    cost = ((x[:, None, :] - y[None, :, :]) ** 2).mean(axis=2)
+    # mean squared difference, as |x|^2 + |y|^2 - 2 x.y (memory N x M, not N x M x features)
+    cost = np.maximum((x ** 2).sum(1)[:, None] + (y ** 2).sum(1)[None, :] - 2.0 * (x @ y.T), 0.0) / x.shape[1]
     ts = np.arange(len(x)) * FRAME_S
     tr = a0 + np.arange(len(y)) * FRAME_S
     kx, ky = _expected_map(spans, words, chunk, len(syn) / sample_rate_hz, timed)
