@@ -74,6 +74,7 @@ class PlannedMouth:
         driver: ``"visemes"`` or ``"acoustic"``.
         n_acoustic: speech frames on the viseme path that no phoneme reaches (acoustic target there).
         audio: the dub's :class:`FrameAudio` at the output frames.
+        unmapped: phonemes of the dub outside the viseme inventory (left to their neighbours).
     """
 
     target: np.ndarray
@@ -83,6 +84,7 @@ class PlannedMouth:
     driver: str
     n_acoustic: int
     audio: FrameAudio
+    unmapped: tuple[str, ...] = ()
 
 
 def planned_mouth(model: TrackMouthModel, frames: np.ndarray, times_s: np.ndarray, dub_audio: np.ndarray,
@@ -112,7 +114,8 @@ def planned_mouth(model: TrackMouthModel, frames: np.ndarray, times_s: np.ndarra
     if fill.any():
         acoustic = smooth_in_time(acoustic_prediction(model, fa), times_s, frames, opt.smooth_sigma_s)
         target[fill] = acoustic[fill]
-    return PlannedMouth(target.astype(np.float32), vt.labels, silent, vt.closure, "visemes", int(fill.sum()), fa)
+    return PlannedMouth(target.astype(np.float32), vt.labels, silent, vt.closure, "visemes", int(fill.sum()), fa,
+                        tuple(sorted(set(seg.unknown))))
 
 
 def _details(model: TrackMouthModel, pm: PlannedMouth, f, frames, rows, src_rows, res) -> dict:
@@ -145,6 +148,7 @@ def _details(model: TrackMouthModel, pm: PlannedMouth, f, frames, rows, src_rows
     }
     if pm.driver == "visemes":
         out.update(model.visemes.summary())
+        out["unmapped_phonemes"] = " ".join(pm.unmapped)
         if model.labels is not None:
             out["label_match"] = round(float((model.labels[src_rows] == pm.labels).mean()), 4)
     return out
