@@ -4,9 +4,10 @@
 
 Makes 720p (720x1280) and 1080p (1080x1920) H.264 versions of the first frames of the portrait
 talking head th_latentsync_demo2_video.mp4 (../shared/testdata or $LIPDUB_TESTDATA), analyses the
-faces (not timed), then times, driving the face with the clip's own audio reversed:
+faces (not timed), then times, driving the face with a Spanish espeak-ng line spoken over the clip's
+length (its phoneme timings drive the viseme path, as in a dub):
 
-* plan: the retrieval backend (model fit, trajectory, Viterbi) for every frame;
+* plan: the retrieval backend (model fit, viseme trajectory, Viterbi) for every frame;
 * composite: the compositor alone on every frame (decoded frames held in memory beforehand);
 * lip-sync + compositor: plan and composite together, per frame;
 * full render: ``render_lipsync`` (decode, composite, x264 veryfast encode), per frame.
@@ -34,6 +35,20 @@ from _common import TESTDATA, scaled_clip
 
 
 
+def spanish_line(n_samples: int, duration_s: float):
+    """A Spanish espeak-ng line at the rate that fills ``duration_s``: 16 kHz audio and its phonemes."""
+    from lipdub.audio import resample
+    from lipdub.backends.tts.espeak import EspeakTts
+    from lipdub.languages import parse_language
+
+    text = "Buenos días a todos, hoy vamos a hablar de un viaje muy bonito por el norte de España."
+    tts, es = EspeakTts(), parse_language("es")
+    rate = float(np.clip(tts.synthesize(text, es).duration_s / duration_s, 0.5, 2.5))
+    speech = tts.synthesize(text, es, rate=rate)
+    dub = resample(speech.samples, speech.sample_rate_hz, 16000)[:n_samples]
+    return np.pad(dub, (0, n_samples - len(dub))), [(p.start_s, p.end_s, p.phoneme) for p in speech.phonemes]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=200)
@@ -51,7 +66,9 @@ def main() -> None:
             _, audio = decode_audio(clip, probe(clip))
             frames = track.frames[track.skip == 0].astype(np.int64)
             t0 = time.perf_counter()
-            plan = RetrievalBackend().plan(analysis, track, frames, times, audio, audio[::-1].copy(), 16000, None)
+            dub, phonemes = spanish_line(len(audio), float(times[-1]))
+            plan = RetrievalBackend().plan(analysis, track, frames, times, audio, dub, 16000, phonemes)
+            assert plan.details["driver"] == "visemes"
             plan_s = time.perf_counter() - t0
             donors = collect_donors(clip, [(plan, track)])
             decoded = {i: rgb for i, rgb in iter_frames(clip)}

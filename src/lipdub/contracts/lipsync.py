@@ -6,7 +6,8 @@ face to the frame being replaced and blends it in. Frames outside the plan are l
 were.
 
 * ``retrieval`` (DESIGN.md section 3): the donor of output frame i is a frame of the actor's own
-  footage chosen by an audio-to-mouth model and a Viterbi search.
+  footage chosen by unit selection against the actor's viseme targets for the dub's phonemes (an
+  acoustic audio-to-mouth model when there are none).
 * ``wav2lip`` / ``wav2lip_gan``: the donor is the Wav2Lip generator's 96x96 face for that frame
   (official checkpoints), made while the video is decoded (:class:`DonorSource`).
 * ``external``: the donor is a frame of the output of the user's own LatentSync / MuseTalk / Wav2Lip
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from ..registry import Registry
 from .faces import FaceAnalysis, FaceTrack
+from .synthesize import PhonemeTiming
 
 
 @dataclass
@@ -111,7 +113,18 @@ class LipsyncPlan:
 
 
 class LipsyncBackend(Protocol):
+    """A lip-sync backend.
+
+    Attributes:
+        name: the registry name.
+        uses_phonemes: capability: True when ``plan`` uses the dub's and the source's phoneme timings
+            (``retrieval``: they drive its viseme targets); False when it is driven by the dub's audio
+            alone and ignores them (``wav2lip``, ``external``), so a caller need not align phonemes
+            for it.
+    """
+
     name: str
+    uses_phonemes: bool
 
     def plan(
         self,
@@ -122,7 +135,8 @@ class LipsyncBackend(Protocol):
         source_audio: np.ndarray,
         dub_audio: np.ndarray,
         sample_rate_hz: int,
-        phonemes: list[tuple[float, float, str]] | None = None,
+        phonemes: Sequence[PhonemeTiming] | Sequence[tuple[float, float, str]] | None = None,
+        source_phonemes: Sequence[PhonemeTiming] | Sequence[tuple[float, float, str]] | None = None,
     ) -> LipsyncPlan:
         """Plan the re-animation of ``track`` on output ``frames``.
 
@@ -134,13 +148,17 @@ class LipsyncBackend(Protocol):
             source_audio: float32 mono, the source dialogue (what the actor said in the footage).
             dub_audio: float32 mono, the dubbed dialogue of this speaker on the output timeline.
             sample_rate_hz: rate of both audios (16000 in the pipeline).
-            phonemes: ``(start_s, end_s, phoneme)`` on the output timeline when the TTS gave them.
+            phonemes: the dub's phonemes ``(start_s, end_s, phoneme)`` (or
+                :class:`~lipdub.contracts.synthesize.PhonemeTiming`), seconds on the output timeline,
+                espeak-ng IPA: from the TTS, or aligned (:mod:`lipdub.lipsync.align`).
+            source_phonemes: the same for the source speech on the source timeline (transcript words +
+                G2P + alignment): labels the actor's footage.
         """
         ...
 
 
 LIPSYNC_BACKENDS: Registry[LipsyncBackend] = Registry("lipsync")
-LIPSYNC_BACKENDS.register("retrieval", "lipdub.backends.lipsync.retrieval:RetrievalBackend", "audio-driven mouth retrieval from the actor's own footage (no weights)")
+LIPSYNC_BACKENDS.register("retrieval", "lipdub.backends.lipsync.retrieval:RetrievalBackend", "phoneme-driven (viseme) mouth retrieval from the actor's own footage (no weights)")
 LIPSYNC_BACKENDS.register("wav2lip", "lipdub.backends.lipsync.wav2lip:Wav2LipBackend", "Wav2Lip generator (wav2lip.pth checkpoint) through the shared compositor")
 LIPSYNC_BACKENDS.register("wav2lip_gan", "lipdub.backends.lipsync.wav2lip:Wav2LipGANBackend", "Wav2Lip-GAN generator (wav2lip_gan.pth checkpoint) through the shared compositor")
 LIPSYNC_BACKENDS.register("external", "lipdub.backends.lipsync.external:ExternalBackend", "your LatentSync / MuseTalk / Wav2Lip checkout run by a command template")

@@ -108,6 +108,7 @@ class ExternalBackend:
     """
 
     name = "external"
+    uses_phonemes = False  # the tool is driven by the dub's audio alone
 
     def __init__(self, command: str | None = None, margin: float = DEFAULT_MARGIN, timeout_s: float | None = None,
                  work_dir: str | Path | None = None) -> None:
@@ -141,10 +142,11 @@ class ExternalBackend:
 
     def plan(self, analysis: FaceAnalysis, track: FaceTrack, frames: np.ndarray, frame_times_s: np.ndarray,
              source_audio: np.ndarray, dub_audio: np.ndarray, sample_rate_hz: int,
-             phonemes: list[tuple[float, float, str]] | None = None) -> LipsyncPlan:
+             phonemes=None, source_phonemes=None) -> LipsyncPlan:
         """Plan ``frames`` of ``track``: the crop and span sent to the tool (run during the render).
 
-        ``source_audio`` and ``phonemes`` are not used (the tool is driven by the dub's audio).
+        ``source_audio``, ``phonemes`` and ``source_phonemes`` are not used (``uses_phonemes = False``:
+        the tool is driven by the dub's audio).
 
         Raises:
             InputError: a frame outside the track, or empty dub audio.

@@ -199,6 +199,20 @@ def mouth_descriptors(landmarks_px: np.ndarray, usable: np.ndarray, opening: np.
 # Audio features
 # --------------------------------------------------------------------------------------------------
 
+def display_centres(frame_times_s: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Middle of the display interval of each of ``frames`` (int indices into ``frame_times_s``, the
+    presentation time of every frame, seconds): ``t[f] + (t[f + 1] - t[f]) / 2``, the median frame
+    duration for the last frame (VFR-safe). A frame is on screen from its presentation time to the
+    next one, so the mouth it shows is planned for, and its audio read at, the middle of that interval
+    (the landmark sync score, :mod:`lipdub.qc.sync`, reads the audio the same way). float64 ``(N,)``."""
+    t = np.asarray(frame_times_s, np.float64)
+    f = np.asarray(frames, np.int64)
+    dur = np.diff(t) if len(t) > 1 else np.array([0.04])
+    med = float(np.median(dur)) if len(dur) else 0.04
+    d = np.where(f + 1 < len(t), dur[np.minimum(f, len(dur) - 1)], med)
+    return t[f] + 0.5 * d
+
+
 def mel_filterbank(sample_rate_hz: int, n_fft: int, n_mels: int, fmin_hz: float = 0.0, fmax_hz: float | None = None) -> np.ndarray:
     """Triangular mel filters (HTK mel scale, 2595 log10(1 + f/700)), area-normalized (Slaney style).
 

@@ -169,6 +169,7 @@ class Wav2LipBackend:
     """
 
     name = "wav2lip"
+    uses_phonemes = False  # driven by the dub's mel spectrogram alone
     checkpoint_name = "wav2lip"
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
@@ -213,11 +214,11 @@ class Wav2LipBackend:
 
     def plan(self, analysis: FaceAnalysis, track: FaceTrack, frames: np.ndarray, frame_times_s: np.ndarray,
              source_audio: np.ndarray, dub_audio: np.ndarray, sample_rate_hz: int,
-             phonemes: list[tuple[float, float, str]] | None = None) -> LipsyncPlan:
+             phonemes=None, source_phonemes=None) -> LipsyncPlan:
         """Plan ``frames`` of ``track``: the mel windows of ``dub_audio`` and the face crops.
 
-        ``source_audio`` and ``phonemes`` are not used: Wav2Lip is driven by the dub's mel
-        spectrogram alone. The generator runs later, during the render's first pass.
+        ``source_audio``, ``phonemes`` and ``source_phonemes`` are not used (``uses_phonemes = False``):
+        Wav2Lip is driven by the dub's mel spectrogram alone. The generator runs later, during the render's first pass.
 
         Raises:
             InputError: a frame outside the track, audio not at 16 kHz or empty.

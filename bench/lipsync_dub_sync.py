@@ -1,0 +1,108 @@
+"""Lip sync of Spanish dubs by the ``retrieval`` backend: the dub against the source reference and the
+no-lip-sync floor (DESIGN.md section 4), and the viseme check.
+
+    .venv/bin/python bench/lipsync_dub_sync.py [CLIP ...] [--driver auto|acoustic] [--keep DIR]
+
+For each clip (default: the three talking heads of issue 15; ../shared/testdata or $LIPDUB_TESTDATA):
+transcribe, translate to Spanish, speak with espeak-ng, fit each line to its slot (bench/_dub.py: the
+pipeline's defaults, driven through the library), align the source's phonemes (transcript words +
+espeak G2P + DTW, :mod:`lipdub.lipsync.align`), plan with the retrieval backend, render, analyse the
+faces of the output, and print for the dub, the reference (source video + its own audio) and the floor
+(source video + dub audio): the landmark sync score's confidence, AV offset and peak correlation; the
+dub's confidence as a share of the reference's and its margin over the floor; and the viseme check
+(:mod:`lipdub.qc.visemes`: share of p/b/m with the lips closed, of open vowels with the mouth open), and
+the SSIM outside the mouth against the source (:func:`lipdub.qc.visual.compare_videos`, 40 frames).
+
+Run it with ``PYTHONPATH=/work/main/src`` (code without :mod:`lipdub.lipsync.align`) for the *before*
+figures: the same dub, planned by that code's retrieval (acoustic model + p/b/m closures).
+``--driver acoustic`` plans with this code's acoustic fallback instead of the visemes. ``--keep DIR``
+writes, per clip, a project-like directory (faces/, lipsync/es/plans.json, manifest.json) and the
+output video for bench/inspect_frames.py. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from _common import TESTDATA
+from _dub import SR, load_clip, source_phonemes, spanish_dub
+from lipdub.backends.lipsync.retrieval import RetrievalBackend
+from lipdub.faces.analyze import analyze_video
+from lipdub.lipsync.render import render_lipsync
+from lipdub.qc.sync import track_sync_score
+from lipdub.qc.visual import compare_videos
+
+CLIPS = ["th2_retalking_face1.mp4", "th_retalking_face5.mp4", "th_voxceleb_pcavs_00086.mp4"]
+
+
+def viseme_figures(out_analysis, times, phonemes, lines, audio) -> str:
+    try:
+        from lipdub.qc.visemes import viseme_check
+    except ImportError:  # the before code has no viseme check
+        return ""
+    track = max(out_analysis.tracks, key=lambda t: len(t.frames))
+    vc = viseme_check(track, times, phonemes, lines, audio=audio, sample_rate_hz=SR)
+    return f"{vc.bilabial_closed_share:>8.2f} ({vc.n_bilabial:>2d}){vc.open_vowel_open_share:>7.2f} ({vc.n_open_vowel:>2d})"
+
+
+def keep_project(keep: Path, clip, plan, out: Path) -> None:
+    d = keep / clip.path.stem
+    clip.analysis.save(d / "faces")
+    (d / "lipsync/es").mkdir(parents=True, exist_ok=True)
+    (d / "lipsync/es/plans.json").write_text(json.dumps({"plans": [
+        {"track": plan.track_id, "frames": plan.frames.tolist(), "source_frames": plan.source_frames.tolist()}]}))
+    (d / "manifest.json").write_text(json.dumps({"input_path": str(clip.path)}))
+    (d / "output.mp4").write_bytes(out.read_bytes())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="*", default=CLIPS)
+    ap.add_argument("--driver", default=None, help="retrieval driver (this code only): auto, visemes, acoustic")
+    ap.add_argument("--keep", type=Path, default=None, help="keep projects for bench/inspect_frames.py here")
+    args = ap.parse_args()
+    opts = {"driver": args.driver} if args.driver else {}
+    print(f"{'clip':<30}{'':<7}{'conf':>7}{'off':>5}{'peak':>7}   dub/ref  dub-floor  p/b/m closed  open-vowel open  mouth model")
+    for name in args.clips:
+        path = Path(name) if Path(name).exists() else TESTDATA / name
+        clip = load_clip(path)
+        track = clip.track
+        src_ph = source_phonemes(clip)
+        dub = spanish_dub(clip.transcript.segments, len(clip.audio), clip.language)
+        frames = track.frames[track.skip == 0].astype(np.int64)
+        backend = RetrievalBackend(**opts)
+        if getattr(backend, "uses_phonemes", False):
+            plan = backend.plan(clip.analysis, track, frames, clip.times, clip.audio, dub.audio, SR, dub.phonemes, src_ph)
+        else:
+            plan = backend.plan(clip.analysis, track, frames, clip.times, clip.audio, dub.audio, SR, dub.phonemes)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "dub.mp4"
+            render_lipsync(clip.path, clip.analysis, [(plan, track)], out)
+            out_an = analyze_video(out)
+            visual = compare_videos(clip.path, out, clip.analysis, max_frames=40, vmaf=False)
+            if args.keep:
+                keep_project(args.keep, clip, plan, out)
+        dub_s = track_sync_score(out_an, dub.audio, SR, clip.times)
+        ref = track_sync_score(clip.analysis, clip.audio, SR, clip.times)
+        floor = track_sync_score(clip.analysis, dub.audio, SR, clip.times)
+        vis = viseme_figures(out_an, clip.times, dub.phonemes, dub.lines, dub.audio)
+        for label, s in (("dub", dub_s), ("ref", ref), ("floor", floor)):
+            tail = ""
+            if label == "dub":
+                tail = (f"{dub_s.confidence / max(ref.confidence, 1e-9):>10.2f}{dub_s.confidence - floor.confidence:>+11.3f}  {vis}"
+                        f"  {plan.details.get('mouth_model', '')}")
+            print(f"{path.name:<30}{label:<7}{s.confidence:>7.3f}{s.offset_frames:>+5d}{s.peak_correlation:>7.3f}{tail}")
+        print(f"{path.name:<30}SSIM outside the mouth {visual.ssim_outside_mouth:.4f} (whole frame {visual.ssim:.4f}, "
+              f"{visual.frames_compared} frames); {plan.details.get('n_frames')} frames planned, mean run "
+              f"{plan.details.get('mean_run_length')}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
