@@ -35,8 +35,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..contracts.synthesize import PhonemeTiming
-from ..errors import InputError, LipdubError, StageFailed
+from ..audio import resample
+from ..backends.lipsync.features import log_mel
+from ..contracts.synthesize import TTS_BACKENDS, PhonemeTiming
+from ..contracts.transcribe import TRANSCRIBERS
+from ..errors import BackendUnavailable, InputError, LipdubError, StageFailed
+from ..languages import Language, parse_language
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +79,7 @@ def _render_words(words: Sequence[str], language, sample_rate_hz: int):
     """espeak-ng rendering of the words one by one: (audio float32, phonemes [(word k, start, end, ph)],
     word spans [(start, end)]) in seconds of the synthetic utterance; words espeak cannot speak are
     left out (their span is None)."""
-    from ..audio import resample
-    from ..backends.tts.espeak import EspeakTts
-
-    tts = EspeakTts()
+    tts = TTS_BACKENDS.create("espeak-ng")
     gap = np.zeros(int(round(WORD_GAP_S * sample_rate_hz)), np.float32)
     edge = np.zeros(int(round(EDGE_S * sample_rate_hz)), np.float32)
     pieces, phones, spans = [edge], [], []
@@ -111,8 +112,6 @@ def alignment_features(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     60 dB below the peak) and the time derivatives of both, each dimension standardized over the
     utterance: float64 ``(M, 28)``."""
     from scipy.fft import dct
-
-    from ..backends.lipsync.features import log_mel
 
     lm = log_mel(np.asarray(audio, np.float32), sample_rate_hz, n_mels=40, hop_s=FRAME_S)
     c = dct(lm.db.astype(np.float64), type=2, norm="ortho", axis=1)[:, 1:14]
@@ -160,8 +159,6 @@ def align_chunk(audio: np.ndarray, sample_rate_hz: int, chunk: TextChunk, langua
     try:
         import librosa.sequence
     except ImportError as exc:  # pragma: no cover - librosa is in the audio extra
-        from ..errors import BackendUnavailable
-
         raise BackendUnavailable("the phoneme alignment needs librosa", "pip install 'lipdub[audio]'") from exc
     words = chunk.words or [(chunk.start_s, chunk.end_s, w) for w in chunk.text.split()]
     timed = bool(chunk.words)
@@ -255,8 +252,6 @@ def align_segments(audio: np.ndarray, sample_rate_hz: int, segments: Iterable, l
         InputError: the audio is not 1-D.
         ConfigError / BackendUnavailable: espeak-ng cannot speak the language / is missing.
     """
-    from ..languages import Language, parse_language
-
     lang = language if isinstance(language, Language) else parse_language(str(language))
     x = np.asarray(audio)
     if x.ndim != 1:
@@ -283,8 +278,6 @@ def align_text(audio: np.ndarray, sample_rate_hz: int, text: str, language, star
     Raises:
         ConfigError / BackendUnavailable: espeak-ng cannot speak the language / is missing.
     """
-    from ..languages import Language, parse_language
-
     lang = language if isinstance(language, Language) else parse_language(str(language))
     end = len(audio) / sample_rate_hz if end_s is None else float(end_s)
     return align_chunk(np.asarray(audio), sample_rate_hz, TextChunk(float(start_s), end, text), lang).phonemes
@@ -308,12 +301,8 @@ def transcribe_and_align(audio: np.ndarray, sample_rate_hz: int, language: str |
         MissingWeights: no Whisper model. BackendUnavailable: faster-whisper or espeak-ng missing.
         ConfigError: espeak-ng has no voice for the language.
     """
-    from ..audio import resample
-
     if transcriber is None:
-        from ..backends.transcribe.faster_whisper import FasterWhisperTranscriber
-
-        transcriber = FasterWhisperTranscriber(model=model)
+        transcriber = TRANSCRIBERS.create("faster-whisper", model=model)
     a16 = resample(np.asarray(audio, np.float32), sample_rate_hz, 16000)
     transcript = transcriber.transcribe(a16, 16000, language)
     return align_segments(audio, sample_rate_hz, transcript.segments, language or transcript.language), transcript
