@@ -296,7 +296,6 @@ class Compositor:
         dl = _check_landmarks(donor_landmarks, "donor_landmarks")
         height, width = target.shape[:2]
         state = self._state.setdefault(key, _KeyState())
-        k = self.temporal_smoothing
 
         # 1. alignment: the donor's face in the target's head pose (3-D similarity on skull-rigid points)
         dst_lmk, sim = align_donor(dl, tl)
@@ -309,11 +308,41 @@ class Compositor:
         ey = np.array([-ex[1], ex[0]])
         rot = np.stack([ex, ey])  # rows: face axes
 
-        # 3. mask polygon (face frame, inter-ocular units, centred between the lips): the nose base on
-        # top; on the sides the cheeks *inside* the face contour (where the warp is anchored, so no
-        # contour edge falls in the feather); at the bottom both jaw lines pushed out and both chins
-        # pushed down onto the neck
+        box = self._mask(tl, dst_lmk, iod, sigma, rot, state, width, height)
+        if box is None:
+            self.last = CompositeInfo((0, 0, 0, 0), np.zeros((0, 0), np.float32), np.ones(3), np.zeros(3), sim)
+            return target if inplace else target.copy()
+        (x0, y0, x1, y1), hard, alpha, ksize = box
+        origin = np.array([x0, y0], np.float64)
+        if donor_is_frame is None:
+            donor_is_frame = donor.shape == target.shape
+        warped, alpha = self._warp(donor, dl, tl, dst_lmk, sim, (x0, y0, x1, y1), alpha, sigma, ksize, donor_is_frame)
+        tcrop = target[y0:y1, x0:x1]
+        src, gain, offset = self._colour(warped, tcrop, hard, tl, dst_lmk, origin, state)
+        if self.poisson:
+            src = self._poisson(src, tcrop, alpha)
+        t32 = tcrop.astype(np.float32)
+        a3 = cv2.merge([alpha, alpha, alpha])
+        blended = cv2.add(t32, cv2.multiply(a3, cv2.subtract(src, t32)))  # alpha 0 -> exactly the target
+        blended = cv2.convertScaleAbs(blended)  # round to nearest and saturate to uint8
+        out = target if inplace else target.copy()
+        out[y0:y1, x0:x1] = blended
+        self.last = CompositeInfo((x0, y0, x1, y1), alpha, gain, offset, sim)
+        return out
+
+    def _mask(self, tl: np.ndarray, dst_lmk: np.ndarray, iod: float, sigma: float, rot: np.ndarray, state: "_KeyState",
+              width: int, height: int):
+        """The feathered mask of the lower face: ``((x0, y0, x1, y1), hard uint8, alpha float32, blur
+        size)`` over its box, or None when the box is empty.
+
+        The polygon (face frame, inter-ocular units, centred between the lips): the nose base on top;
+        on the sides the cheeks *inside* the face contour (where the warp is anchored, so no contour edge
+        falls in the feather); at the bottom both jaw lines pushed out and both chins pushed down onto
+        the neck; its ray lengths are kept from shrinking frame to frame by the temporal smoothing.
+        """
+        k = self.temporal_smoothing
         centre = 0.5 * (tl[13] + tl[14])
+        ey = rot[1]
 
         def push(p: np.ndarray, dist: float) -> np.ndarray:  # move points away from the centre (in if dist < 0)
             v = p - centre
@@ -336,24 +365,26 @@ class Compositor:
         y0 = max(int(math.floor(poly[:, 1].min())) - reach, 0)
         x1 = min(int(math.ceil(poly[:, 0].max())) + reach + 1, width)
         y1 = min(int(math.ceil(poly[:, 1].max())) + reach + 1, height)
-        no_change = CompositeInfo((0, 0, 0, 0), np.zeros((0, 0), np.float32), np.ones(3), np.zeros(3), sim)
         if x1 - x0 < 2 or y1 - y0 < 2:
-            self.last = no_change
-            return target if inplace else target.copy()
-        cw, ch = x1 - x0, y1 - y0
+            return None
         origin = np.array([x0, y0], np.float64)
-        hard = np.zeros((ch, cw), np.uint8)
+        hard = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.fillPoly(hard, [np.round((poly - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
         ksize = 2 * int(math.ceil(3.0 * sigma)) + 1
         alpha = cv2.GaussianBlur(hard.astype(np.float32) * (1.0 / 255.0), (ksize, ksize), sigma,
                                  borderType=cv2.BORDER_CONSTANT)
+        return (x0, y0, x1, y1), hard, alpha, ksize
 
-        # 1b + 2. destination points and piecewise-affine warp (dense map over the crop)
+    def _warp(self, donor: np.ndarray, dl: np.ndarray, tl: np.ndarray, dst_lmk: np.ndarray, sim: np.ndarray,
+              box: tuple[int, int, int, int], alpha: np.ndarray, sigma: float, ksize: int, donor_is_frame: bool):
+        """The donor warped onto the box (destination points, piecewise-affine dense map), and the mask
+        cut back where the donor has no pixels: ``(warped uint8, alpha)``."""
+        x0, y0, x1, y1 = box
+        cw, ch = x1 - x0, y1 - y0
+        origin = np.array([x0, y0], np.float64)
         ids = _WARP_IDS
         src_pts = dl[ids]
         dst_pts = _WARP_W * dst_lmk[ids] + (1.0 - _WARP_W) * tl[ids]
-        if donor_is_frame is None:
-            donor_is_frame = donor.shape == target.shape
         outer = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]) if donor_is_frame else sim  # donor -> target away from the face
         ring = self._ring(x0, y0, x1, y1)
         src_pts = np.concatenate([src_pts, _apply(_invert(outer), ring)])
@@ -367,9 +398,14 @@ class Compositor:
             inside = ((mapx >= 0) & (mapx <= dw - 1) & (mapy >= 0) & (mapy <= dh - 1)).astype(np.uint8)
             if not inside[alpha > 0].all():  # cut the mask back where the donor has no pixels
                 valid = cv2.erode(inside, np.ones((3, 3), np.uint8), iterations=max(1, int(round(sigma))))
-                alpha *= cv2.GaussianBlur(valid.astype(np.float32), (ksize, ksize), sigma, borderType=cv2.BORDER_CONSTANT)
+                alpha = alpha * cv2.GaussianBlur(valid.astype(np.float32), (ksize, ksize), sigma, borderType=cv2.BORDER_CONSTANT)
+        return warped, alpha
 
-        tcrop = target[y0:y1, x0:x1]
+    def _colour(self, warped: np.ndarray, tcrop: np.ndarray, hard: np.ndarray, tl: np.ndarray, dst_lmk: np.ndarray,
+                origin: np.ndarray, state: "_KeyState"):
+        """LAB colour transfer of the warped donor to the target's skin (Reinhard et al. 2001), its
+        statistics smoothed over time: ``(float32 RGB, gain, offset)``."""
+        k = self.temporal_smoothing
         gain, offset = np.ones(3), np.zeros(3)
         src = warped.astype(np.float32)
         if self.color_transfer:
@@ -393,16 +429,7 @@ class Compositor:
                 wlab = cv2.transform(wlab, np.hstack([np.diag(gain), offset[:, None]]).astype(np.float32))
                 src = cv2.cvtColor(wlab, cv2.COLOR_LAB2RGB) * 255.0  # out-of-gamut values saturate below
 
-        if self.poisson:
-            src = self._poisson(src, tcrop, alpha)
-        t32 = tcrop.astype(np.float32)
-        a3 = cv2.merge([alpha, alpha, alpha])
-        blended = cv2.add(t32, cv2.multiply(a3, cv2.subtract(src, t32)))  # alpha 0 -> exactly the target
-        blended = cv2.convertScaleAbs(blended)  # round to nearest and saturate to uint8
-        out = target if inplace else target.copy()
-        out[y0:y1, x0:x1] = blended
-        self.last = CompositeInfo((x0, y0, x1, y1), alpha, gain, offset, sim)
-        return out
+        return src, gain, offset
 
     # ------------------------------------------------------------------------------------------------
     def _ray_lengths(self, pts: np.ndarray) -> np.ndarray:

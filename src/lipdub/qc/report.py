@@ -73,6 +73,22 @@ def _audio_checks(aud, target: float, th: Thresholds) -> list[Check]:
     ]
 
 
+def _audio_section(mix48: np.ndarray, target: float, standard: str | None, th: Thresholds) -> tuple[dict, list[Check]]:
+    """Loudness, true peak, LRA and clipping of the output's 48 kHz soundtrack, judged; with a
+    loudness standard also its compliance (:func:`lipdub.mixing.loudness_compliance`)."""
+    aud = audio_figures(mix48, 48000)
+    audio = {**aud.as_dict(), "target_lufs": target, "units": {"integrated_lufs": "LUFS", "true_peak_dbtp": "dBTP", "loudness_range_lu": "LU"}}
+    checks = _audio_checks(aud, target, th)
+    if standard:
+        audio["loudness_standard"] = comp = loudness_compliance(standard, aud.integrated_lufs, aud.true_peak_dbtp)
+        checks.append(Check("audio", "loudness_standard", f"loudness and true peak against {comp['standard']}",
+                            comp["deviation_lu"] if math.isfinite(comp["deviation_lu"]) else None, "LU",
+                            "pass" if comp["compliant"] else "fail",
+                            f"{comp['target_lufs']:g} LUFS +-{comp['tolerance_lu']:g} LU, true peak <= {comp['max_true_peak_dbtp']:g} dBTP",
+                            comp["reference"]))
+    return audio, checks
+
+
 def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: Path | None, L_code: str | None,
                  output_analysis, face: int | None, say, sync: dict) -> SyncInputs:
     """The faces and speech the sync figures need. Lip sync is measured against speech: the dub's
@@ -224,18 +240,8 @@ def build_report(
     }
     say("audio")
     mix48, out16 = decode_audio(output, info)
-    aud = audio_figures(mix48, 48000)
     target = float(target_lufs if target_lufs is not None else (config.get("target_lufs") or -24.0))
-    data["audio"] = {**aud.as_dict(), "target_lufs": target, "units": {"integrated_lufs": "LUFS", "true_peak_dbtp": "dBTP", "loudness_range_lu": "LU"}}
-    checks = _audio_checks(aud, target, th)
-    standard = loudness_standard or config.get("loudness_standard")
-    if standard:
-        data["audio"]["loudness_standard"] = comp = loudness_compliance(standard, aud.integrated_lufs, aud.true_peak_dbtp)
-        checks.append(Check("audio", "loudness_standard", f"loudness and true peak against {comp['standard']}",
-                            comp["deviation_lu"] if math.isfinite(comp["deviation_lu"]) else None, "LU",
-                            "pass" if comp["compliant"] else "fail",
-                            f"{comp['target_lufs']:g} LUFS +-{comp['tolerance_lu']:g} LU, true peak <= {comp['max_true_peak_dbtp']:g} dBTP",
-                            comp["reference"]))
+    data["audio"], checks = _audio_section(mix48, target, loudness_standard or config.get("loudness_standard"), th)
     thumbs: list[tuple[int, float, bytes]] = []
     script = Script.load(project / L.SCRIPT) if project is not None and (project / L.SCRIPT).exists() else None
     if info.has_video:
