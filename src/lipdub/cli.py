@@ -357,6 +357,7 @@ def lipsync(
     backend: str = typer.Option("retrieval", "--backend", help="retrieval | wav2lip | wav2lip_gan | external"),
     face: Optional[int] = typer.Option(None, "--face", help="Face track id (see lipdub faces); default: the face on screen longest."),
     lossless: bool = typer.Option(False, "--lossless", help="Lossless H.264 (qp 0)."),
+    asr_model: str = typer.Option("base", "--asr-model", help="retrieval: Whisper model that transcribes AUDIO and the video's soundtrack before their phonemes are aligned."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="wav2lip/wav2lip_gan: the .pth file (default: $LIPDUB_MODEL_DIR/<backend>.pth)."),
     device: Optional[str] = typer.Option(None, "--device", help="wav2lip/wav2lip_gan: auto | cpu | cuda[:N] | mps (default auto)."),
     pads: Optional[str] = typer.Option(None, "--pads", help="wav2lip/wav2lip_gan: face crop padding TOP,BOTTOM,LEFT,RIGHT in pixels (default 0,10,0,0)."),
@@ -378,7 +379,8 @@ def lipsync(
 
             options = {"checkpoint": checkpoint, "device": device, "pads": parse_pads(pads) if pads is not None else None,
                        "batch_size": batch_size, "sharpen": sharpen, "command": command}
-            result = lipsync_video(video, audio, output, backend=backend, backend_options=options, face=face, lossless=lossless, progress=report)
+            result = lipsync_video(video, audio, output, backend=backend, backend_options=options, face=face, lossless=lossless,
+                                   asr_model=asr_model, progress=report)
         out = Console()
         out.print(f"face track {result.track}: {result.frames} frames re-animated")
         for k, v in result.details.items():

@@ -47,6 +47,7 @@ class ProjectLayout:
     FACES_JSON = "faces/faces.json"
     FRAME_TIMES = "faces/frame_times.npy"
     SPEAKERS = "faces/speakers.json"
+    SOURCE_PHONEMES = "analysis/phonemes.json"  # per speaker: [start_s, end_s, phoneme] of the source speech
     VOICES_DIR = "voices"
 
     def abs(self, rel: str) -> Path:

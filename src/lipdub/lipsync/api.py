@@ -20,12 +20,14 @@ import soundfile as sf
 
 from ..contracts.faces import FaceAnalysis, FaceTrack
 from ..contracts.lipsync import LIPSYNC_BACKENDS
-from ..errors import ConfigError, InputError
+from ..contracts.transcribe import TRANSCRIBERS
+from ..errors import ConfigError, InputError, LipdubError, MissingWeights
 from ..faces.analyze import analyze_video
 from ..faces.shots import detect_shots
 from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe, video_frame_times
 from ..media.render import check_rotation, rotation_args
 from ..tools import run_ffmpeg
+from .align import transcribe_and_align
 from .tracks import TrackRequest, lipsync_tracks
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ def lipsync_video(
     face: int | None = None,
     work_dir: Path | None = None,
     lossless: bool = False,
+    asr_model: str = "base",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> LipsyncResult:
     """Re-animate one face of ``video`` to the speech in ``audio`` and write ``output`` (.mp4/.mkv/.mov).
@@ -62,6 +65,8 @@ def lipsync_video(
             screen longest.
         work_dir: where the face analysis is cached (default: ``<output>.lipdub/``).
         lossless: encode the video losslessly (x264 qp 0).
+        asr_model: Whisper model that transcribes AUDIO and the video's soundtrack for a backend that
+            uses phonemes (``retrieval``), before they are aligned.
 
     Raises:
         InputError: ``video`` has no video stream or no usable face; ``audio`` unreadable.
@@ -84,7 +89,10 @@ def lipsync_video(
     source16 = decode_audio(video, vinfo)[1] if vinfo is not None else np.zeros(n16, dtype=np.float32)
     work.mkdir(parents=True, exist_ok=True)
     silent = work / "lipsync_video.mp4"
-    run = lipsync_tracks(impl, video, analysis, frame_times, source16, [TrackRequest(track, [(-np.inf, speech_end_s)], dub16)], silent,
+    details: dict = {}
+    dub_ph, src_ph = _phonemes(impl, dub16, source16, details, asr_model)
+    request = TrackRequest(track, [(-np.inf, speech_end_s)], dub16, dub_ph, "", src_ph)
+    run = lipsync_tracks(impl, video, analysis, frame_times, source16, [request], silent,
                          sample_rate_hz=ANALYSIS_RATE_HZ, lossless=lossless,
                          progress=(lambda d, t: progress("lipsync", d, t)) if progress else None)
     if run.video is None:
@@ -102,8 +110,31 @@ def lipsync_video(
     if ccw:
         check_rotation(output, ccw)
     plan, _ = run.plans[0]
-    details = {**run.render, **{k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))}}
+    details.update({**run.render, **{k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))}})
     return LipsyncResult(output, track.id, int(len(plan.frames)), details)
+
+
+def _phonemes(backend, dub16: np.ndarray, source16: np.ndarray, details: dict, asr_model: str):
+    """For a backend that uses phonemes: the speech of AUDIO and of the video's own soundtrack
+    transcribed (faster-whisper, ``asr_model``) and aligned (:func:`lipdub.lipsync.align.transcribe_and_align`);
+    ``(None, None)`` otherwise. A soundtrack that cannot be aligned (no speech, no espeak voice) gives
+    None and the backend uses its acoustic model; ``details`` says why."""
+    if not backend.uses_phonemes:
+        return None, None
+    transcriber = TRANSCRIBERS.create("faster-whisper", model=asr_model)
+    out = []
+    for name, audio in (("dub", dub16), ("source", source16)):
+        try:
+            alignment, transcript = transcribe_and_align(audio, ANALYSIS_RATE_HZ, transcriber=transcriber)
+            details[f"{name}_language"], details[f"{name}_phonemes"] = transcript.language, len(alignment.phonemes)
+            out.append([(p.start_s, p.end_s, p.phoneme) for p in alignment.phonemes] or None)
+        except LipdubError as exc:
+            if isinstance(exc, MissingWeights):
+                raise
+            details[f"{name}_phonemes"] = 0
+            details[f"{name}_note"] = str(exc)
+            out.append(None)
+    return out[0], out[1]
 
 
 def _face_analysis(video: Path, frame_times: np.ndarray, faces_dir: Path, progress) -> FaceAnalysis:

@@ -33,6 +33,7 @@ class TrackRequest:
         dub_audio: the speech that drives this track over the whole video, float32 mono
             ``(n,)`` at the analysis rate (16 kHz).
         phonemes: ``(start_s, end_s, phoneme)`` of that speech in video time, or None.
+        source_phonemes: the same for this speaker's own speech in the source (labels the actor's footage).
         label: who this track is in the details (a speaker id).
     """
 
@@ -41,6 +42,7 @@ class TrackRequest:
     dub_audio: np.ndarray
     phonemes: list[tuple[float, float, str]] | None = None
     label: str = ""
+    source_phonemes: list[tuple[float, float, str]] | None = None
 
 
 @dataclass
@@ -89,7 +91,8 @@ def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: n
         if len(frames) == 0:
             run.tracks[key] = {"speaker": req.label, "frames": 0, "note": ALL_SKIPPED}
             continue
-        plan = backend.plan(analysis, req.track, frames, frame_times, source_audio, req.dub_audio, sample_rate_hz, req.phonemes or None)
+        plan = backend.plan(analysis, req.track, frames, frame_times, source_audio, req.dub_audio, sample_rate_hz, req.phonemes or None,
+                            req.source_phonemes or None)
         run.plans.append((plan, req.track))
         run.tracks[key] = {"speaker": req.label, "frames": int(len(frames)), **_scalars(plan.details)}
     if not run.plans:

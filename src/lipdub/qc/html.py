@@ -202,6 +202,21 @@ def _badge(v: str) -> str:
     return f'<span class="badge" style="background:{COLOURS.get(v, "#666")}">{html.escape(v.upper())}</span>'
 
 
+def _visemes_table(vis: dict, e) -> list[str]:
+    """Per dub line: how many of its bilabials the output lips close and of its open vowels it opens."""
+    if not vis.get("lines"):
+        return [f"<p><small>Viseme check: {e(vis['note'])}</small></p>"] if vis.get("note") else []
+    parts = ["<h2>Visemes</h2><p><small>Output mouth (measured landmarks) at the dub's phonemes: lips closed "
+             f"(gap &le; {vis['closed_max_iod']:g} inter-ocular) at p/b/m, open (&ge; {vis['open_min_iod']:g}) at open vowels.</small></p>",
+             "<table><tr><th>line (s)</th><th>p/b/m closed</th><th>open vowels open</th><th>text</th></tr>"]
+    for ln in vis["lines"]:
+        b = f"{ln['n_bilabial_closed']}/{ln['n_bilabial']}" if ln["n_bilabial"] else "-"
+        o = f"{ln['n_open_vowel_open']}/{ln['n_open_vowel']}" if ln["n_open_vowel"] else "-"
+        parts.append(f"<tr><td>{ln['start_s']:.2f}-{ln['end_s']:.2f}</td><td>{b}</td><td>{o}</td><td>{e(ln.get('text', ''))}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
 def _segments_table(d: dict, sync: dict, e) -> list[str]:
     """The per-segment table (timing, speed-up, sync, verdict, text)."""
     parts: list[str] = []
@@ -295,6 +310,7 @@ def render_html(report: Report) -> str:
             parts.append(f"<figure><img alt='frame {f}' src='{encode_png(png)}'><figcaption>frame {f}, {t:.2f} s"
                          + (f"<br>local corr. {lc:.2f}" if lc is not None else "") + "</figcaption></figure>")
         parts.append("</div><p><small>Lowest correlation (1 s window) between the measured mouth opening and the one predicted from the audio, during speech.</small></p>")
+    parts += _visemes_table(d.get("visemes") or {}, e)
     parts += _segments_table(d, sync, e)
     parts += _changes_table(d.get("changes"), e)
     parts.append("<p><small>Made by lipdub qc (DESIGN.md section 4). Thresholds are configurable with --thresholds FILE; report.json holds every figure.</small></p></body></html>")

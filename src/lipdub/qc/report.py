@@ -33,6 +33,7 @@ from ..contracts.faces import FaceAnalysis
 from ..errors import BackendUnavailable, InputError
 from ..faces.analyze import analyze_video
 from ..layout import ProjectLayout as L
+from ..lipsync.phonemes import dub_phonemes
 from ..media.probe import decode_audio, probe, video_frame_times
 from ..mixing import loudness_compliance
 from ..script import Script
@@ -42,6 +43,7 @@ from .model import REPORT_VERSION, Check, Report, json_safe, judge
 from .sync_section import SyncInputs, sync_section
 from .thresholds import Thresholds, worst
 from .timing import timing_figures
+from .visemes import viseme_check
 from .visual import compare_videos
 from .voice import speaker_similarity
 
@@ -117,6 +119,47 @@ def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: 
         inp.speech16 = resample(a, sr, 16000)
         sync["audio"] = f"stems/{L_code}/dialogue.wav (and the source's dialogue stem for the reference)"
     return inp
+
+
+def _speaker_of_track(track, src_analysis, script: Script) -> str | None:
+    """The script speaker shown by output ``track``: the only speaker with a face, else the one whose
+    source track overlaps it most (mean box IoU > 0.3 on their common frames)."""
+    speakers = [s for s in script.speakers if s.track is not None]
+    if len(speakers) == 1:
+        return speakers[0].id
+    best, best_iou = None, 0.3
+    for spk in speakers if src_analysis is not None else []:
+        st = next((t for t in src_analysis.tracks if t.id == spk.track), None)
+        common = np.intersect1d(track.frames, st.frames) if st is not None else []
+        if len(common) == 0:
+            continue
+        a = np.array([track.boxes[track.index_of(f)] for f in common], float)
+        b = np.array([st.boxes[st.index_of(f)] for f in common], float)
+        inter = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None).prod(1)
+        union = (a[:, 2:] - a[:, :2]).prod(1) + (b[:, 2:] - b[:, :2]).prod(1) - inter
+        iou = float(np.mean(inter / np.maximum(union, 1e-9)))
+        if iou > best_iou:
+            best, best_iou = spk.id, iou
+    return best
+
+
+def _viseme_section(project: Path, script: Script, L_code: str, track, inp: SyncInputs, th: Thresholds) -> tuple[dict, list[Check]]:
+    """The viseme check (:func:`lipdub.qc.visemes.viseme_check`): at the dub's bilabials the output
+    lips closed, at its open vowels the mouth open, per line of the speaker the scored track shows."""
+    speaker = _speaker_of_track(track, inp.src_analysis, script)
+    if speaker is None:
+        return {"note": "the scored face is no speaker's track"}, []
+    phonemes = dub_phonemes(project, script, L_code, speaker, align=False)
+    if not phonemes:
+        return {"note": "the dub's TTS gave no phoneme timings"}, []
+    lines = [(t.fit.placed_start_s, t.fit.placed_end_s, t.text) for s in script.segments
+             if s.speaker == speaker and (t := s.targets.get(L_code)) is not None and t.fit is not None]
+    vc = viseme_check(track, inp.out_times, phonemes, lines, audio=inp.speech16, sample_rate_hz=16000)
+    checks = [judge("visemes", "viseme_bilabial_closed", f"lips closed at p/b/m ({vc.n_bilabial})", vc.bilabial_closed_share,
+                    th.viseme_bilabial_closed),
+              judge("visemes", "viseme_open_vowel_open", f"mouth open at open vowels ({vc.n_open_vowel})", vc.open_vowel_open_share,
+                    th.viseme_open_vowel_open)]
+    return {**vc.as_dict(), "speaker": speaker}, [c for c, n in zip(checks, (vc.n_bilabial, vc.n_open_vowel)) if n]
 
 
 def _syncnet_section(syncnet, output: Path, inp: SyncInputs, out16, track, th: Thresholds, data: dict, say) -> list[Check]:
@@ -251,6 +294,9 @@ def build_report(
         track, sync_checks, thumbs = sync_section(inp, sync, th, script, L_code)
         checks += sync_checks
         data["sync"] = sync
+        if script is not None and L_code is not None and track is not None:
+            data["visemes"], viseme_checks = _viseme_section(project, script, L_code, track, inp, th)
+            checks += viseme_checks
         checks += _syncnet_section(syncnet, output, inp, out16, track, th, data, say)
         checks += _visual_section(source, output, inp, vmaf, visual_max_frames, th, data, say)
     if script is not None and L_code is not None:

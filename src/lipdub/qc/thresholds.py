@@ -87,6 +87,12 @@ class Thresholds(BaseModel):
     sync_vs_floor: Threshold = _t(
         0.0, -0.10, True, "correlation",
         "project choice: dub peak correlation minus the no-lip-sync floor's (the lip-sync must not make sync worse)")
+    viseme_bilabial_closed: Threshold = _t(
+        0.80, 0.60, True, "share of p/b/m",
+        "issue 15: the output lips closed (inner-lip gap <= 0.035 inter-ocular) at >= 80 % of the dub's bilabials; warn limit: project choice")
+    viseme_open_vowel_open: Threshold = _t(
+        0.70, 0.50, True, "share of open vowels",
+        "project choice: the output mouth open (>= 0.07 inter-ocular) at the dub's open vowels (a, e, o, ...)")
     lse_d: Threshold = _t(7.0, 8.0, False, "distance",
                           "LSE-D seed figure < 7.0 (Prajwal et al., Wav2Lip, ACM MM 2020, Table 1: real LRS2 videos 6.7); warn limit: project choice")
     lse_c: Threshold = _t(7.5, 5.0, True, "distance",

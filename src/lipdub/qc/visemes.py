@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..backends.lipsync.features import display_centres
 from ..contracts.faces import SKIP_NO_FACE, FaceTrack
 from ..errors import InputError
-from ..backends.lipsync.features import display_centres
 from ..faces.tracking import mouth_opening
 from ..lipsync.visemes import as_timings, is_open_vowel, stop_closure_starts, viseme_segments
 

@@ -7,6 +7,7 @@ its contract in :mod:`lipdub.contracts` (if it has backends), its module here (a
 
 from __future__ import annotations
 
+from .align import Align
 from .diarize import Diarize
 from .faces import Faces
 from .ingest import Ingest
@@ -23,7 +24,7 @@ from .transcribe import Transcribe
 from .translate import Translate
 from .vad import Vad
 
-SOURCE_STAGES = (Ingest(), Separate(), Vad(), Diarize(), Faces(), Speakers(), Transcribe(), BuildScript(), Profiles())
+SOURCE_STAGES = (Ingest(), Separate(), Vad(), Diarize(), Faces(), Speakers(), Transcribe(), BuildScript(), Profiles(), Align())
 LANGUAGE_STAGES = (Translate(), Synthesize(), Mix(), Lipsync(), Render(), Report())
 #: Source stages needed only for dubbing (they run after the target languages were checked).
-DUBBING_ONLY = frozenset({"profiles"})
+DUBBING_ONLY = frozenset({"profiles", "align"})

@@ -3,7 +3,6 @@ the shared compositor (:func:`lipdub.lipsync.tracks.lipsync_tracks`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -12,6 +11,7 @@ from ... import mixing
 from ...audio import read_audio, resample
 from ...contracts.faces import FaceAnalysis
 from ...layout import ProjectLayout as L
+from ...lipsync.phonemes import dub_phonemes
 from ...lipsync.tracks import TrackRequest, lipsync_tracks
 from ...media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ
 from ...script import Script
@@ -40,15 +40,19 @@ def lipsync_options(config) -> dict:
 def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis) -> list[TrackRequest]:
     """One request per speaker that has a face track and dubbed lines: the spans of its lines (source
     and placed time, padded by :data:`LIPSYNC_PAD_S`), its lines placed over the whole video (16 kHz)
-    and their phoneme timings in video time."""
+    and their phoneme timings in video time, and the speaker's own source phonemes (the align stage)."""
     code = ctx.language.code
     n48 = int(round(ctx.info.duration_s * MIX_RATE_HZ))
+    uses_phonemes = bool(ctx.lipsync_backend is not None and ctx.lipsync_backend.uses_phonemes)
+    source: dict[str, list] = {}
+    if uses_phonemes and ctx.layout.abs(L.SOURCE_PHONEMES).exists():  # the align stage's, per speaker
+        source = {k: [tuple(p) for p in v] for k, v in ctx.project.read_json(L.SOURCE_PHONEMES).items()}
     requests = []
     for spk in script.speakers:
         track = next((t for t in analysis.tracks if t.id == spk.track), None)
         if track is None:
             continue
-        placed, spans, phonemes = [], [], []
+        placed, spans = [], []
         for seg in script.segments:
             t = seg.targets.get(code)
             if seg.speaker != spk.id or t is None or t.fit is None or not t.fit.audio_path:
@@ -56,20 +60,18 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
             samples, _ = read_audio(ctx.layout.abs(t.fit.audio_path), mono=True)
             placed.append(mixing.PlacedLine(t.fit.placed_start_s, samples))
             spans.append((min(seg.start_s, t.fit.placed_start_s) - LIPSYNC_PAD_S, max(seg.end_s, t.fit.placed_end_s) + LIPSYNC_PAD_S))
-            ph_path = ctx.layout.abs(L.phonemes_of(t.fit.audio_path))
-            if ph_path.exists():
-                phonemes += [(ph["start_s"] + t.fit.placed_start_s, ph["end_s"] + t.fit.placed_start_s, ph["phoneme"])
-                             for ph in json.loads(ph_path.read_text())]
         if not placed:
             continue
         dub = resample(mixing.place_lines(placed, n48, MIX_RATE_HZ), MIX_RATE_HZ, ANALYSIS_RATE_HZ)
-        requests.append(TrackRequest(track, spans, dub, phonemes or None, spk.id))
+        # phonemes: the TTS's (or, for a backend that uses them, the text aligned to a line without any)
+        phonemes = dub_phonemes(ctx.project.root, script, code, spk.id, align=uses_phonemes)
+        requests.append(TrackRequest(track, spans, dub, phonemes or None, spk.id, source.get(spk.id) or None))
     return requests
 
 
 class Lipsync(Stage):
     name = "lipsync"
-    version = 1
+    version = 2  # 2: phoneme-driven (viseme) retrieval with the source's aligned phonemes
     per_language = True
 
     def applies(self, ctx: PipelineContext) -> bool:
@@ -79,7 +81,8 @@ class Lipsync(Stage):
         cfg, p = ctx.config, ctx.project
         mapping = [(s.id, s.track) for s in ctx.script().speakers]
         opts = [{k: str(v) for k, v in lipsync_options(cfg).items() if v is not None}] if cfg.lipsync != "retrieval" else []
-        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts]
+        aligned = [p.output_hash("align")] if ctx.lipsync_backend.uses_phonemes else []
+        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, *aligned]
 
     def total(self, ctx: PipelineContext) -> int | None:
         return ctx.info.video.frame_count
