@@ -20,7 +20,7 @@ class ReportDetails(StageDetails):
 
 class Report(Stage):
     name = "report"
-    version = 3  # 3: loudness checked against the named standard
+    version = 4  # 3: loudness checked against the named standard; 4: each video read with its own colour matrix
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
