@@ -69,7 +69,7 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
 
 class Lipsync(Stage):
     name = "lipsync"
-    version = 1
+    version = 2  # 2: composited frames read and written with the source's matrix, colour tags kept
     per_language = True
 
     def applies(self, ctx: PipelineContext) -> bool:
