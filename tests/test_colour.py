@@ -89,12 +89,12 @@ def test_master_shows_the_source_colours(kind, sources, masters):
     v = next(s for s in ffprobe_streams(master.path) if s["codec_type"] == "video")
     tags = SOURCES[kind][1] or ("bt709",) * 3  # kept when tagged, BT.709 otherwise
     assert (v["color_primaries"], v["color_transfer"], v["color_space"], v["color_range"]) == (*tags, "tv")
-    assert (master.colour_conversion is not None) == (kind == "sd_untagged")  # only an untagged SD picture is re-encoded
     a = decode_rgb(src, SOURCES[kind][2])  # as a player shows the source
     b = decode_rgb(master.path)            # the master by its own tags
     shift = (b - a).reshape(-1, 3).mean(axis=0)
     assert np.abs(shift).max() < 0.5, f"{kind}: mean R/G/B shift {shift.round(2)} levels"
     assert psnr_db(a, b) > 45.0
+    assert (master.colour_conversion is not None) == (kind == "sd_untagged")  # only an untagged SD picture is re-encoded
 
 
 def test_quality_report_reads_each_video_with_its_own_matrix(sources, masters, tmp_path):
