@@ -35,7 +35,7 @@ def apply_speaker_tracks(script: Script, speakers_json: dict) -> None:
 
 class Speakers(Stage):
     name = "speakers"
-    version = 1
+    version = 2  # 2: speakers matched by sync in their own turns and mouth activity, not the opening level
 
     def applies(self, ctx: PipelineContext) -> bool:
         return ctx.info.has_video
