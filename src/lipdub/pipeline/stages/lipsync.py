@@ -12,7 +12,7 @@ from ... import mixing
 from ...audio import read_audio, resample
 from ...contracts.faces import FaceAnalysis
 from ...layout import ProjectLayout as L
-from ...lipsync.tracks import TrackRequest, lipsync_tracks
+from ...lipsync.tracks import TrackRequest, lipsync_tracks, speaker_speech
 from ...media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ
 from ...script import Script
 from ..context import PipelineContext
@@ -39,10 +39,13 @@ def lipsync_options(config) -> dict:
 
 def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis) -> list[TrackRequest]:
     """One request per speaker that has a face track and dubbed lines: the spans of its lines (source
-    and placed time, padded by :data:`LIPSYNC_PAD_S`), its lines placed over the whole video (16 kHz)
-    and their phoneme timings in video time."""
+    and placed time, padded by :data:`LIPSYNC_PAD_S`), its lines placed over the whole video (16 kHz),
+    their phoneme timings in video time, and the speaker's own source speech (the dialogue stem over
+    their segments of the script) when other speakers talk too."""
     code = ctx.language.code
     n48 = int(round(ctx.info.duration_s * MIX_RATE_HZ))
+    several = len({seg.speaker for seg in script.segments}) > 1
+    speech = ctx.source_speech_16k() if several else None
     requests = []
     for spk in script.speakers:
         track = next((t for t in analysis.tracks if t.id == spk.track), None)
@@ -63,13 +66,15 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
         if not placed:
             continue
         dub = resample(mixing.place_lines(placed, n48, MIX_RATE_HZ), MIX_RATE_HZ, ANALYSIS_RATE_HZ)
-        requests.append(TrackRequest(track, spans, dub, phonemes or None, spk.id))
+        own = speaker_speech(speech, ANALYSIS_RATE_HZ, [(s.start_s, s.end_s) for s in script.segments if s.speaker == spk.id]) \
+            if several else None
+        requests.append(TrackRequest(track, spans, dub, phonemes or None, spk.id, own))
     return requests
 
 
 class Lipsync(Stage):
     name = "lipsync"
-    version = 2  # 2: composited frames read and written with the source's matrix, colour tags kept
+    version = 2  # 2: source's colour matrix and tags kept; each actor's model fitted on their own speech
     per_language = True
 
     def applies(self, ctx: PipelineContext) -> bool:
@@ -77,9 +82,11 @@ class Lipsync(Stage):
 
     def inputs(self, ctx: PipelineContext) -> list:
         cfg, p = ctx.config, ctx.project
-        mapping = [(s.id, s.track) for s in ctx.script().speakers]
+        script = ctx.script()
+        mapping = [(s.id, s.track) for s in script.speakers]
+        turns = [(s.speaker, s.start_s, s.end_s) for s in script.segments]  # each actor's own source speech
         opts = [{k: str(v) for k, v in lipsync_options(cfg).items() if v is not None}] if cfg.lipsync != "retrieval" else []
-        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts]
+        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, turns]
 
     def total(self, ctx: PipelineContext) -> int | None:
         return ctx.info.video.frame_count
