@@ -175,5 +175,6 @@ def test_project_made_by_the_old_layout_is_reused(testdata, tmp_path):
         rec = manifest["stages"][stage.record_name(c)]
         assert hash_json(stage.name, stage.version, stage.inputs(c)) == rec["input_hash"], stage.record_name(c)
         checked.append(stage.name)
-    # diarize (v2) and speakers (v2) changed on purpose for issue 18 (short turns, listeners at rest): recomputed
-    assert {"ingest", "separate", "vad", "faces", "transcribe", "script"} <= set(checked)
+    # diarize, faces and speakers (v2) changed on purpose for issue 18 (short turns, jump cuts, listeners at
+    # rest, a track per shot): recomputed
+    assert {"ingest", "separate", "vad", "transcribe", "script"} <= set(checked)
