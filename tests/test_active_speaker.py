@@ -79,3 +79,19 @@ def test_two_speakers_taking_turns_are_matched_to_their_faces(testdata, tmp_path
     by = {m.speaker: m for m in matches}
     assert by["A"].track is not None and centre[by["A"].track] < analysis.width / 2, by["A"]
     assert by["B"].track is not None and centre[by["B"].track] > analysis.width / 2, by["B"]
+
+
+def test_a_speaker_seen_in_two_shots_is_both_tracks(testdata, tmp_path):
+    """A clip cut back into itself: the same person is a new track after the cut (tracks never cross
+    a shot boundary); the speaker is matched to the track of each shot. Four seconds of th2 hold a
+    pause (about 2.4-3.3 s) where the mouth closes: inside continuous speech the landmark opening
+    barely follows the envelope (r 0.05 over th2's first 2 s, 0.55 over the whole clip)."""
+    from lipdub.contracts.faces import Shot
+    from media_fixtures import hard_cut_repeat
+
+    clip = hard_cut_repeat(testdata / "th2_retalking_face1.mp4", tmp_path / "cut.mp4", seconds=4.0)
+    analysis = analyze_video(clip, [Shot(0, 100), Shot(100, 200)])
+    assert sorted(t.shot for t in analysis.tracks) == [0, 1]
+    matches, _ = match_speakers(analysis, one_turn(clip), analysis_audio(clip), 16000, video_frame_times(clip))
+    assert sorted(matches[0].tracks) == sorted(t.id for t in analysis.tracks), matches[0]
+    assert matches[0].track == min(matches[0].tracks) and matches[0].confidence > 0

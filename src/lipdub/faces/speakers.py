@@ -20,8 +20,9 @@ A speaker is matched to a track by two cues, each a correlation in [-1, 1], aver
 Neither cue reads the level of the mouth opening across turns: a listener who rests with parted
 lips (measured on a shared clip: held at 0.13 inter-ocular distance against 0.07 on average while
 speaking) would otherwise correlate with whoever speaks while they listen. Each track goes to at
-most one speaker (Hungarian assignment on the score); a speaker whose best score is below
-``min_correlation`` is off-screen (None).
+most one speaker and each speaker to at most one track per shot (Hungarian assignment on the score,
+shot by shot: after a cut the same person is a new track); a speaker whose best score is below
+``min_correlation`` in every shot is off-screen (None).
 """
 
 from __future__ import annotations
@@ -183,8 +184,6 @@ def match_speakers(
         ``(speaker_matches, turn_matches)``. Confidence is the score mapped linearly from
         ``min_correlation`` (0) to 0.6 (1), clipped.
     """
-    from scipy.optimize import linear_sum_assignment
-
     env = speech_envelope_per_frame(audio, sample_rate_hz, frame_times_s)
     t = np.asarray(frame_times_s)
 
@@ -211,15 +210,30 @@ def match_speakers(
             if c is not None:
                 cues[spk][track.id] = c
                 corr[spk][track.id] = float(np.mean([v for v in c.values() if v is not None]))
-    track_ids = sorted({tid for c in corr.values() for tid in c})
-    matches: dict[str, SpeakerMatch] = {s: SpeakerMatch(s, None, 0.0, {k: round(v, 4) for k, v in corr[s].items()}, cues[s])
-                                         for s in speakers}
-    if speakers and track_ids:
+    return _assign(analysis, speakers, corr, cues, min_correlation, conf), turn_out
+
+
+def _assign(analysis: FaceAnalysis, speakers: list[str], corr: dict[str, dict[int, float]], cues: dict[str, dict[int, dict]],
+            min_correlation: float, conf) -> list[SpeakerMatch]:
+    """Hungarian assignment of speakers to tracks in each shot (a person cut to is a new track in
+    every shot: each speaker gets at most one track per shot, each track at most one speaker)."""
+    from scipy.optimize import linear_sum_assignment
+
+    won: dict[str, list[tuple[int, float]]] = {s: [] for s in speakers}
+    for shot in sorted({t.shot for t in analysis.tracks}):
+        track_ids = sorted(t.id for t in analysis.tracks if t.shot == shot and any(t.id in corr[s] for s in speakers))
+        if not speakers or not track_ids:
+            continue
         m = np.array([[corr[s].get(tid, -1.0) for tid in track_ids] for s in speakers])
         rows, cols = linear_sum_assignment(-m)
         for r_i, c_i in zip(rows, cols):
-            r = float(m[r_i, c_i])
-            if r >= min_correlation:
-                s = speakers[r_i]
-                matches[s] = SpeakerMatch(s, track_ids[c_i], round(conf(r), 4), matches[s].correlation_by_track, cues[s])
-    return [matches[s] for s in speakers], turn_out
+            if float(m[r_i, c_i]) >= min_correlation:
+                won[speakers[r_i]].append((track_ids[c_i], float(m[r_i, c_i])))
+    out = []
+    for s in speakers:
+        ids = [tid for tid, _ in won[s]]
+        confidence = round(float(np.mean([conf(r) for _, r in won[s]])), 4) if ids else 0.0
+        out.append(SpeakerMatch(s, ids[0] if ids else None, confidence, {k: round(v, 4) for k, v in corr[s].items()}, cues[s], ids))
+    return out
+
+

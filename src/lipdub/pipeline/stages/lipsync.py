@@ -38,7 +38,8 @@ def lipsync_options(config) -> dict:
 
 
 def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis) -> list[TrackRequest]:
-    """One request per speaker that has a face track and dubbed lines: the spans of its lines (source
+    """One request per face track of a speaker with dubbed lines (a speaker seen in several shots has
+    a track in each; each track is planned on its own frames and library): the spans of its lines (source
     and placed time, padded by :data:`LIPSYNC_PAD_S`), its lines placed over the whole video (16 kHz),
     their phoneme timings in video time, and the speaker's own source speech (the dialogue stem over
     their segments of the script) when other speakers talk too."""
@@ -48,8 +49,8 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
     speech = ctx.source_speech_16k() if several else None
     requests = []
     for spk in script.speakers:
-        track = next((t for t in analysis.tracks if t.id == spk.track), None)
-        if track is None:
+        tracks = [t for t in analysis.tracks if t.id in spk.track_ids()]
+        if not tracks:
             continue
         placed, spans, phonemes = [], [], []
         for seg in script.segments:
@@ -68,7 +69,7 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
         dub = resample(mixing.place_lines(placed, n48, MIX_RATE_HZ), MIX_RATE_HZ, ANALYSIS_RATE_HZ)
         own = speaker_speech(speech, ANALYSIS_RATE_HZ, [(s.start_s, s.end_s) for s in script.segments if s.speaker == spk.id]) \
             if several else None
-        requests.append(TrackRequest(track, spans, dub, phonemes or None, spk.id, own))
+        requests += [TrackRequest(track, spans, dub, phonemes or None, spk.id, own) for track in tracks]
     return requests
 
 
