@@ -224,11 +224,15 @@ def vmaf_score(reference: str | Path, distorted: str | Path, threads: int = 2, s
     matrix when they differ (FFmpeg's ``colorspace`` filter), and both are tagged with it.
 
     Raises:
-        BackendUnavailable: no FFmpeg with libvmaf. InputError: FFmpeg failed (message included).
+        BackendUnavailable: no FFmpeg with libvmaf, or matrices the colorspace filter cannot convert.
+        InputError: FFmpeg failed (message included).
     """
     exe = vmaf_ffmpeg()
     ref_c, dist_c = colours or (video_colour(probe_video(Path(reference))), video_colour(probe_video(Path(distorted))))
-    convert = conversion_filter(dist_c, ref_c)
+    try:
+        convert = conversion_filter(dist_c, ref_c)
+    except ValueError as exc:
+        raise BackendUnavailable(f"VMAF not computed: {exc}", "compare videos that use BT.601, BT.709 or BT.2020 matrices") from None
     tag = f"setparams=colorspace={ref_c.matrix}:range={ref_c.range}"
     dist_chain = ",".join(f for f in ("setpts=PTS-STARTPTS", convert, tag, "format=yuv420p") if f)
     with tempfile.TemporaryDirectory(prefix="lipdub_vmaf_") as tmp:
