@@ -143,3 +143,13 @@ def frame_rate(path: Path) -> Fraction:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         return Fraction(s.guessed_rate or s.average_rate)
+
+
+def decode_rgb(path: Path, matrix: str = "auto", frames: int = 4) -> np.ndarray:
+    """float ``(n, H, W, 3)`` RGB of the first ``frames`` frames, decoded by the ffmpeg CLI with
+    ``matrix`` (``auto``: the file's tag), limited range, exact rounding."""
+    v = next(s for s in ffprobe_streams(path) if s["codec_type"] == "video")
+    vf = f"scale=in_color_matrix={matrix}:in_range=tv:flags=bilinear+accurate_rnd+full_chroma_int,format=rgb24"
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", str(frames), "-vf", vf,
+                          "-f", "rawvideo", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.uint8).reshape(-1, int(v["height"]), int(v["width"]), 3).astype(np.float64)

@@ -9,7 +9,6 @@ lines, BT.709 above), a master by its own tags.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,8 @@ from lipdub.media.broadcast import AudioTrack, render_broadcast
 from lipdub.media.colour import guess_matrix, video_colour
 from lipdub.media.probe import probe_video
 from lipdub.qc.visual import compare_videos, vmaf_score
-from lipdub.tools import ffmpeg_exe
 
-from media_fixtures import ffmpeg, ffprobe_streams, make_clip
+from media_fixtures import decode_rgb, ffmpeg, ffprobe_streams, make_clip
 
 # (clip, colour tags written on the cut or None, the matrix a player reads the cut with)
 SOURCES = {
@@ -33,16 +31,6 @@ SOURCES = {
     "sd_tagged": ("th_retalking_face5.mp4", ("smpte170m",) * 3, "bt601"),
     "hd_tagged": ("th_latentsync_demo1_video.mp4", ("bt709",) * 3, "bt709"),  # 1080x1920, tagged BT.709 as shared
 }
-
-
-def decode_rgb(path: Path, matrix: str = "auto", frames: int = 4) -> np.ndarray:
-    """float ``(n, H, W, 3)`` RGB of the first ``frames`` frames, decoded by the ffmpeg CLI with
-    ``matrix`` (``auto``: the file's tag), limited range, exact rounding."""
-    v = next(s for s in ffprobe_streams(path) if s["codec_type"] == "video")
-    vf = f"scale=in_color_matrix={matrix}:in_range=tv:flags=bilinear+accurate_rnd+full_chroma_int,format=rgb24"
-    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", str(frames), "-vf", vf,
-                          "-f", "rawvideo", "-"], capture_output=True, check=True).stdout
-    return np.frombuffer(out, np.uint8).reshape(-1, int(v["height"]), int(v["width"]), 3).astype(np.float64)
 
 
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
