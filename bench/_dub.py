@@ -105,8 +105,7 @@ class Clip:
 def load_clip(path: Path) -> Clip:
     """Analyse faces, read the audio and transcribe ``path``."""
     from lipdub.faces.analyze import analyze_video
-    from lipdub.media.probe import decode_audio, probe
-    from lipdub.media.probe import video_frame_times
+    from lipdub.media.probe import decode_audio, probe, video_frame_times
 
     _, audio = decode_audio(path, probe(path))
     lang = SOURCE_LANGUAGE.get(path.name)

@@ -21,12 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import TESTDATA, scaled_clip
 
 from lipdub.faces.analyze import analyze_video, iter_frames
 from lipdub.lipsync.compositor import Compositor
-from _common import TESTDATA, scaled_clip
-
-
 
 
 def _run(label: str, path: Path, poisson: bool) -> None:

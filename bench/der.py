@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+from _common import TESTDATA
 from pyannote.core import Annotation, Segment
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from _common import TESTDATA
 from lipdub.audio import read_audio
 from lipdub.backends.diarize.resemblyzer import ResemblyzerDiarizer
 from lipdub.backends.vad.silero import SileroVad

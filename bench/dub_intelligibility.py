@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import srt
-
 from _common import TESTDATA
+
 from lipdub.audio import read_audio
 from lipdub.config import DubConfig
 from lipdub.media.probe import probe

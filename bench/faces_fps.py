@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from lipdub.faces.analyze import analyze_video
 from _common import TESTDATA, scaled_clip
 
-
+from lipdub.faces.analyze import analyze_video
 
 
 def _run(label: str, path: Path, **kw) -> None:

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import TESTDATA
+
 from lipdub.config import DubConfig
 from lipdub.pipeline import Dubber
 from lipdub.script import Script

@@ -29,9 +29,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import TESTDATA
 from _dub import SR, load_clip, source_phonemes, spanish_dub
+
 from lipdub.backends.lipsync.retrieval import RetrievalBackend
 from lipdub.faces.analyze import analyze_video
 from lipdub.lipsync.render import render_lipsync

@@ -24,15 +24,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from lipdub.faces.analyze import analyze_video, iter_frames
-from lipdub.lipsync.render import collect_donors, render_lipsync
-from lipdub.lipsync.compositor import Compositor
-from lipdub.backends.lipsync.retrieval import RetrievalBackend
-from lipdub.media.probe import video_frame_times
-from lipdub.media.probe import decode_audio, probe
 from _common import TESTDATA, scaled_clip
 
+from lipdub.backends.lipsync.retrieval import RetrievalBackend
+from lipdub.faces.analyze import analyze_video, iter_frames
+from lipdub.lipsync.compositor import Compositor
+from lipdub.lipsync.render import collect_donors, render_lipsync
+from lipdub.media.probe import decode_audio, probe, video_frame_times
 
 
 def spanish_line(n_samples: int, duration_s: float):

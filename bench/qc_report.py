@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
 from _common import TESTDATA
-from lipdub.media.probe import video_frame_times
+
+from lipdub.media.probe import decode_audio, probe, video_frame_times
 from lipdub.qc.report import build_report
-from lipdub.media.probe import decode_audio, probe
 from lipdub.tools import ffmpeg_exe
 
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from _common import TESTDATA
+
 from lipdub.config import DubConfig
 from lipdub.pipeline import dub
-
 
 
 def main() -> None:

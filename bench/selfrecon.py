@@ -29,9 +29,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from _common import TESTDATA
 from _dub import SR, load_clip, source_phonemes
+
 from lipdub.backends.lipsync.features import LIP_POINTS
 from lipdub.backends.lipsync.selfrecon import random_retrieval_plan, self_reconstruction_lmd
 from lipdub.lipsync.compositor import Compositor

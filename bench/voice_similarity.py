@@ -18,14 +18,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import TESTDATA
+
 from lipdub.audio import read_audio, resample
 from lipdub.config import DubConfig
 from lipdub.pipeline import dub
 from lipdub.script import Script
-from lipdub.voice.profiles import load_profiles
 from lipdub.voice.profile import cosine, embed_speech
+from lipdub.voice.profiles import load_profiles
 
 
 def dubbed_embeddings(project: Path, lang: str) -> dict[str, np.ndarray]:

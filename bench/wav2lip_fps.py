@@ -24,15 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import TESTDATA, scaled_clip
 
-from lipdub.faces.analyze import analyze_video
-from lipdub.lipsync.render import render_lipsync
 from lipdub.backends.lipsync.retrieval import RetrievalBackend
 from lipdub.backends.lipsync.wav2lip import Wav2LipBackend
 from lipdub.backends.lipsync.wav2lip_model import Wav2Lip, save_checkpoint
-from lipdub.media.probe import video_frame_times
-from lipdub.media.probe import decode_audio, probe
-from _common import TESTDATA, scaled_clip
+from lipdub.faces.analyze import analyze_video
+from lipdub.lipsync.render import render_lipsync
+from lipdub.media.probe import decode_audio, probe, video_frame_times
 
 
 def main() -> None:

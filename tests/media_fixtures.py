@@ -96,17 +96,21 @@ def ffprobe_streams(path: Path) -> list[dict]:
 
 def hstack_two_speakers(left: Path, right: Path, out: Path, *, height: int = 224, turn_s: float = 2.5) -> Path:
     """Two talking-head clips side by side (ffmpeg ``hstack``, both scaled to ``height``, square
-    crops) with a turn-taking soundtrack: the left person's own audio for ``[0, turn_s)``, then the
-    right person's own audio for ``[turn_s, 2 * turn_s)`` (each silenced outside its turn), so the
-    left speaker speaks first and the right one after. Video length ``2 * turn_s``.
+    crops) taking turns: for ``[0, turn_s)`` the left person speaks (the first ``turn_s`` of their
+    clip, picture and sound) while the right one listens (their first frame held); for
+    ``[turn_s, 2 * turn_s)`` the right person speaks (the first ``turn_s`` of their clip, picture and
+    sound, in sync) while the left one listens (their last spoken frame held). Video length
+    ``2 * turn_s``, 25 fps; the soundtrack is mono 48 kHz, each voice silent outside its turn.
 
-    Assertions for the two-speaker test (after the refactored pipeline dubs this): the left mouth's
-    landmark opening varies only inside the left speaker's dubbed lines, the right mouth's only
-    inside the right speaker's, and ``script.json`` maps the first speaker to the left track.
+    The shared clips talk from their first to their last frame, so a held frame is the only
+    listener whose mouth stays still: a face that moves its mouth here is one the dub re-animated.
     """
     dur = 2 * turn_s
-    fc = (f"[0:v]scale=-2:{height},crop={height}:{height},setsar=1,fps=25,trim=duration={dur},setpts=PTS-STARTPTS[l];"
-          f"[1:v]scale=-2:{height},crop={height}:{height},setsar=1,fps=25,trim=duration={dur},setpts=PTS-STARTPTS[r];"
+    square = f"scale=-2:{height},crop={height}:{height},setsar=1,fps=25"
+    fc = (f"[0:v]{square},trim=duration={turn_s},setpts=PTS-STARTPTS,tpad=stop_mode=clone:stop_duration={turn_s},"
+          f"trim=duration={dur}[l];"
+          f"[1:v]{square},trim=duration={turn_s},setpts=PTS-STARTPTS,tpad=start_mode=clone:start_duration={turn_s},"
+          f"trim=duration={dur},setpts=PTS-STARTPTS[r];"
           "[l][r]hstack=inputs=2[v];"
           f"[0:a]aresample=48000,aformat=channel_layouts=mono,atrim=0:{turn_s},apad=whole_dur={dur}[a0];"
           f"[1:a]aresample=48000,aformat=channel_layouts=mono,atrim=0:{turn_s},asetpts=PTS-STARTPTS,"
@@ -139,3 +143,13 @@ def frame_rate(path: Path) -> Fraction:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         return Fraction(s.guessed_rate or s.average_rate)
+
+
+def decode_rgb(path: Path, matrix: str = "auto", frames: int = 4) -> np.ndarray:
+    """float ``(n, H, W, 3)`` RGB of the first ``frames`` frames, decoded by the ffmpeg CLI with
+    ``matrix`` (``auto``: the file's tag), limited range, exact rounding."""
+    v = next(s for s in ffprobe_streams(path) if s["codec_type"] == "video")
+    vf = f"scale=in_color_matrix={matrix}:in_range=tv:flags=bilinear+accurate_rnd+full_chroma_int,format=rgb24"
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", str(frames), "-vf", vf,
+                          "-f", "rawvideo", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.uint8).reshape(-1, int(v["height"]), int(v["width"]), 3).astype(np.float64)

@@ -67,8 +67,7 @@ def talking_heads(testdata):
     pytest.importorskip("mediapipe")
     from lipdub.backends.transcribe.faster_whisper import FasterWhisperTranscriber
     from lipdub.faces.analyze import analyze_video
-    from lipdub.media.probe import decode_audio, probe
-    from lipdub.media.probe import video_frame_times
+    from lipdub.media.probe import decode_audio, probe, video_frame_times
 
     asr = FasterWhisperTranscriber(model="base")
     out = {}

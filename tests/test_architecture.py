@@ -8,7 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "lipdub"
 DATA = Path(__file__).resolve().parent / "data" / "project_main_2026_12_th2"
@@ -175,4 +174,6 @@ def test_project_made_by_the_old_layout_is_reused(testdata, tmp_path):
         rec = manifest["stages"][stage.record_name(c)]
         assert hash_json(stage.name, stage.version, stage.inputs(c)) == rec["input_hash"], stage.record_name(c)
         checked.append(stage.name)
-    assert {"ingest", "separate", "vad", "diarize", "faces", "speakers", "transcribe", "script"} <= set(checked)
+    # diarize, faces and speakers (v2) changed on purpose for issue 18 (short turns, jump cuts, listeners at
+    # rest, a track per shot): recomputed
+    assert {"ingest", "separate", "vad", "transcribe", "script"} <= set(checked)

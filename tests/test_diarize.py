@@ -123,3 +123,25 @@ def test_speaker_count_is_honoured(diarizer, pyannote_clip):
 
 def test_no_speech_gives_no_turns(diarizer):
     assert diarizer.diarize(np.zeros(16000, dtype=np.float32), 16000, []) == []
+
+
+def test_a_short_second_speaker_is_counted(testdata, tmp_path, vad, diarizer):
+    """Two people taking 2.5 s turns (the side-by-side talking heads of issue 18's two-speaker
+    test): the automatic count finds both, the change at the turn boundary. Counting a cluster's
+    speech by window hops (3 windows = 1.5 s for a 2.1 s turn) merged the second one away."""
+    from media_fixtures import hstack_two_speakers
+
+    from lipdub.media.probe import decode_audio, probe
+
+    clip = hstack_two_speakers(testdata / "th_retalking_face5.mp4", testdata / "th_voxceleb_pcavs_00086.mp4",
+                               tmp_path / "two.mp4", turn_s=2.5)
+    _, audio = decode_audio(clip, probe(clip))
+    regions = vad.detect(audio, 16000)
+    turns = diarizer.diarize(audio, 16000, regions)
+    _check_turns(turns, regions)
+    assert len({t.speaker for t in turns}) == 2
+    first = {t.speaker for t in turns if (t.start_s + t.end_s) / 2 < 2.5}
+    second = {t.speaker for t in turns if (t.start_s + t.end_s) / 2 > 2.5}
+    assert first == {"SPEAKER_00"} and second == {"SPEAKER_01"}
+    change_s = min(t.start_s for t in turns if t.speaker == "SPEAKER_01")
+    assert abs(change_s - 2.5) < 0.5

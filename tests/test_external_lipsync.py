@@ -10,10 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-
-from lipdub.errors import BackendUnavailable, ConfigError, StageFailed
-from lipdub.backends.lipsync.external import ExternalBackend, parse_command
 from media_utils import ffmpeg
+
+from lipdub.backends.lipsync.external import ExternalBackend, parse_command
+from lipdub.errors import BackendUnavailable, ConfigError, StageFailed
 
 FAKE_TOOL = r'''
 import argparse, sys
@@ -73,14 +73,18 @@ def _command(tool, *extra: str) -> str:
 
 
 def _yuv_frames(path, via_rgb: bool = False):
-    """Decoded YUV 4:2:0 planes of every frame; ``via_rgb``: after an RGB round trip (as composited)."""
+    """Decoded YUV 4:2:0 planes of every frame; ``via_rgb``: after the RGB round trip a composited
+    frame goes through in render_lipsync (the source's matrix both ways, lipdub.media.colour)."""
     import av
 
+    from lipdub.media.colour import frame_to_rgb, rgb_to_frame, video_colour
+    from lipdub.media.probe import probe_video
+
+    colour = video_colour(probe_video(path))
     with av.open(str(path)) as c:
         if not via_rgb:
             return [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
-        return [av.VideoFrame.from_ndarray(f.to_ndarray(format="rgb24"), format="rgb24").reformat(format="yuv420p").to_ndarray()
-                for f in c.decode(video=0)]
+        return [rgb_to_frame(frame_to_rgb(f, colour), "yuv420p", colour).to_ndarray() for f in c.decode(video=0)]
 
 
 def test_only_the_chosen_tracks_lower_face_comes_through(two_faces, testdata):

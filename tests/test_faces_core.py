@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_utils import ffmpeg
 
+from lipdub.contracts.faces import N_LANDMARKS, SKIP_NO_FACE, SKIP_YAW, FaceAnalysis, Shot
 from lipdub.faces.analyze import analyze_video, iter_frames
 from lipdub.faces.tracking import LM_EYE_OUTER_IMAGE_LEFT, LM_EYE_OUTER_IMAGE_RIGHT, LM_INNER_LIP_LOWER, LM_INNER_LIP_UPPER
-from lipdub.contracts.faces import N_LANDMARKS, SKIP_NO_FACE, SKIP_YAW, FaceAnalysis, Shot
-
-from media_utils import ffmpeg
 
 pytest.importorskip("mediapipe")
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from lipdub.audio import read_audio
+from lipdub.contracts.synthesize import TTS_BACKENDS, Speech
 from lipdub.errors import BackendUnavailable, ConfigError, StageFailed
 from lipdub.languages import parse_language
 from lipdub.timing.fit import FittedSpeech, Slot, fit_speech, time_stretch, trim_silence
-from lipdub.contracts.synthesize import TTS_BACKENDS, Speech
 
 LINE_ES = "Buenos días, me llamo Juan y vivo en Barcelona desde hace muchos años."
 OUT_HZ = 48000

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from media_utils import ffmpeg
 
 from lipdub.errors import InputError
 from lipdub.media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe
-from media_utils import ffmpeg
 
 
 def test_probe_portrait_hevc(testdata):

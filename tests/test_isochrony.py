@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from lipdub.contracts.translate import TRANSLATORS, TranslationRequest
 from lipdub.errors import ConfigError
 from lipdub.languages import parse_language
-from lipdub.timing.slots import compute_slots
 from lipdub.script import Segment
 from lipdub.timing.fit import Slot, trim_silence
 from lipdub.timing.isochrony import (
@@ -22,7 +22,7 @@ from lipdub.timing.isochrony import (
     policy_for,
     window_s,
 )
-from lipdub.contracts.translate import TRANSLATORS, TranslationRequest
+from lipdub.timing.slots import compute_slots
 
 EN, ES = parse_language("en"), parse_language("es")
 RATE_HZ = 48000

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from media_utils import count_frames, ffmpeg
 
+from lipdub.backends.lipsync.retrieval import RetrievalBackend
 from lipdub.config import DubConfig
+from lipdub.contracts.faces import SKIP_YAW
 from lipdub.faces.analyze import analyze_video
 from lipdub.lipsync.render import render_lipsync
-from lipdub.backends.lipsync.retrieval import RetrievalBackend
+from lipdub.media.probe import decode_audio, probe, video_frame_times
 from lipdub.pipeline import dub
-from lipdub.media.probe import video_frame_times
 from lipdub.qc.sync import track_sync_score
-from lipdub.contracts.faces import SKIP_YAW
-from lipdub.media.probe import decode_audio, probe
-from media_utils import count_frames, ffmpeg
 
 
 def decoded_planes(path):

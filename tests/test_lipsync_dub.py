@@ -82,8 +82,7 @@ def test_mouth_follows_the_spanish_dub(testdata, asr, tmp_path, name):
     from lipdub.contracts.lipsync import LipsyncPlan
     from lipdub.faces.analyze import analyze_video
     from lipdub.lipsync.align import align_segments
-    from lipdub.media.probe import decode_audio, probe
-    from lipdub.media.probe import video_frame_times
+    from lipdub.media.probe import decode_audio, probe, video_frame_times
     from lipdub.qc.sync import track_sync_score
     from lipdub.qc.visemes import viseme_check
 

@@ -4,10 +4,9 @@ issue 18 will rely on (checked on the built files, from the shared talking heads
 from __future__ import annotations
 
 import numpy as np
+from media_fixtures import hard_cut_repeat, hstack_two_speakers
 
 from lipdub.media.probe import decode_audio, probe
-
-from media_fixtures import hard_cut_repeat, hstack_two_speakers
 
 
 def _frames(path, indices):
@@ -39,6 +38,12 @@ def test_two_speakers_side_by_side_take_turns(testdata, tmp_path):
     assert np.corrcoef(first[: t - 800], l16[: t - 800])[0, 1] > 0.9
     assert np.corrcoef(second[800: t - 800], r16[800: t - 800])[0, 1] > 0.9
     assert _rms(first) > 0 and _rms(second) > 0
+    # each person moves only in their own turn: the listener's half is a held frame
+    f = _frames(out, [5, 30, 55, 70, 95, 120])
+    half = lambda i, side: f[i][:, :224] if side == "left" else f[i][:, 224:]  # noqa: E731
+    moving = lambda side, a, b: float(np.abs(half(a, side) - half(b, side)).mean())  # noqa: E731
+    assert moving("right", 5, 55) < 0.5 < moving("left", 5, 55)
+    assert moving("left", 70, 120) < 0.5 < moving("right", 70, 120)
 
 
 def test_hard_cut_jumps_back_to_the_start(testdata, tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lipdub import mixing as mix_stage
 from lipdub.audio import read_audio, resample
 from lipdub.errors import ConfigError
-from lipdub import mixing as mix_stage
 
 
 @pytest.fixture(scope="module")

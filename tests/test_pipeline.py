@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import srt
 import pytest
+import srt
+from media_utils import count_frames
 
+from lipdub import mixing as mix_stage
 from lipdub.audio import read_audio
 from lipdub.config import DubConfig
 from lipdub.pipeline import PipelineHooks, dub
-from lipdub.timing.slots import compute_slots
 from lipdub.script import Script
-from lipdub import mixing as mix_stage
-from media_utils import count_frames
+from lipdub.timing.slots import compute_slots
 
 
 @pytest.fixture(scope="module")

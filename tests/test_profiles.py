@@ -12,8 +12,8 @@ from lipdub.audio import read_audio
 from lipdub.errors import InputError
 from lipdub.languages import parse_language
 from lipdub.script import Script, Segment, Speaker
-from lipdub.voice.profiles import base_voice, load_profiles, make_profiles
 from lipdub.voice.profile import VoiceProfile, bank_key, cosine, load_bank, select_reference
+from lipdub.voice.profiles import base_voice, load_profiles, make_profiles
 
 pytest.importorskip("parselmouth")
 pytest.importorskip("resemblyzer")

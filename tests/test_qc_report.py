@@ -9,15 +9,14 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
+from media_utils import ffmpeg
 from typer.testing import CliRunner
 
 from lipdub.cli import app
 from lipdub.errors import ConfigError
-from lipdub.media.probe import video_frame_times
+from lipdub.media.probe import decode_audio, probe, video_frame_times
 from lipdub.qc.thresholds import Threshold, Thresholds, worst
 from lipdub.script import FitReport, Script, Segment, Speaker, TargetLine
-from lipdub.media.probe import decode_audio, probe
-from media_utils import ffmpeg
 
 CLIP = "th2_retalking_face1.mp4"  # the clip whose mouth follows its own audio best (testdata README)
 SHIFT_FRAMES = 5

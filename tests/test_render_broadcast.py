@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from media_fixtures import ffprobe_streams, first_frame_displayed, make_clip, orientation_error
 
 from lipdub import mixing as mix_stage
 from lipdub.audio import read_audio, resample
 from lipdub.errors import ConfigError, InputError
 from lipdub.languages import parse_language
+from lipdub.layout import deliverable_paths
 from lipdub.media.broadcast import AudioTrack, check_timecode, render_broadcast, stem_tracks
 from lipdub.media.probe import decode_audio, probe
-from lipdub.layout import deliverable_paths
-
-from media_fixtures import ffprobe_streams, first_frame_displayed, make_clip, orientation_error
 
 SPANISH = parse_language("es")
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from media_fixtures import ffmpeg, first_frame_displayed, make_clip, orientation_error, rotate_clip
 
 from lipdub.languages import parse_language
 from lipdub.media.broadcast import AudioTrack, render_broadcast
 from lipdub.media.probe import decode_audio, display_rotation_deg, probe
 from lipdub.media.render import render_video
-
-from media_fixtures import ffmpeg, first_frame_displayed, make_clip, orientation_error, rotate_clip
 
 EN, ES = parse_language("en"), parse_language("es")
 

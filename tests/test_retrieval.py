@@ -24,8 +24,8 @@ from lipdub.backends.lipsync.retrieval import (  # noqa: E402
 from lipdub.backends.lipsync.selfrecon import random_retrieval_plan, self_reconstruction_lmd  # noqa: E402
 from lipdub.backends.lipsync.trajectory import bilabial_frames, target_trajectory  # noqa: E402
 from lipdub.backends.lipsync.unit_selection import run_lengths, viterbi_retrieval  # noqa: E402
-from lipdub.lipsync.visemes import is_bilabial  # noqa: E402
 from lipdub.contracts.lipsync import LipsyncPlan  # noqa: E402
+from lipdub.lipsync.visemes import is_bilabial  # noqa: E402
 
 SR = 16000
 TH2 = "th2_retalking_face1.mp4"
@@ -36,8 +36,7 @@ TH5 = "th_retalking_face5.mp4"
 def clips(testdata: Path):
     """name -> (FaceAnalysis, frame_times_s, 16 kHz mono audio), analysed once per module."""
     from lipdub.faces.analyze import analyze_video
-    from lipdub.media.probe import video_frame_times
-    from lipdub.media.probe import decode_audio, probe
+    from lipdub.media.probe import decode_audio, probe, video_frame_times
 
     out = {}
     for name in (TH2, TH5):

@@ -64,9 +64,9 @@ def _sign_out(page, base: str, job_id: str) -> None:
 def test_dub_edit_resynthesize_download_in_the_browser(tmp_path, testdata):
     if not os.path.exists(CHROMIUM):
         pytest.fail("Debian's chromium is missing: scripts/setup.sh dev installs it (apt chromium)")
+    from lipdub.media.probe import probe
     from lipdub.service.app import create_app
     from lipdub.service.settings import ServiceSettings
-    from lipdub.media.probe import probe
 
     settings = ServiceSettings(data_dir=tmp_path / "data", tokens=TOKENS_ENV, embedded_workers=1, heartbeat_s=1)
     with LiveServer(create_app(settings)) as server, playwright.sync_playwright() as pw:

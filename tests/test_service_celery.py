@@ -21,7 +21,6 @@ import pytest
 pytest.importorskip("celery")
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
-
 from service_helpers import TOKENS_ENV, auth, free_port, upload  # noqa: E402
 
 CLIP = "th2_retalking_face1.mp4"
@@ -76,8 +75,8 @@ def stack(tmp_path_factory):
 
 
 def test_campaign_two_languages_with_a_killed_worker(stack, testdata):
-    from lipdub.service.app import create_app
     from lipdub.media.probe import probe
+    from lipdub.service.app import create_app
 
     w1, w2 = stack["start_worker"]("w1"), stack["start_worker"]("w2")
     with TestClient(create_app(stack["settings"])) as client:

@@ -12,7 +12,6 @@ import pytest
 pytest.importorskip("fastapi")
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
-
 from service_helpers import TOKENS_ENV, LiveServer, auth, upload  # noqa: E402
 
 

@@ -13,7 +13,6 @@ import pytest
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
-
 from service_helpers import TOKENS, TOKENS_ENV, auth, tree, upload  # noqa: E402
 
 CLIP = "th2_retalking_face1.mp4"

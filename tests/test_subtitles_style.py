@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lipdub.subtitles import (Cue, SubtitleStyle, break_lines, check_cues, layout_cues, split_text, style_for, write_srt,
-                              write_ttml, write_vtt)
 from lipdub.errors import ConfigError
+from lipdub.subtitles import Cue, SubtitleStyle, break_lines, check_cues, layout_cues, split_text, style_for, write_srt, write_ttml, write_vtt
 
 FPS = 25
 

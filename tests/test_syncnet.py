@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import TESTDATA
 
 from lipdub.errors import InputError, MissingWeights
 from lipdub.qc import syncnet as sn
-from conftest import TESTDATA
 
 SPEC = TESTDATA.parent / "specs" / "syncnet_v2_state_dict.txt"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from lipdub.audio import read_audio, resample
+from lipdub.contracts.transcribe import TRANSCRIBERS, Transcript
 from lipdub.errors import ConfigError, InputError, MissingWeights
 from lipdub.models import available_whisper_models, resolve_whisper_model
-from lipdub.contracts.transcribe import TRANSCRIBERS, Transcript
 
 JFK_TEXT = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
 

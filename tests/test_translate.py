@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from lipdub.contracts.translate import TRANSLATORS, TranslationRequest
 from lipdub.errors import BackendUnavailable, ConfigError, StageFailed
 from lipdub.languages import parse_language
-from lipdub.contracts.translate import TRANSLATORS, TranslationRequest
 
 EN, ES, JA, FR = (parse_language(c) for c in ("en", "es", "ja", "fr"))
 

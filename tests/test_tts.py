@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
+from lipdub.contracts.synthesize import TTS_BACKENDS, Speech
 from lipdub.errors import BackendUnavailable, ConfigError
 from lipdub.languages import parse_language
-from lipdub.contracts.synthesize import TTS_BACKENDS, Speech
 
 ES = parse_language("es")
 EN = parse_language("en")

@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 
 from lipdub.audio import read_audio
+from lipdub.contracts.synthesize import TTS_BACKENDS
 from lipdub.errors import BackendUnavailable, MissingWeights, StageFailed
 from lipdub.languages import parse_language
-from lipdub.contracts.synthesize import TTS_BACKENDS
 
 ES = parse_language("es")
 

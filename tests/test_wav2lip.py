@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from lipdub.errors import ConfigError, InputError, MissingWeights
 from lipdub.backends.lipsync import wav2lip_audio as wa
 from lipdub.backends.lipsync.wav2lip_model import Wav2Lip, build_model, load_state_dict, save_checkpoint
+from lipdub.errors import ConfigError, InputError, MissingWeights
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "wav2lip_state_dict.txt"
 
@@ -197,8 +197,7 @@ def test_mel_windows_follow_the_reference_indexing():
 @pytest.fixture(scope="module")
 def th2(testdata):
     from lipdub.faces.analyze import analyze_video
-    from lipdub.media.probe import video_frame_times
-    from lipdub.media.probe import decode_audio, probe
+    from lipdub.media.probe import decode_audio, probe, video_frame_times
 
     path = testdata / "th2_retalking_face1.mp4"
     _, jfk = decode_audio(testdata / "sp_en_jfk.flac", probe(testdata / "sp_en_jfk.flac"))
@@ -213,8 +212,8 @@ def _yuv_frames(path):
 
 
 def test_backend_reanimates_only_the_lower_face_of_planned_frames(th2, random_checkpoint, tmp_path):
-    from lipdub.lipsync.render import render_lipsync
     from lipdub.backends.lipsync.wav2lip import Wav2LipBackend
+    from lipdub.lipsync.render import render_lipsync
 
     path, analysis, jfk, times = th2
     track = analysis.tracks[0]
@@ -245,8 +244,8 @@ def test_backend_reanimates_only_the_lower_face_of_planned_frames(th2, random_ch
 
 
 def test_backend_options_are_checked(random_checkpoint):
-    from lipdub.lipsync.api import create_backend, parse_pads
     from lipdub.backends.lipsync.wav2lip import Wav2LipGANBackend
+    from lipdub.lipsync.api import create_backend, parse_pads
 
     ckpt = random_checkpoint[0]
     with pytest.raises(ConfigError, match="batch size"):
@@ -290,7 +289,6 @@ def test_checkpoint_resolution_and_doctor(tmp_path, monkeypatch):
 def test_cli_lipsync_with_random_checkpoint_keeps_size_fps_and_frames(th2, random_checkpoint, tmp_path, testdata):
     """``lipdub lipsync --backend wav2lip --checkpoint`` end to end (the face analysis is reused)."""
     import av
-
     from media_utils import ffmpeg
 
     path, analysis, _, times = th2

@@ -132,17 +132,24 @@ class Segment(BaseModel):
 class Speaker(BaseModel):
     """A diarized speaker. ``name`` is free text; ``voice`` overrides the TTS voice for this speaker.
 
-    ``track`` is the face track that is this speaker on screen (None: off-screen), found by the
+    ``track`` is the face track that is this speaker on screen (None: off-screen), or a list of
+    them when the speaker is seen in several shots (a track never crosses a cut), found by the
     active-speaker match with ``track_confidence`` in [0, 1]; edit it to correct the match (the
-    lip-sync animates the track named here).
+    lip-sync animates the tracks named here).
     """
 
     id: str
     name: str
     voice: str | None = None
     speech_s: float = 0.0
-    track: int | None = None
+    track: int | list[int] | None = None
     track_confidence: float | None = None
+
+    def track_ids(self) -> list[int]:
+        """The face tracks of this speaker (empty: off-screen)."""
+        if self.track is None:
+            return []
+        return [int(t) for t in self.track] if isinstance(self.track, list) else [int(self.track)]
 
 
 class Script(BaseModel):

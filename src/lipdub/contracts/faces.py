@@ -77,12 +77,17 @@ class FaceTrack:
 
 @dataclass
 class SpeakerMatch:
-    """Which face track a diarized speaker is (None: off-screen), with a confidence in [0, 1]."""
+    """Which face tracks a diarized speaker is: ``tracks``, at most one per shot (empty:
+    off-screen), ``track`` the first of them (None: off-screen), with a confidence in [0, 1];
+    ``correlation_by_track`` the matching score per track, ``cues_by_track`` what it is made of
+    (:func:`lipdub.faces.speakers.match_speakers`: ``sync``, ``activity``)."""
 
     speaker: str
     track: int | None
     confidence: float
     correlation_by_track: dict[int, float] = field(default_factory=dict)
+    cues_by_track: dict[int, dict[str, float | None]] = field(default_factory=dict)
+    tracks: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -91,7 +91,7 @@ def lipsync_video(
     silent = work / "lipsync_video.mp4"
     details: dict = {}
     dub_ph, src_ph = _phonemes(impl, dub16, source16, details, asr_model)
-    request = TrackRequest(track, [(-np.inf, speech_end_s)], dub16, dub_ph, "", src_ph)
+    request = TrackRequest(track, [(-np.inf, speech_end_s)], dub16, dub_ph, source_phonemes=src_ph)
     run = lipsync_tracks(impl, video, analysis, frame_times, source16, [request], silent,
                          sample_rate_hz=ANALYSIS_RATE_HZ, lossless=lossless,
                          progress=(lambda d, t: progress("lipsync", d, t)) if progress else None)

@@ -11,7 +11,10 @@ Two sequential passes over the source (bounded memory, whatever the video's leng
    RGB), so with ``lossless=True`` (x264 qp 0) untouched frames decode bit-identical to the source.
 
 The output keeps the source's frame count, timestamps (VFR included), resolution and storage
-orientation (frames are composited in display orientation, then turned back).
+orientation (frames are composited in display orientation, then turned back), and its colour: frames
+are read into RGB and written back with the source's one Y'CbCr matrix and range
+(:func:`lipdub.media.colour.video_colour`), and its colour tags are copied, so composited frames match
+the untouched ones and players read the video as they read the source.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from ..contracts.faces import FaceAnalysis, FaceTrack
 from ..contracts.lipsync import Donor, LipsyncPlan
 from ..errors import InputError
 from ..faces.analyze import to_display, to_storage
+from ..media.colour import VideoColour, frame_to_rgb, rgb_to_frame, video_colour
+from ..media.probe import probe_video
 from .compositor import Compositor
 
 log = logging.getLogger(__name__)
@@ -40,13 +45,17 @@ def _crop_box(lm: np.ndarray, width: int, height: int, margin: float = 0.6) -> t
             int(min(width, x1 + margin * s)), int(min(height, y1 + margin * s)))
 
 
-def collect_donors(source: Path, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> dict[tuple[int, int], Donor]:
+def collect_donors(source: Path, plans: list[tuple[LipsyncPlan, FaceTrack]],
+                   colour: VideoColour | None = None) -> dict[tuple[int, int], Donor]:
     """First pass: the donor crops the retrieval plans need, keyed by ``(track id, source frame)``.
 
     Plans with a donor source (generative backends) are shown the frames they ask for
     (:meth:`DonorSource.observe`, then :meth:`DonorSource.finish`); their sources must be open.
+    ``colour``: the matrix frames are read with (None: the source's, :func:`video_colour`).
     """
     import av
+
+    colour = colour or video_colour(probe_video(source))
 
     need: dict[int, list[tuple[int, FaceTrack]]] = {}
     for plan, track in plans:
@@ -70,7 +79,7 @@ def collect_donors(source: Path, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> 
                     break
                 if i not in need and i not in observers:
                     continue
-                rgb = to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+                rgb = to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
                 for src in observers.get(i, ()):
                     src.observe(i, rgb)
                 _crop_donors(rgb, i, need.get(i, ()), donors)
@@ -132,24 +141,30 @@ def render_lipsync(
             src.close()
 
 
-def _render(source, analysis, plans, output, compositor, lossless, crf, preset, progress) -> dict:
-    import av
+def _jobs(plans, donors: dict) -> dict[int, list]:
+    """Frame -> list of ``(track, donor)`` to composite, in track order; a donor source is asked for
+    its donor when the frame is decoded in the second pass.
 
-    donors = collect_donors(source, plans)
-    # frame -> list of (track, donor) to composite, in track order; a donor source is asked for its
-    # donor when the frame is decoded in the second pass
+    Raises:
+        InputError: a plan with neither source frames nor a donor source.
+    """
     todo: dict[int, list] = {}
     for plan, track in plans:
         if plan.source_frames is None and plan.donors is None and len(plan.frames):
             raise InputError(f"lip-sync plan of track {track.id} has neither source frames nor a donor source",
                              "a lip-sync backend must set LipsyncPlan.source_frames or LipsyncPlan.donors")
         for k, f in enumerate(plan.frames):
-            f = int(f)
-            if plan.source_frames is not None:
-                donor = donors[(track.id, int(plan.source_frames[k]))]
-            else:
-                donor = plan.donors
-            todo.setdefault(f, []).append((track, donor))
+            donor = donors[(track.id, int(plan.source_frames[k]))] if plan.source_frames is not None else plan.donors
+            todo.setdefault(int(f), []).append((track, donor))
+    return todo
+
+
+def _render(source, analysis, plans, output, compositor, lossless, crf, preset, progress) -> dict:
+    import av
+
+    colour = video_colour(probe_video(source))
+    donors = collect_donors(source, plans, colour)
+    todo = _jobs(plans, donors)
     cut_frames = {s.start_frame for s in analysis.shots}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.tmp{output.suffix}")
@@ -169,7 +184,9 @@ def _render(source, analysis, plans, output, compositor, lossless, crf, preset, 
         ostream.time_base = istream.time_base
         ostream.codec_context.time_base = istream.time_base
         ostream.options = {"qp": "0", "preset": "ultrafast"} if lossless else {"crf": str(crf), "preset": preset}
-        ostream.codec_context.color_primaries = istream.codec_context.color_primaries
+        icc, occ = istream.codec_context, ostream.codec_context
+        occ.color_primaries, occ.color_trc, occ.colorspace = icc.color_primaries, icc.color_trc, icc.colorspace
+        occ.color_range = icc.color_range
         for i, frame in enumerate(src.decode(istream)):
             pts = frame.pts
             if i in cut_frames:
@@ -178,7 +195,7 @@ def _render(source, analysis, plans, output, compositor, lossless, crf, preset, 
             composited = False
             if jobs:
                 rotation = getattr(frame, "rotation", 0) or 0
-                rgb = to_display(frame.to_ndarray(format="rgb24"), rotation)
+                rgb = to_display(frame_to_rgb(frame, colour), rotation)
                 for track, donor in jobs:
                     row = track.index_of(i)
                     if not isinstance(donor, Donor):  # a DonorSource
@@ -191,7 +208,7 @@ def _render(source, analysis, plans, output, compositor, lossless, crf, preset, 
                     done[track.id] = done.get(track.id, 0) + 1
                     composited = True
             if composited:
-                new = av.VideoFrame.from_ndarray(to_storage(rgb, rotation), format="rgb24").reformat(format=ostream.pix_fmt)
+                new = rgb_to_frame(to_storage(rgb, rotation), ostream.pix_fmt, colour)
                 new.pts = pts
                 new.time_base = istream.time_base
                 frame = new

@@ -35,6 +35,9 @@ class TrackRequest:
         phonemes: ``(start_s, end_s, phoneme)`` of that speech in video time, or None.
         source_phonemes: the same for this speaker's own speech in the source (labels the actor's footage).
         label: who this track is in the details (a speaker id).
+        source_audio: this actor's own source speech over the whole video (float32 mono, 16 kHz;
+            :func:`speaker_speech`), which backends that learn from the source fit on; None: the
+            ``source_audio`` given to :func:`lipsync_tracks`.
     """
 
     track: FaceTrack
@@ -43,6 +46,7 @@ class TrackRequest:
     phonemes: list[tuple[float, float, str]] | None = None
     label: str = ""
     source_phonemes: list[tuple[float, float, str]] | None = None
+    source_audio: np.ndarray | None = None
 
 
 @dataclass
@@ -55,6 +59,19 @@ class LipsyncRun:
     render: dict = field(default_factory=dict)
     video: Path | None = None
     rotate_tag_deg: int = 0
+
+
+def speaker_speech(audio: np.ndarray, sample_rate_hz: int, turns_s: list[tuple[float, float]]) -> np.ndarray:
+    """``audio`` (float32 mono) with everything outside ``turns_s`` (one speaker's diarized turns,
+    seconds) silenced: that speaker's own voice, for a backend that learns a face's mouth from the
+    speech it says. In a scene with several speakers the whole dialogue stem would pair this face's
+    still mouth with the others' speech."""
+    out = np.zeros_like(audio)
+    for start_s, end_s in turns_s:
+        a, b = max(0, int(round(start_s * sample_rate_hz))), min(len(audio), int(round(end_s * sample_rate_hz)))
+        if b > a:
+            out[a:b] = audio[a:b]
+    return out
 
 
 def frames_to_animate(track: FaceTrack, frame_times: np.ndarray, spans_s: list[tuple[float, float]], n_frames: int) -> np.ndarray:
@@ -78,7 +95,7 @@ def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: n
         backend: a :class:`~lipdub.contracts.lipsync.LipsyncBackend`.
         source: the source video; ``analysis`` its faces, ``frame_times`` its frame times (s).
         source_audio: the source's speech, float32 mono at ``sample_rate_hz`` (the actor's own voice,
-            for backends that learn from it).
+            for backends that learn from it), for requests without their own ``source_audio``.
         lossless: encode the video losslessly (x264 qp 0).
     Returns:
         A :class:`LipsyncRun`; ``video`` is None when no request had a frame to re-animate (the
@@ -91,7 +108,8 @@ def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: n
         if len(frames) == 0:
             run.tracks[key] = {"speaker": req.label, "frames": 0, "note": ALL_SKIPPED}
             continue
-        plan = backend.plan(analysis, req.track, frames, frame_times, source_audio, req.dub_audio, sample_rate_hz, req.phonemes or None,
+        own = req.source_audio if req.source_audio is not None else source_audio
+        plan = backend.plan(analysis, req.track, frames, frame_times, own, req.dub_audio, sample_rate_hz, req.phonemes or None,
                             req.source_phonemes or None)
         run.plans.append((plan, req.track))
         run.tracks[key] = {"speaker": req.label, "frames": int(len(frames)), **_scalars(plan.details)}

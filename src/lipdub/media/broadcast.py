@@ -6,7 +6,11 @@
   (upright picture, no display matrix: broadcast tools often ignore the QuickTime matrix).
 * Colour: the source's colour primaries / transfer / matrix / range tags when it has them, else
   BT.709 (ITU-R BT.709-6, the HD standard) with limited ("tv") range; written in the ProRes frame
-  headers and the MOV ``colr`` atom. The pixels are not converted: only the tags are set.
+  headers and the MOV ``colr`` atom. A tagged source keeps its pixels. An untagged source is read
+  with the matrix players assume for its size (:func:`lipdub.media.colour.video_colour`: BT.601 up
+  to 576 lines and under 1280 pixels wide, else BT.709); when that is not the BT.709 the master is
+  tagged with, the pixels are converted to BT.709 (FFmpeg's ``colorspace`` filter, at 10 bits), so
+  the master shows the colours the source shows.
 * Frame rate: the source's nominal rate as an exact fraction (24000/1001, 25, 30000/1001, ...),
   constant (a variable-frame-rate source is conformed to its nominal rate by duplicating or
   dropping frames; a constant-rate one keeps every frame).
@@ -28,6 +32,7 @@ from pathlib import Path
 from ..errors import ConfigError, InputError, StageFailed
 from ..languages import Language
 from ..tools import run_ffmpeg
+from .colour import VideoColour, conversion_filter, video_colour
 from .probe import VideoInfo, display_rotation_deg, probe_video
 from .render import check_rotation
 
@@ -99,18 +104,26 @@ class ColourTags:
         return ["-color_primaries", self.primaries, "-color_trc", self.transfer, "-colorspace", self.space,
                 "-color_range", self.range]
 
+    def matrix(self) -> VideoColour:
+        """The Y'CbCr matrix and range these tags declare."""
+        return VideoColour(self.space, self.range)
+
 
 @dataclass
 class BroadcastResult:
     """What :func:`render_broadcast` wrote: ``path``, its frame count and exact rate, the
-    timecode (None: no tmcd track), the colour tags, the rotation applied to the pixels and the
-    audio track titles; ``details`` is a JSON-able summary for the stage manifest."""
+    timecode (None: no tmcd track), the colour tags, the source's matrix (tagged or assumed), the
+    matrix conversion applied (``"smpte170m -> bt709"``; None: the pixels kept), the rotation
+    applied to the pixels and the audio track titles; ``details`` is a JSON-able summary for the
+    stage manifest."""
 
     path: Path
     frame_count: int
     fps: Fraction
     timecode: str | None
     colour: ColourTags
+    source_matrix: str
+    colour_conversion: str | None
     rotation_applied_deg: int
     audio_titles: list[str]
     details: dict = field(default_factory=dict)
@@ -187,12 +200,15 @@ def render_broadcast(
     fps = info.fps_fraction
     tc = check_timecode(timecode, fps) if timecode else (check_timecode(info.timecode, fps) if info.timecode else None)
     colour = ColourTags.of_source(info)
+    src_colour = video_colour(info)
+    convert = conversion_filter(src_colour, colour.matrix(), pix_fmt=PRORES_PIX_FMT)
+    conversion = f"{src_colour.matrix} -> {colour.space}" if convert else None
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.tmp.mov")
     pic_rotation = info.rotation_deg if picture is None else display_rotation_deg(picture)
     upright = UPRIGHT_FILTERS.get(info.rotation_deg) if picture is not None and pic_rotation == 0 else None
     applied = pic_rotation or (info.rotation_deg if upright else 0)
-    args = _ffmpeg_args(Path(picture or source), audio, fps, colour, upright, tc, title, tmp)
+    args = _ffmpeg_args(Path(picture or source), audio, fps, colour, [upright, convert], tc, title, tmp)
     run_ffmpeg(args, f"writing the broadcast master {output.name}")
     try:
         check_rotation(tmp, 0)  # upright pixels, no display matrix
@@ -201,13 +217,14 @@ def render_broadcast(
         raise
     tmp.replace(output)
     out = probe_video(output)
-    result = BroadcastResult(output, out.frame_count, out.fps_fraction, out.timecode, colour, applied,
-                             [t.title for t in audio])
+    result = BroadcastResult(output, out.frame_count, out.fps_fraction, out.timecode, colour, src_colour.describe(),
+                             conversion, applied, [t.title for t in audio])
     result.details = {
         "deliver": "broadcast", "video": f"prores_ks profile {PRORES_PROFILE_HQ} (HQ) {PRORES_PIX_FMT}",
         "picture": "lip-synced" if picture is not None else "source", "frames": out.frame_count,
         "source_frames": info.frame_count, "fps": out.fps, "conformed_from_vfr": info.is_vfr,
-        "timecode": out.timecode, "colour": colour.__dict__, "rotation_applied_deg": applied,
+        "timecode": out.timecode, "colour": colour.__dict__, "source_matrix": src_colour.describe(),
+        "colour_conversion": conversion, "rotation_applied_deg": applied,
         "audio": [{"title": t.title, "language": t.language, "codec": MASTER_AUDIO_CODEC, "sample_rate_hz": MASTER_AUDIO_RATE_HZ}
                   for t in audio],
     }
@@ -216,11 +233,12 @@ def render_broadcast(
     return result
 
 
-def _ffmpeg_args(picture: Path, audio: Sequence[AudioTrack], fps: Fraction, colour: ColourTags, upright: str | None,
+def _ffmpeg_args(picture: Path, audio: Sequence[AudioTrack], fps: Fraction, colour: ColourTags, filters: list[str | None],
                  timecode: str | None, title: str | None, tmp: Path) -> list[str]:
     """FFmpeg's arguments. The picture's own display matrix, if any, is applied by FFmpeg's
-    autorotation (on by default when encoding; it drops the matrix); ``upright`` is the filter for
-    a picture stored without one (the lip-sync video of a rotated source)."""
+    autorotation (on by default when encoding; it drops the matrix); ``filters`` (None entries
+    skipped) come before the tags: the upright filter for a picture stored without a display matrix
+    (the lip-sync video of a rotated source), the matrix conversion."""
     args = ["-i", str(picture)]
     for t in audio:
         args += ["-i", str(t.path)]
@@ -228,7 +246,7 @@ def _ffmpeg_args(picture: Path, audio: Sequence[AudioTrack], fps: Fraction, colo
     # setparams tags the frames themselves: newer FFmpeg takes the encoder's colour from the frames
     setparams = (f"setparams=color_primaries={colour.primaries}:color_trc={colour.transfer}:"
                  f"colorspace={colour.space}:range={colour.range}")
-    vf = ",".join(f for f in (upright, setparams) if f)
+    vf = ",".join(f for f in (*filters, setparams) if f)
     args += ["-map", "0:v:0", "-vf", vf, "-c:v", "prores_ks", "-profile:v", str(PRORES_PROFILE_HQ), "-vendor", "apl0",
              "-pix_fmt", PRORES_PIX_FMT, *colour.ffmpeg_args(), "-r", rate, "-fps_mode", "cfr",
              "-metadata:s:v:0", "handler_name=Video"]

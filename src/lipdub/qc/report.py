@@ -32,6 +32,7 @@ from ..audio import read_audio, resample
 from ..contracts.faces import FaceAnalysis
 from ..errors import BackendUnavailable, InputError
 from ..faces.analyze import analyze_video
+from ..faces.shots import detect_shots
 from ..layout import ProjectLayout as L
 from ..lipsync.phonemes import dub_phonemes
 from ..media.probe import decode_audio, probe, video_frame_times
@@ -91,15 +92,22 @@ def _audio_section(mix48: np.ndarray, target: float, standard: str | None, th: T
     return audio, checks
 
 
+def output_shots(output: Path, frame_count: int, src_analysis: FaceAnalysis | None) -> list:
+    """The shots of the output: the source's when its analysis has the same frames (a dub keeps every
+    frame, and the source's cuts include the jump cuts found on its faces), else detected on the output.
+    Face tracks of the output then end at the cuts, as the source's do."""
+    if src_analysis is not None and src_analysis.frame_count == frame_count:
+        return list(src_analysis.shots)
+    return detect_shots(output, frame_count)
+
+
 def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: Path | None, L_code: str | None,
                  output_analysis, face: int | None, say, sync: dict) -> SyncInputs:
     """The faces and speech the sync figures need. Lip sync is measured against speech: the dub's
     dialogue stem when the project has it (music and effects under the speech only blur the mel
     features), else the output's soundtrack; the source's dialogue stem for the reference."""
-    say("faces of the output")
     out_times = video_frame_times(output)
-    out_an = output_analysis if output_analysis is not None else analyze_video(output)
-    inp = SyncInputs(output, out_an, out_times, out16, face=face)
+    inp = SyncInputs(output, output_analysis, out_times, out16, face=face)
     if source is not None:
         sp = probe(source)
         _, inp.src16 = decode_audio(source, sp)
@@ -111,8 +119,11 @@ def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: 
             inp.src_times = np.load(project / L.FRAME_TIMES)
         elif sp.has_video:
             say("faces of the source")
-            inp.src_analysis = analyze_video(source)
+            inp.src_analysis = analyze_video(source, detect_shots(source, len(video_frame_times(source))))
             inp.src_times = video_frame_times(source)
+    if inp.out_analysis is None:
+        say("faces of the output")
+        inp.out_analysis = analyze_video(output, output_shots(output, len(out_times), inp.src_analysis))
     sync["audio"] = "output soundtrack"
     if project is not None and L_code and (project / L.stem(L_code, "dialogue")).exists():
         a, sr = read_audio(project / L.stem(L_code, "dialogue"), mono=True)

@@ -94,19 +94,36 @@ def _thumbnails(video: Path, track, frames: list[int], times: np.ndarray, size_p
     return [(f, float(times[f]), out[f]) for f in frames if f in out]
 
 
+def _track_floor(inp: SyncInputs, out_track) -> dict | None:
+    """The no-lip-sync floor of one output track: the source track over the same frames (the most
+    overlap) scored against the dub's speech; None without a source analysis of the same frames."""
+    an = inp.src_analysis
+    if an is None or inp.src_times is None or an.frame_count != inp.out_analysis.frame_count:
+        return None
+    overlap = lambda t: max(0, min(t.end_frame, out_track.end_frame) - max(t.start_frame, out_track.start_frame))  # noqa: E731
+    src = max(an.tracks, key=overlap, default=None)
+    if src is None or overlap(src) == 0:
+        return None
+    v = (src.skip & SKIP_NO_FACE) == 0
+    return sync_score(src.mouth_opening, inp.speech16, RATE_HZ, inp.src_times[src.start_frame:src.end_frame], valid=v,
+                      track=src.id).as_dict()
+
+
 def _scores(inp: SyncInputs, track, sync: dict) -> Any:
-    """The dub's score, one per other long track, and the source reference and floor."""
+    """The dub's score, one per other long track (each with the floor of the source track over the
+    same frames: after a cut every shot has its own track), and the source reference and floor."""
     valid = (track.skip & SKIP_NO_FACE) == 0
     times = inp.out_times[track.start_frame:track.end_frame]
     dub_s = sync_score(track.mouth_opening, inp.speech16, RATE_HZ, times, valid=valid, track=track.id)
     sync["dub"] = dub_s.as_dict()
     sync["per_track"] = []
-    for t in inp.out_analysis.tracks:
-        if len(t.frames) >= 40 and t.id != track.id:
+    for t in sorted(inp.out_analysis.tracks, key=lambda t: t.id != track.id):
+        if len(t.frames) >= 40 or t.id == track.id:
             v = (t.skip & SKIP_NO_FACE) == 0
-            sync["per_track"].append(sync_score(t.mouth_opening, inp.speech16, RATE_HZ, inp.out_times[t.start_frame:t.end_frame],
-                                                valid=v, track=t.id).as_dict())
-    sync["per_track"].insert(0, dub_s.as_dict())
+            row = dub_s.as_dict() if t.id == track.id else sync_score(
+                t.mouth_opening, inp.speech16, RATE_HZ, inp.out_times[t.start_frame:t.end_frame], valid=v, track=t.id).as_dict()
+            row["floor"] = _track_floor(inp, t)
+            sync["per_track"].append(row)
     src_track = main_track(inp.src_analysis, inp.face) if inp.src_analysis is not None else None
     if src_track is not None:
         sv = (src_track.skip & SKIP_NO_FACE) == 0

@@ -12,6 +12,11 @@ mouth region, and VMAF (DESIGN.md section 4).
   and below, as the lip-sync compositor's mask reaches below the chin.
 * VMAF: Netflix's model ``vmaf_v0.6.1`` through the ``libvmaf`` filter of the FFmpeg build shipped by
   imageio-ffmpeg (the system ffmpeg of Debian 12 has no libvmaf).
+* Colour: each video is decoded with its own Y'CbCr matrix and range
+  (:func:`lipdub.media.colour.video_colour`: its tags, else the one players assume for its size), so a
+  master re-encoded from BT.601 to BT.709 compares equal to its source and one tagged BT.709 over
+  BT.601 pixels does not. For VMAF (which reads Y'CbCr) the dub is converted to the source's matrix
+  first when they differ, and both are tagged alike so that FFmpeg converts nothing else.
 
 Frames are sampled evenly (``max_frames`` for SSIM / PSNR, at most ``VMAF_MAX_FRAMES`` for VMAF) to keep
 the cost bounded; the report states how many.
@@ -30,7 +35,8 @@ import numpy as np
 
 from ..errors import BackendUnavailable, InputError
 from ..faces.analyze import open_video, to_display
-from ..media.probe import video_frame_times
+from ..media.colour import VideoColour, conversion_filter, frame_to_rgb, video_colour
+from ..media.probe import probe_video, video_frame_times
 
 NOSE_TIP = 1  # MediaPipe Face Mesh landmark index of the nose tip
 MASK_PAD = 0.20
@@ -100,9 +106,10 @@ def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -
     return float(ssim), ssim_out, _psnr(float(diff2.mean())), _psnr(mse_out)
 
 
-def iter_selected_frames(path: str | Path, wanted: set[int]):
+def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour | None = None):
     """Decode ``path`` and yield ``(index, rgb)`` (uint8 ``(H, W, 3)``, display orientation) for the
-    decode indices in ``wanted`` only; the other frames are decoded but not converted.
+    decode indices in ``wanted`` only; the other frames are decoded but not converted. ``colour``:
+    the matrix and range to read the pixels with (None: the file's own, :func:`video_colour`).
 
     Raises:
         InputError: the file cannot be opened or decoded.
@@ -110,6 +117,8 @@ def iter_selected_frames(path: str | Path, wanted: set[int]):
     import av
 
     path = Path(path)
+    if colour is None:
+        colour = video_colour(probe_video(path))
     last = max(wanted, default=-1)
     with open_video(path) as container:
         stream = container.streams.video[0]
@@ -119,7 +128,7 @@ def iter_selected_frames(path: str | Path, wanted: set[int]):
                 if index > last:
                     break
                 if index in wanted:
-                    yield index, to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+                    yield index, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
 
@@ -169,7 +178,8 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
     if vmaf:
         try:
             step = max(1, math.ceil(n_src / VMAF_MAX_FRAMES))
-            fig.vmaf = vmaf_score(source, dub, subsample=step)
+            fig.vmaf = vmaf_score(source, dub, subsample=step, colours=(video_colour(probe_video(Path(source))),
+                                                                        video_colour(probe_video(Path(dub)))))
             fig.vmaf_note = f"vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over one frame in {step}" if step > 1 else \
                 "vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over all frames"
         except BackendUnavailable as exc:
@@ -204,17 +214,30 @@ def vmaf_ffmpeg() -> str:
     raise BackendUnavailable("VMAF needs an FFmpeg with libvmaf", "pip install imageio-ffmpeg (its FFmpeg build has libvmaf)")
 
 
-def vmaf_score(reference: str | Path, distorted: str | Path, threads: int = 2, subsample: int = 1) -> float:
+def vmaf_score(reference: str | Path, distorted: str | Path, threads: int = 2, subsample: int = 1,
+               colours: tuple[VideoColour, VideoColour] | None = None) -> float:
     """Mean VMAF (0-100, model vmaf_v0.6.1) of ``distorted`` against ``reference`` over every
     ``subsample``-th frame (libvmaf ``n_subsample``; 1 = all frames).
 
+    ``colours``: the Y'CbCr matrices of ``(reference, distorted)`` (None: each file's own,
+    :func:`lipdub.media.colour.video_colour`); the distorted video is converted to the reference's
+    matrix when they differ (FFmpeg's ``colorspace`` filter), and both are tagged with it.
+
     Raises:
-        BackendUnavailable: no FFmpeg with libvmaf. InputError: FFmpeg failed (message included).
+        BackendUnavailable: no FFmpeg with libvmaf, or matrices the colorspace filter cannot convert.
+        InputError: FFmpeg failed (message included).
     """
     exe = vmaf_ffmpeg()
+    ref_c, dist_c = colours or (video_colour(probe_video(Path(reference))), video_colour(probe_video(Path(distorted))))
+    try:
+        convert = conversion_filter(dist_c, ref_c)
+    except ValueError as exc:
+        raise BackendUnavailable(f"VMAF not computed: {exc}", "compare videos that use BT.601, BT.709 or BT.2020 matrices") from None
+    tag = f"setparams=colorspace={ref_c.matrix}:range={ref_c.range}"
+    dist_chain = ",".join(f for f in ("setpts=PTS-STARTPTS", convert, tag, "format=yuv420p") if f)
     with tempfile.TemporaryDirectory(prefix="lipdub_vmaf_") as tmp:
         log = Path(tmp) / "vmaf.json"
-        graph = (f"[0:v]setpts=PTS-STARTPTS,format=yuv420p[d];[1:v]setpts=PTS-STARTPTS,format=yuv420p[r];"
+        graph = (f"[0:v]{dist_chain}[d];[1:v]setpts=PTS-STARTPTS,{tag},format=yuv420p[r];"
                  f"[d][r]libvmaf=log_fmt=json:log_path={log}:n_threads={threads}:n_subsample={max(1, int(subsample))}")
         proc = subprocess.run([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(distorted), "-i", str(reference),
                                "-lavfi", graph, "-f", "null", "-"], capture_output=True, text=True)

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...lipsync.visemes import (
+    MIN_CLOSURE_S,
     N_VISEMES,
     PP,
     SIL,
     VISEMES,
-    MIN_CLOSURE_S,
     VisemeSegments,
     closure_intervals,
     coarticulate,

@@ -19,7 +19,7 @@ class DiarizeDetails(StageDetails):
 
 class Diarize(Stage):
     name = "diarize"
-    version = 1
+    version = 2  # 2: a cluster's speech measured as the time its windows cover (short turns kept)
 
     def inputs(self, ctx: PipelineContext) -> list:
         backend = [ctx.config.diarizer] if ctx.config.diarizer != "resemblyzer" else []  # see Vad.inputs

@@ -12,7 +12,7 @@ from ...audio import read_audio, resample
 from ...contracts.faces import FaceAnalysis
 from ...layout import ProjectLayout as L
 from ...lipsync.phonemes import dub_phonemes
-from ...lipsync.tracks import TrackRequest, lipsync_tracks
+from ...lipsync.tracks import TrackRequest, lipsync_tracks, speaker_speech
 from ...media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ
 from ...script import Script
 from ..context import PipelineContext
@@ -38,19 +38,23 @@ def lipsync_options(config) -> dict:
 
 
 def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis) -> list[TrackRequest]:
-    """One request per speaker that has a face track and dubbed lines: the spans of its lines (source
-    and placed time, padded by :data:`LIPSYNC_PAD_S`), its lines placed over the whole video (16 kHz)
-    and their phoneme timings in video time, and the speaker's own source phonemes (the align stage)."""
+    """One request per face track of a speaker with dubbed lines (a speaker seen in several shots has
+    a track in each; each track is planned on its own frames and library): the spans of its lines (source
+    and placed time, padded by :data:`LIPSYNC_PAD_S`), its lines placed over the whole video (16 kHz),
+    their phoneme timings in video time, the speaker's own source phonemes (the align stage) and, when
+    other speakers talk too, the speaker's own source speech (the dialogue stem over their segments)."""
     code = ctx.language.code
     n48 = int(round(ctx.info.duration_s * MIX_RATE_HZ))
     uses_phonemes = bool(ctx.lipsync_backend is not None and ctx.lipsync_backend.uses_phonemes)
     source: dict[str, list] = {}
     if uses_phonemes and ctx.layout.abs(L.SOURCE_PHONEMES).exists():  # the align stage's, per speaker
         source = {k: [tuple(p) for p in v] for k, v in ctx.project.read_json(L.SOURCE_PHONEMES).items()}
+    several = len({seg.speaker for seg in script.segments}) > 1
+    speech = ctx.source_speech_16k() if several else None
     requests = []
     for spk in script.speakers:
-        track = next((t for t in analysis.tracks if t.id == spk.track), None)
-        if track is None:
+        tracks = [t for t in analysis.tracks if t.id in spk.track_ids()]
+        if not tracks:
             continue
         placed, spans = [], []
         for seg in script.segments:
@@ -65,13 +69,16 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
         dub = resample(mixing.place_lines(placed, n48, MIX_RATE_HZ), MIX_RATE_HZ, ANALYSIS_RATE_HZ)
         # phonemes: the TTS's (or, for a backend that uses them, the text aligned to a line without any)
         phonemes = dub_phonemes(ctx.project.root, script, code, spk.id, align=uses_phonemes)
-        requests.append(TrackRequest(track, spans, dub, phonemes or None, spk.id, source.get(spk.id) or None))
+        own = speaker_speech(speech, ANALYSIS_RATE_HZ, [(s.start_s, s.end_s) for s in script.segments if s.speaker == spk.id]) \
+            if several else None
+        requests += [TrackRequest(track, spans, dub, phonemes or None, spk.id, source_phonemes=source.get(spk.id) or None, source_audio=own)
+                     for track in tracks]
     return requests
 
 
 class Lipsync(Stage):
     name = "lipsync"
-    version = 2  # 2: phoneme-driven (viseme) retrieval with the source's aligned phonemes
+    version = 3  # 2: source's colour matrix and tags kept, each actor's model fitted on their own speech; 3: visemes
     per_language = True
 
     def applies(self, ctx: PipelineContext) -> bool:
@@ -79,10 +86,12 @@ class Lipsync(Stage):
 
     def inputs(self, ctx: PipelineContext) -> list:
         cfg, p = ctx.config, ctx.project
-        mapping = [(s.id, s.track) for s in ctx.script().speakers]
+        script = ctx.script()
+        mapping = [(s.id, s.track) for s in script.speakers]
+        turns = [(s.speaker, s.start_s, s.end_s) for s in script.segments]  # each actor's own source speech
         opts = [{k: str(v) for k, v in lipsync_options(cfg).items() if v is not None}] if cfg.lipsync != "retrieval" else []
         aligned = [p.output_hash("align")] if ctx.lipsync_backend.uses_phonemes else []
-        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, *aligned]
+        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, turns, *aligned]
 
     def total(self, ctx: PipelineContext) -> int | None:
         return ctx.info.video.frame_count

@@ -47,7 +47,7 @@ def styled_cues(ctx: PipelineContext) -> tuple[list[Cue], list[Cue]]:
 
 class Render(Stage):
     name = "render"
-    version = 2  # 2: subtitles laid out per language, display rotation from the source, broadcast masters
+    version = 3  # 2: subtitles laid out per language, display rotation from the source, broadcast masters; 3: BT.709 pixels for untagged SD
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:

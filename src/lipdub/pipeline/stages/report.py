@@ -20,7 +20,7 @@ class ReportDetails(StageDetails):
 
 class Report(Stage):
     name = "report"
-    version = 3  # 3: loudness checked against the named standard
+    version = 4  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
