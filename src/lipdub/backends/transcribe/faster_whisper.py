@@ -146,7 +146,8 @@ class FasterWhisperTranscriber:
 
         Returns:
             A :class:`Transcript`: segment and word times in seconds from the start of ``audio``,
-            texts stripped, word ``probability`` in [0, 1].
+            texts stripped, word ``probability`` in [0, 1], each segment's ``no_speech_prob``
+            (Whisper's no-speech probability of its window).
 
         Raises:
             ConfigError: ``language`` unknown to Whisper, or not English with an English-only model.
@@ -198,7 +199,8 @@ class FasterWhisperTranscriber:
             ]
             if not text and not words:
                 continue
-            segments.append(TranscriptSegment(start_s=float(seg.start), end_s=float(seg.end), text=text, words=words))
+            segments.append(TranscriptSegment(start_s=float(seg.start), end_s=float(seg.end), text=text, words=words,
+                                              no_speech_prob=round(float(seg.no_speech_prob), 4)))
         logger.info(
             "transcribed %.1f s: language %s (p=%s), %d segments",
             samples.shape[0] / WHISPER_SAMPLE_RATE_HZ,
