@@ -213,3 +213,18 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(") ", 1)[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_a_directory_with_a_dot_holds_its_project(tmp_path):
+    """``-o take.2`` (an existing directory whose name has a dot) receives the outputs and the project
+    alike; ``-o talk.es.mp4`` is a file whose project goes beside it; ``-o notes.txt`` is refused."""
+    from lipdub.layout import default_project_dir, output_paths
+
+    take = tmp_path / "take.2"
+    take.mkdir()
+    cfg = DubConfig(input=tmp_path / "talk.mp4", targets=["es"], output=take)
+    assert output_paths(cfg, True, ["es"])["es"].parent == take == default_project_dir(cfg).parent
+    cfg = DubConfig(input=tmp_path / "talk.mp4", targets=["es"], output=tmp_path / "talk.es.mp4")
+    assert default_project_dir(cfg) == tmp_path / "talk.lipdub"
+    with pytest.raises(ConfigError, match="not an output format"):
+        output_paths(DubConfig(input=tmp_path / "talk.mp4", targets=["es"], output=tmp_path / "notes.txt"), True, ["es"])

@@ -218,9 +218,10 @@ def output_paths(config: DubConfig, has_video: bool, languages: list[str]) -> di
 
 
 def default_project_dir(config: DubConfig) -> Path:
-    """``<output dir>/<input stem>.lipdub`` (the output's parent when it is a file)."""
+    """``<output dir>/<input stem>.lipdub`` (the output's parent when it is a file: a media suffix, as
+    :func:`output_paths` decides; ``-o take.2`` is a directory)."""
     out = Path(config.output)
-    base = out.parent if out.suffix else out
+    base = out.parent if out.suffix.lower() in VIDEO_SUFFIXES | AUDIO_SUFFIXES else out
     return base / f"{Path(config.input).stem}.lipdub"
 
 
