@@ -243,5 +243,5 @@ def test_subtitle_errors(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00\x81garbage")
     with pytest.raises(InputError, match="UTF-8"):
         import_subtitles(binary, "en")
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="does not exist"):
         import_subtitles(tmp_path / "missing.srt", "en")

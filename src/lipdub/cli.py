@@ -16,61 +16,17 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import LipdubError
+from .cli_support import RichHooks, console
+from .cli_support import key_values as _key_values
+from .cli_support import main as run_main
+from .cli_support import not_the_input as _not_the_input
+from .cli_support import progress as _progress
+from .cli_support import run_guarded as _run
+from .cli_support import state as _state
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Dub a video into another language with lip sync, offline on CPU.")
-console = Console(stderr=True)
-_state = {"debug": False}
-
-
-class RichHooks:
-    """Pipeline hooks drawing one progress line per stage (rich)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, int] = {}
-
-    def stage_started(self, stage: str, total: int | None = None) -> None:
-        self.tasks[stage] = self.progress.add_task(stage, total=total)
-
-    def stage_progress(self, stage: str, done: int, total: int) -> None:
-        if stage in self.tasks:
-            self.progress.update(self.tasks[stage], completed=done, total=total)
-
-    def stage_finished(self, stage: str, record, skipped: bool) -> None:
-        if skipped:
-            self.progress.add_task(f"{stage} [dim](unchanged, reused)[/dim]", total=1, completed=1)
-        elif stage in self.tasks:
-            t = self.progress.tasks[self.tasks[stage]]
-            self.progress.update(self.tasks[stage], total=t.total or 1, completed=t.total or 1,
-                                 description=f"{stage} [dim]{record.duration_s:.1f} s[/dim]")
-
-
-def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=console, transient=False)
-
-
-def _run(fn):
-    """Run ``fn`` turning lipdub errors into one line on stderr and exit code 2 (traceback with --debug)."""
-    try:
-        return fn()
-    except LipdubError as exc:
-        if _state["debug"]:
-            raise
-        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        console.print("interrupted: finished stages are kept in the project directory; run the same command to resume")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # an unexpected bug: still one line, unless --debug
-        if _state["debug"]:
-            raise
-        console.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc} (run with --debug for the traceback)", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 @app.callback()
@@ -82,35 +38,11 @@ def _main(
     import warnings
 
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # webrtcvad, via resemblyzer
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-
-
-def _key_values(items: list[str] | None, flag: str) -> dict:
-    """``["k=v", ...]`` -> ``{k: v}`` with ints, floats and true/false read as such.
-
-    Raises:
-        ConfigError: an item without ``=``.
-    """
-    from .errors import ConfigError
-
-    out: dict = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{flag} {item!r} is not KEY=VALUE", f"write e.g. {flag} num_hypotheses=8")
-        value: object = raw
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        else:
-            for kind in (int, float):
-                try:
-                    value = kind(raw)
-                    break
-                except ValueError:
-                    pass
-        out[key.strip()] = value
-    return out
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not (verbose or debug):  # PySceneDetect sets its logger to INFO when imported: keep its chatter out of stderr
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda r: r.name != "pyscenedetect" or r.levelno >= logging.WARNING)
 
 
 def _config(**kw):
@@ -140,7 +72,7 @@ def dub(
     lipsync_command: Optional[str] = typer.Option(None, "--lipsync-command", help="external: command template with {video} {audio} {output}."),
     speakers: Optional[int] = typer.Option(None, "--speakers", help="Number of speakers; estimated when omitted."),
     project: Optional[Path] = typer.Option(None, "--project", help="Project directory (default: OUTPUT_DIR/<input stem>.lipdub)."),
-    asr_model: str = typer.Option("base", "--asr-model", help="Whisper model name or CTranslate2 directory."),
+    asr_model: Optional[str] = typer.Option(None, "--asr-model", help="Whisper model name or CTranslate2 directory (default base); not with --transcript."),
     max_stretch: float = typer.Option(1.25, "--max-stretch", help="Largest time-stretch ratio of a line."),
     loudness_standard: Optional[str] = typer.Option(None, "--loudness-standard", help="ebu-r128 (-23 LUFS, -1 dBTP) | atsc-a85 (-24 LKFS, -2 dBTP, the default) | streaming (-14 LUFS, -1 dBTP)."),
     loudness: Optional[float] = typer.Option(None, "--loudness", help="Integrated loudness target, LUFS (default: the standard's)."),
@@ -158,11 +90,16 @@ def dub(
     from .pipeline import dub as run_dub
 
     def go():
+        if asr_model is not None and transcript is not None:
+            from .errors import ConfigError
+
+            raise ConfigError(f"--asr-model {asr_model} names a speech recognizer, but with --transcript none runs",
+                              "drop --asr-model, or drop --transcript to recognize the speech")
         cfg = _config(input=input, targets=[l.code for l in parse_language_list(to)], output=output, project_dir=project,
                       source_language=source_language, transcript=transcript, translator=translator, mt_model=mt_model, glossary=glossary,
                       translator_options=_key_values(translator_option, "--translator-option"), tts=tts, voice=voice,
                       voice_dir=voice_dir, separation=separation, lipsync=lipsync, lipsync_checkpoint=lipsync_checkpoint,
-                      lipsync_device=lipsync_device, lipsync_command=lipsync_command, speakers=speakers, asr_model=asr_model,
+                      lipsync_device=lipsync_device, lipsync_command=lipsync_command, speakers=speakers, asr_model=asr_model or "base",
                       max_stretch=max_stretch, loudness_standard=loudness_standard, target_lufs=loudness, true_peak_dbtp=true_peak,
                       deliver=deliver, timecode=timecode, keep_original_audio=keep_original_audio,
                       voice_bank=voice_bank, voice_match=voice_match, max_attempts=max_attempts, redo_failed=redo_failed)
@@ -209,6 +146,7 @@ def transcribe(
     from .subtitles import Cue, write_srt, write_vtt
 
     def go():
+        _not_the_input(output, input)
         out_dir = (output.parent if output else Path.cwd())
         cfg = _config(input=input, targets=[], output=out_dir, project_dir=project or project_dir_beside(input, out_dir),
                       source_language=source_language, asr_model=asr_model, separation=separation, speakers=speakers)
@@ -231,6 +169,8 @@ def _project_config(project: Path, **overrides):
     from .errors import InputError
     from .project import Project
 
+    if not (project / "manifest.json").is_file():  # nothing is made in a directory that is not a project
+        raise InputError(f"{project} is not a lipdub project (no manifest.json)", "run lipdub transcribe or lipdub dub first")
     manifest = Project(project).manifest
     if not manifest.config:
         raise InputError(f"{project} is not a lipdub project (no manifest config)", "run lipdub transcribe or lipdub dub first")
@@ -325,6 +265,7 @@ def faces(
     def go():
         import numpy as np
 
+        _not_the_input(output, input)
         cfg = _config(input=input, targets=[], output=output.parent, project_dir=project or project_dir_beside(input, output.parent),
                       speakers=speakers)
         with _progress() as progress:
@@ -408,10 +349,13 @@ def qc(
     from .qc.thresholds import Thresholds
 
     def go():
+        from .languages import parse_language
+
         out = Console()
         th = Thresholds.load(thresholds)
+        code = parse_language(language).code if language is not None else None  # an unknown code: one line, exit 2
         with out.status("measuring") as status:
-            rep = build_report(output, source=source, project_dir=project, language=language, thresholds=th, syncnet=syncnet,
+            rep = build_report(output, source=source, project_dir=project, language=code, thresholds=th, syncnet=syncnet,
                                face=face, vmaf=not no_vmaf, progress=lambda msg: status.update(f"measuring: {msg}"))
         sync = rep.data.get("sync") or {}
         table = Table(title=f"lip sync: {output.name}")
@@ -510,7 +454,8 @@ def worker(
 
 
 def main() -> None:  # console_scripts entry point
-    app()
+    """Run the CLI (:func:`lipdub.cli_support.main`: usage errors are one line, exit code 2)."""
+    run_main(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

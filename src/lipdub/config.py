@@ -4,11 +4,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .media.render import parse_deliver
 from .mixing import LoudnessTarget, resolve_loudness
+
+#: Most target languages of one dub (each one is a whole translate/synthesize/mix/render pass; the service's campaigns take as many).
+MAX_TARGET_LANGUAGES = 20
+#: Most speakers ``--speakers`` may ask the diarization for.
+MAX_SPEAKERS = 20
+
+#: The CLI option of each field, for the messages of a bad value (the Python API gets the same text).
+OPTION_OF_FIELD = {
+    "input": "INPUT", "targets": "--to", "output": "-o", "project_dir": "--project", "source_language": "--from",
+    "transcript": "--transcript", "translator": "--translator", "mt_model": "--mt-model", "translator_options": "--translator-option",
+    "glossary": "--glossary", "tts": "--tts", "voice": "--voice", "voice_dir": "--voice-dir", "separation": "--separation",
+    "lipsync": "--lipsync", "lipsync_checkpoint": "--lipsync-checkpoint", "lipsync_device": "--lipsync-device",
+    "lipsync_command": "--lipsync-command", "speakers": "--speakers", "asr_model": "--asr-model", "max_stretch": "--max-stretch",
+    "loudness_standard": "--loudness-standard", "target_lufs": "--loudness", "true_peak_dbtp": "--true-peak", "deliver": "--deliver",
+    "timecode": "--timecode", "keep_original_audio": "--keep-original-audio", "voice_bank": "--voice-bank",
+    "voice_match": "--voice-match", "max_attempts": "--max-attempts", "redo_failed": "--redo-failed",
+}
+#: What each bounded option takes, for the hint.
+_RANGES = {"speakers": f"a whole number from 1 to {MAX_SPEAKERS}, or leave it out to estimate the count",
+           "targets": f"1 to {MAX_TARGET_LANGUAGES} languages, comma separated (--to es,fr)"}
+
+
+def config_error(exc: ValidationError) -> ConfigError:
+    """One-line :class:`ConfigError` for a pydantic ``ValidationError`` of :class:`DubConfig`: the
+    option (its CLI name, :data:`OPTION_OF_FIELD`), the value given and what is wrong with it."""
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first.get("loc") else ""
+    option = OPTION_OF_FIELD.get(field, field or "an option")
+    value = first.get("input")
+    shown = ("" if isinstance(value, dict) else f" ({len(value)} given)" if isinstance(value, (list, tuple))
+             else f" {value!r}" if isinstance(value, str) else f" {value}")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return ConfigError(f"{option}{shown} is not valid: {first['msg'][0].lower()}{first['msg'][1:]}{more}",
+                       f"{option} takes {_RANGES[field]}" if field in _RANGES else f"fix {option} (see lipdub dub --help)")
 
 
 class DubConfig(BaseModel):
@@ -16,7 +50,8 @@ class DubConfig(BaseModel):
 
     Attributes:
         input: source video or audio file.
-        targets: target language codes (ISO 639-1), e.g. ``["es", "ca"]``.
+        targets: target language codes (ISO 639-1), e.g. ``["es", "ca"]``; at most
+            :data:`MAX_TARGET_LANGUAGES`.
         output: output file (one language) or directory; see :func:`lipdub.layout.output_paths`.
         project_dir: project directory; default ``<output dir>/<input stem>.lipdub``.
         source_language: ISO 639-1 code of the source speech; None = detected by the ASR.
@@ -42,7 +77,11 @@ class DubConfig(BaseModel):
         lipsync_device: ``wav2lip``/``wav2lip_gan``: ``auto``, ``cpu``, ``cuda[:N]``, ``mps`` (None: auto).
         lipsync_command: ``external``: command template with ``{video}``, ``{audio}``, ``{output}``
             (None: ``$LIPDUB_LIPSYNC_COMMAND``). An option the chosen backend does not take is an error.
-        speakers: the number of speakers, or None to estimate it.
+        speakers: the number of speakers (1 to :data:`MAX_SPEAKERS`), or None to estimate it.
+
+    Raises:
+        ConfigError: a bad value, in one line naming the option (:func:`config_error`), instead of
+            pydantic's ``ValidationError``.
         asr_model: Whisper model name (``base``, ``tiny.en``, ...) or a CTranslate2 model directory.
         max_stretch: the largest time-stretch ratio the fit may apply (1.25 = 25 % faster).
         loudness_standard: ``ebu-r128``, ``atsc-a85`` or ``streaming`` (:data:`lipdub.mixing.LOUDNESS_STANDARDS`);
@@ -64,8 +103,14 @@ class DubConfig(BaseModel):
             not pass, with a larger speed-up limit and more attempts (:mod:`lipdub.qc.redo`).
     """
 
+    def __init__(self, **data) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:  # one line naming the option (a ValidationError names no option)
+            raise config_error(exc) from None
+
     input: Path
-    targets: list[str]
+    targets: list[str] = Field(max_length=MAX_TARGET_LANGUAGES)
     output: Path
     project_dir: Path | None = None
     source_language: str | None = None
@@ -85,7 +130,7 @@ class DubConfig(BaseModel):
     lipsync_checkpoint: Path | None = None
     lipsync_device: str | None = None
     lipsync_command: str | None = None
-    speakers: int | None = Field(default=None, ge=1, le=20)
+    speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
     asr_model: str = "base"
     max_stretch: float = 1.25
     loudness_standard: str | None = None

@@ -194,7 +194,8 @@ def output_paths(config: DubConfig, has_video: bool, languages: list[str]) -> di
 
     Raises:
         ConfigError: the suffix does not fit the input (a video suffix for an audio-only input, a
-            broadcast master that is not ``.mov``, ...).
+            broadcast master that is not ``.mov``, ...), or is no media suffix and names no existing
+            directory (``-o notes.txt``).
     """
     out = Path(config.output)
     suffix = out.suffix.lower()
@@ -208,15 +209,20 @@ def output_paths(config: DubConfig, has_video: bool, languages: list[str]) -> di
         if len(languages) == 1:
             return {languages[0]: out}
         return {code: out.with_name(f"{out.stem}.{code}{out.suffix}") for code in languages}
+    if suffix and not out.is_dir():  # "-o x.txt" is a typo, not a new directory
+        media = sorted(VIDEO_SUFFIXES if has_video else AUDIO_SUFFIXES)
+        raise ConfigError(f"-o {out}: {out.suffix} is not an output format, and no directory {out.name} exists",
+                          f"name a file {' '.join(media)}, or a directory (one that exists, or a name without a suffix)")
     default_suffix = (".mov" if config.deliver == "broadcast" else ".mp4") if has_video else ".wav"
     stem = Path(config.input).stem
     return {code: out / f"{stem}.{code}{default_suffix}" for code in languages}
 
 
 def default_project_dir(config: DubConfig) -> Path:
-    """``<output dir>/<input stem>.lipdub`` (the output's parent when it is a file)."""
+    """``<output dir>/<input stem>.lipdub`` (the output's parent when it is a file: a media suffix, as
+    :func:`output_paths` decides; ``-o take.2`` is a directory)."""
     out = Path(config.output)
-    base = out.parent if out.suffix else out
+    base = out.parent if out.suffix.lower() in VIDEO_SUFFIXES | AUDIO_SUFFIXES else out
     return base / f"{Path(config.input).stem}.lipdub"
 
 

@@ -103,9 +103,9 @@ def resolve_loudness(standard: str | None = None, target_lufs: float | None = No
             ceiling above its maximum true peak), never silently ignored.
     """
     if target_lufs is not None and not -70 <= target_lufs <= -5:
-        raise ConfigError(f"loudness target {target_lufs} LUFS is out of range", "use a value from -70 to -5 (e.g. -24 or -23)")
+        raise ConfigError(f"--loudness {target_lufs:g} LUFS is out of range", "use a loudness target from -70 to -5 LUFS (e.g. -24 or -23)")
     if true_peak_dbtp is not None and not -20 <= true_peak_dbtp <= 0:
-        raise ConfigError(f"true-peak ceiling {true_peak_dbtp} dBTP is out of range", "use a value from -20 to 0 (e.g. -2)")
+        raise ConfigError(f"--true-peak {true_peak_dbtp:g} dBTP is out of range", "use a true-peak ceiling from -20 to 0 dBTP (e.g. -2)")
     if standard is None:
         default = LOUDNESS_STANDARDS[DEFAULT_LOUDNESS_STANDARD]
         if target_lufs is None and true_peak_dbtp is None:
@@ -359,7 +359,7 @@ def mix(
         ConfigError: target or ceiling out of range.
     """
     if not -70 <= target_lufs <= -5:
-        raise ConfigError(f"loudness target {target_lufs} LUFS is out of range", "use a value from -70 to -5 (e.g. -24 or -23)")
+        raise ConfigError(f"--loudness {target_lufs:g} LUFS is out of range", "use a loudness target from -70 to -5 LUFS (e.g. -24 or -23)")
     if not -20 <= true_peak_ceiling_dbtp <= 0:
         raise ConfigError(f"true-peak ceiling {true_peak_ceiling_dbtp} dBTP is out of range", "use a value from -20 to 0 (e.g. -2)")
     n = original.shape[0]

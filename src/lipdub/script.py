@@ -114,7 +114,11 @@ class TargetLine(BaseModel):
 
 
 class Segment(BaseModel):
-    """One line of speech: a speaker's words between ``start_s`` and ``end_s`` (seconds)."""
+    """One line of speech: a speaker's words between ``start_s`` and ``end_s`` (seconds).
+
+    ``no_speech_prob``: Whisper's probability that the window of this line holds no speech (None for
+    imported lines); a recognized line over silence is not dubbed (:mod:`lipdub.pipeline.stages.translate`).
+    """
 
     id: int
     start_s: float
@@ -123,6 +127,7 @@ class Segment(BaseModel):
     source_text: str
     words: list[Word] = Field(default_factory=list)
     targets: dict[str, TargetLine] = Field(default_factory=dict)
+    no_speech_prob: float | None = None
 
     @property
     def duration_s(self) -> float:

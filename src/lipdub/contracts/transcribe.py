@@ -20,10 +20,14 @@ class TranscriptWord:
 
 @dataclass
 class TranscriptSegment:
+    """One recognized (or imported) line; ``no_speech_prob`` is the recognizer's probability that it
+    holds no speech (Whisper's, per 30 s window), None when unknown."""
+
     start_s: float
     end_s: float
     text: str
     words: list[TranscriptWord] = field(default_factory=list)
+    no_speech_prob: float | None = None
 
 
 @dataclass

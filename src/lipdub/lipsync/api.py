@@ -10,6 +10,7 @@ the frame count and fps are the source's).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,7 @@ from ..contracts.transcribe import TRANSCRIBERS
 from ..errors import ConfigError, InputError, LipdubError, MissingWeights
 from ..faces.analyze import analyze_video
 from ..faces.shots import detect_shots
-from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe, video_frame_times
+from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe, probe_video, video_frame_times
 from ..media.render import check_rotation, rotation_args
 from ..tools import run_ffmpeg
 from .align import transcribe_and_align
@@ -73,6 +74,10 @@ def lipsync_video(
         ConfigError: unknown backend or face id.
     """
     impl = create_backend(backend, backend_options)
+    probe_video(video)  # a text file, an empty or truncated video: one clear InputError before any work
+    for what, path in (("video", video), ("audio", audio)):
+        if os.path.realpath(output) == os.path.realpath(path):
+            raise InputError(f"-o {output} is the {what} to lip-sync: it would be overwritten", "pass another -o")
     vinfo = probe(video) if _has_audio(video) else None
     frame_times = video_frame_times(video)
     if len(frame_times) == 0:

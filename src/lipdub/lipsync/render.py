@@ -180,7 +180,8 @@ def _render(source, analysis, plans, output, compositor, lossless, crf, preset, 
         ostream = out.add_stream("libx264", rate=istream.guessed_rate or istream.average_rate or 25)
         ostream.width = istream.codec_context.width
         ostream.height = istream.codec_context.height
-        ostream.pix_fmt = "yuv444p" if lossless and istream.codec_context.pix_fmt == "yuv444p" else "yuv420p"
+        odd = ostream.width % 2 or ostream.height % 2  # x264 cannot subsample chroma of an odd size ("width not divisible by 2")
+        ostream.pix_fmt = "yuv444p" if odd or (lossless and istream.codec_context.pix_fmt == "yuv444p") else "yuv420p"
         ostream.time_base = istream.time_base
         ostream.codec_context.time_base = istream.time_base
         ostream.options = {"qp": "0", "preset": "ultrafast"} if lossless else {"crf": str(crf), "preset": preset}

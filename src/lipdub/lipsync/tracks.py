@@ -9,6 +9,7 @@ not flag (pose, size, occlusion, detection gap); the backend plans them; then th
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,10 +18,15 @@ import numpy as np
 
 from ..contracts.faces import FaceAnalysis, FaceTrack
 from ..contracts.lipsync import LipsyncPlan
+from ..errors import InputError
 from .render import render_lipsync
 
 #: The note recorded for a track whose every frame in the spans is flagged.
 ALL_SKIPPED = "every frame skipped (pose, size or occlusion)"
+#: The start of the note of a track the backend could not plan (left as decoded).
+NOT_PLANNED = "not lip-synced, left as decoded"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,7 +94,7 @@ def _scalars(d: dict) -> dict:
 
 def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: np.ndarray, source_audio: np.ndarray,
                    requests: list[TrackRequest], output: Path, *, sample_rate_hz: int, lossless: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> LipsyncRun:
+                   progress: Callable[[int, int], None] | None = None, skip_unusable: bool = False) -> LipsyncRun:
     """Plan every request with ``backend`` and render the planned tracks into ``output`` (video only).
 
     Args:
@@ -97,6 +103,10 @@ def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: n
         source_audio: the source's speech, float32 mono at ``sample_rate_hz`` (the actor's own voice,
             for backends that learn from it), for requests without their own ``source_audio``.
         lossless: encode the video losslessly (x264 qp 0).
+        skip_unusable: a track the backend cannot plan (an :class:`InputError`: too few usable frames
+            for the retrieval model in a 0.3 s or 1 fps clip) is left as decoded, with the reason in its
+            details (``note``), instead of failing the run (the pipeline's choice; ``lipdub lipsync``
+            of one face fails with the reason).
     Returns:
         A :class:`LipsyncRun`; ``video`` is None when no request had a frame to re-animate (the
         tracks' details then say why) and nothing was written.
@@ -109,8 +119,15 @@ def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: n
             run.tracks[key] = {"speaker": req.label, "frames": 0, "note": ALL_SKIPPED}
             continue
         own = req.source_audio if req.source_audio is not None else source_audio
-        plan = backend.plan(analysis, req.track, frames, frame_times, own, req.dub_audio, sample_rate_hz, req.phonemes or None,
-                            req.source_phonemes or None)
+        try:
+            plan = backend.plan(analysis, req.track, frames, frame_times, own, req.dub_audio, sample_rate_hz, req.phonemes or None,
+                                req.source_phonemes or None)
+        except InputError as exc:
+            if not skip_unusable:
+                raise
+            log.warning("track %s (%s) is not lip-synced, left as decoded: %s", key, req.label, exc.message)
+            run.tracks[key] = {"speaker": req.label, "frames": 0, "note": f"{NOT_PLANNED}: {exc.message}"}
+            continue
         run.plans.append((plan, req.track))
         run.tracks[key] = {"speaker": req.label, "frames": int(len(frames)), **_scalars(plan.details)}
     if not run.plans:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import ConfigError, StageFailed
 from ..languages import Language
-from ..tools import ffmpeg_exe, run_ffmpeg
+from ..tools import ffmpeg_exe, run_child, run_ffmpeg
 from .probe import display_rotation_deg
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def parse_deliver(name: str) -> str:
 
 @lru_cache(maxsize=4)
 def _has_display_rotation_option(exe: str) -> bool:
-    proc = subprocess.run([exe, "-hide_banner", "-h", "long"], capture_output=True, text=True)
+    proc = run_child([exe, "-hide_banner", "-h", "long"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     return "-display_rotation" in proc.stdout
 
 

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends.transcribe.subtitles import fit_to_media, import_subtitles, log_notes
 from ..config import DubConfig
 from ..contracts.diarize import DIARIZERS
 from ..contracts.separate import SEPARATORS
@@ -15,15 +16,19 @@ from ..contracts.transcribe import TRANSCRIBERS
 from ..contracts.translate import TRANSLATORS
 from ..contracts.vad import VADS
 from ..errors import ConfigError, InputError
+from ..files import check_input_file
 from ..languages import Language, parse_language
 from ..layout import default_project_dir, output_paths
 from ..lipsync.api import create_backend
+from ..media.broadcast import check_timecode
 from ..media.probe import probe
+from ..models import resolve_whisper_model
 from ..project import Project, RunRecord, StageRecord, input_sha256, now_iso
 from ..translation import Glossary
 from .context import PipelineContext
 from .hooks import PipelineHooks
 from .lines import create_translator, translator_name
+from .preflight import check_outputs, check_project_dir, check_script_lines
 from .runner import Stage, StageRunner
 from .stages import DUBBING_ONLY, LANGUAGE_STAGES, SOURCE_STAGES
 from .stages.lipsync import lipsync_options
@@ -67,11 +72,14 @@ def stages_until(until: str) -> tuple[list[Stage], list[Stage]]:
 class Dubber:
     """Runs the pipeline for one :class:`DubConfig` (use :func:`dub`).
 
-    Everything that can be checked without media is checked here, before any work (diffusers'
-    ``check_inputs``): backends exist and take their options, the transcript exists.
+    Everything is checked here, before any work (diffusers' ``check_inputs``): backends exist and
+    take their options, the ASR model exists, the transcript parses and fits the media (cues past
+    its end dropped or cut, unspeakable lines refused: :func:`fit_to_media`), the media probes, the
+    outputs and the project directory can be written and replace none of the user's files
+    (:mod:`lipdub.pipeline.preflight`), a timecode is valid. Only then is the project directory made.
 
     Raises:
-        ConfigError / InputError / BackendUnavailable: a bad option, with a hint.
+        ConfigError / InputError / BackendUnavailable / MissingWeights: a bad option or input, with a hint.
     """
 
     def __init__(self, config: DubConfig, hooks: PipelineHooks | None = None) -> None:
@@ -95,13 +103,41 @@ class Dubber:
             raise ConfigError(f"--mt-model is a ctranslate2 model, but the translator is {config.translator}",
                               "drop --mt-model, or use --translator ctranslate2 (or auto)")
         if config.glossary is not None:
-            Glossary.load(config.glossary)  # missing or malformed: fail before any work
+            Glossary.load(check_input_file(config.glossary, "glossary"))  # missing, a FIFO, malformed: fail before any work
         if config.tts != "auto":
             TTS_BACKENDS.load(config.tts)
-        if config.transcript is not None and not Path(config.transcript).is_file():
-            raise InputError(f"transcript {config.transcript} does not exist", "check the --transcript path")
-        self.project = Project(config.project_dir or default_project_dir(config))
+        self._check_files(config)
+        self.info = probe(Path(config.input))  # the media is valid (or one clear line) before any work
+        self.outputs = output_paths(config, self.info.has_video, [t.code for t in self.targets]) if self.targets else {}
+        check_outputs(config, self.outputs, self.source_language.code if self.source_language else None)
+        if self._transcript is not None:  # cues past the end, unspeakable lines: refused or fitted now
+            log_notes(f"transcript {Path(config.transcript).name}",
+                      fit_to_media(self._transcript, self.info.duration_s, f"transcript {Path(config.transcript).name}")[1])
+        self._check_timecode(config)
+        project_dir = Path(config.project_dir or default_project_dir(config))
+        check_project_dir(config, project_dir)
+        self.project = Project(project_dir)
         self.runner = StageRunner(self.project, self.hooks)
+
+    def _check_files(self, config: DubConfig) -> None:
+        """The transcript parses, the ASR model and the voice directories exist (before any work)."""
+        self._transcript = None
+        if config.transcript is not None:
+            self._transcript = import_subtitles(config.transcript, config.source_language)
+        elif config.transcriber == "faster-whisper":
+            resolve_whisper_model(config.asr_model)  # MissingWeights now, not after four stages
+        if config.voice_dir is not None and not Path(config.voice_dir).is_dir():
+            raise InputError(f"--voice-dir {config.voice_dir} is not a directory", "pass the directory of your piper voices (*.onnx + *.onnx.json)")
+        if config.voice_bank is not None and Path(config.voice_bank).exists() and not Path(config.voice_bank).is_dir():
+            raise InputError(f"--voice-bank {config.voice_bank} is a file, not a directory", "pass a directory (it is made when missing)")
+
+    def _check_timecode(self, config: DubConfig) -> None:
+        if config.timecode is None:
+            return
+        if config.deliver != "broadcast" or not self.info.has_video:
+            raise ConfigError(f"--timecode {config.timecode} sets the start of a broadcast master, but this dub is no broadcast master",
+                              "add --deliver broadcast (for a video), or drop --timecode")
+        check_timecode(config.timecode, self.info.video.fps_fraction)
 
     @property
     def ran(self) -> list[str]:
@@ -141,10 +177,9 @@ class Dubber:
             raise ConfigError("no target language given", "pass --to es (or several: --to es,fr)")
         source_stages, language_stages = stages_until(until)
         src_path = Path(cfg.input).resolve()
+        info, outputs = self.info, self.outputs
         with self.project:
             run_started = now_iso()
-            info = probe(src_path)  # validates before anything else
-            outputs = output_paths(cfg, info.has_video, [t.code for t in self.targets]) if self.targets else {}
             self.project.manifest.config = json.loads(cfg.model_dump_json())
             sha = input_sha256(self.project, src_path)
             ctx = PipelineContext(cfg, self.project, self.hooks, src_path, info, sha, until, self._lipsync_backend)
@@ -159,6 +194,7 @@ class Dubber:
                 src_code = src_lang.code
                 if dubbing:
                     self._check_pairs(ctx, src_lang)
+                    check_script_lines(ctx.script().segments)  # people edit script.json: bounded before synthesis
                     self._walk([s for s in source_stages if s.name in DUBBING_ONLY], ctx)
                     for lang in self.targets:
                         lctx = ctx.for_language(lang, src_lang, outputs[lang.code])

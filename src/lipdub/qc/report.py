@@ -45,7 +45,7 @@ from .sync_section import SyncInputs, sync_section
 from .thresholds import Thresholds, worst
 from .timing import timing_figures
 from .visemes import viseme_check
-from .visual import compare_videos
+from .visual import NotMeasurable, compare_videos
 from .voice import speaker_similarity
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,11 @@ def _visual_section(source: Path | None, output: Path, inp: SyncInputs, vmaf: bo
         data["visual"] = {"note": "not computed: pass --source (the source video)"}
         return []
     say("visual fidelity")
-    vis = compare_videos(source, output, analysis=inp.src_analysis, max_frames=max_frames, vmaf=vmaf)
+    try:
+        vis = compare_videos(source, output, analysis=inp.src_analysis, max_frames=max_frames, vmaf=vmaf)
+    except NotMeasurable as exc:  # a 1x1 or 4098x2 video: no SSIM, said in the report
+        data["visual"] = {"note": f"not computed: {exc.message}"}
+        return []
     data["visual"] = vis.as_dict()
     checks = [judge("visual", "ssim", "SSIM, whole frame", vis.ssim, th.ssim),
               judge("visual", "ssim_outside_mouth", "SSIM outside the mouth", vis.ssim_outside_mouth, th.ssim_outside_mouth),

@@ -37,8 +37,15 @@ from ..errors import BackendUnavailable, InputError
 from ..faces.analyze import open_video, to_display
 from ..media.colour import VideoColour, conversion_filter, frame_to_rgb, video_colour
 from ..media.probe import probe_video, video_frame_times
+from ..tools import run_child
 
 NOSE_TIP = 1  # MediaPipe Face Mesh landmark index of the nose tip
+SSIM_WIN = 7  # skimage's default SSIM window (7x7): smaller frames have no SSIM
+
+
+class NotMeasurable(InputError):
+    """A figure that cannot be computed on these videos (frames smaller than the SSIM window); the
+    report skips it with this note."""
 MASK_PAD = 0.20
 VMAF_MAX_FRAMES = 100  # longer videos are scored on every k-th frame (libvmaf n_subsample)
 
@@ -89,13 +96,20 @@ def _psnr(mse: float) -> float | None:
 
 def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -> tuple[float, float, float | None, float | None]:
     """``(ssim, ssim_outside, psnr_db, psnr_outside_db)`` of two uint8 RGB frames ``(H, W, 3)``;
-    ``mask`` bool ``(H, W)`` marks the mouth region excluded from the ``outside`` figures."""
+    ``mask`` bool ``(H, W)`` marks the mouth region excluded from the ``outside`` figures.
+
+    Raises:
+        InputError: the frames differ in size. NotMeasurable: they are smaller than the SSIM window.
+    """
     import cv2
     from skimage.metrics import structural_similarity
 
     if ref_rgb.shape != dist_rgb.shape:
         raise InputError(f"frame sizes differ: source {ref_rgb.shape[:2]}, dub {dist_rgb.shape[:2]}",
                          "compare the dub with the source it was made from")
+    if min(ref_rgb.shape[:2]) < SSIM_WIN:
+        raise NotMeasurable(f"frames of {ref_rgb.shape[1]}x{ref_rgb.shape[0]} are smaller than the {SSIM_WIN}x{SSIM_WIN} SSIM window",
+                            "SSIM, PSNR and VMAF are not computed for such a video")
     a = cv2.cvtColor(ref_rgb, cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(dist_rgb, cv2.COLOR_RGB2GRAY)
     ssim, smap = structural_similarity(a, b, data_range=255, full=True)
@@ -206,7 +220,7 @@ def vmaf_ffmpeg() -> str:
         cands.append(shutil.which("ffmpeg"))
     for exe in cands:
         try:
-            out = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30).stdout
+            out = run_child([exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL).stdout
         except (OSError, subprocess.TimeoutExpired):
             continue
         if " libvmaf " in out:
@@ -239,8 +253,8 @@ def vmaf_score(reference: str | Path, distorted: str | Path, threads: int = 2, s
         log = Path(tmp) / "vmaf.json"
         graph = (f"[0:v]{dist_chain}[d];[1:v]setpts=PTS-STARTPTS,{tag},format=yuv420p[r];"
                  f"[d][r]libvmaf=log_fmt=json:log_path={log}:n_threads={threads}:n_subsample={max(1, int(subsample))}")
-        proc = subprocess.run([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(distorted), "-i", str(reference),
-                               "-lavfi", graph, "-f", "null", "-"], capture_output=True, text=True)
+        proc = run_child([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(distorted), "-i", str(reference),
+                          "-lavfi", graph, "-f", "null", "-"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if proc.returncode != 0 or not log.exists():
             raise InputError(f"VMAF failed: {proc.stderr.strip()[-300:]}", "check that both videos decode and have the same size")
         data = json.loads(log.read_text())

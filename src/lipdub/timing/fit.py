@@ -33,6 +33,7 @@ from ..audio import read_audio, resample, write_audio
 from ..contracts.synthesize import PhonemeTiming, Speech
 from ..errors import BackendUnavailable, ConfigError, StageFailed
 from ..script import FitReport
+from ..tools import run_child
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def time_stretch(samples: np.ndarray, sample_rate_hz: int, ratio: float) -> np.n
         src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
         write_audio(src, x, sample_rate_hz)
         cmd = [exe, "--quiet", "--fine", "--time", f"{1.0 / ratio:.9f}", os.fspath(src), os.fspath(dst)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = run_child(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if proc.returncode != 0 or not dst.is_file():
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise StageFailed(f"rubberband failed (exit {proc.returncode}): {detail[0]}", "check the rubberband install")

@@ -38,6 +38,7 @@ import numpy as np
 from ...contracts.faces import FaceAnalysis, FaceTrack
 from ...contracts.lipsync import Donor, LipsyncPlan
 from ...errors import BackendUnavailable, ConfigError, InputError, StageFailed
+from ...tools import run_child
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ class ExternalDonors:
         t0 = time.perf_counter()
         with open(log_path, "wb") as logf:
             try:
-                proc = subprocess.run(["/bin/sh", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                proc = run_child(["/bin/sh", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       timeout=self.backend.timeout_s)
             except subprocess.TimeoutExpired:
                 raise StageFailed(f"the external lip-sync command ran over {self.backend.timeout_s:g} s", f"see {log_path}") from None

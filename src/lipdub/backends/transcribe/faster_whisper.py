@@ -133,6 +133,29 @@ class FasterWhisperTranscriber:
         names = ", ".join(f"{m.name} ({m.source}{'' if m.ready else ', joined on first use'})" for m in models)
         return f"faster-whisper {fw.__version__}; models: {names}"
 
+    def _whisper_language(self, language: str | None) -> str | None:
+        """``language`` as Whisper's code (``"jv"`` -> ``"jw"``), checked against the model.
+
+        Raises:
+            ConfigError: unknown to Whisper, or not English with an English-only model.
+        """
+        if language is None:
+            return None
+        language = language.strip().lower()
+        language = _ISO_TO_WHISPER.get(language, language)
+        codes = supported_languages()
+        if language not in codes:
+            raise ConfigError(
+                f"Whisper does not know language {language!r}",
+                f"use one of its codes, e.g. en, es, fr, de, zh, ja ({len(codes)} in all), or omit it to detect",
+            )
+        if not self.multilingual and language != "en":
+            raise ConfigError(
+                f"Whisper model {self.model_name!r} is English-only but language {language!r} was requested",
+                "use a multilingual model such as base (--asr-model base)",
+            )
+        return language
+
     def transcribe(self, audio: np.ndarray, sample_rate_hz: int, language: str | None = None) -> Transcript:
         """Transcribe speech with segment and word times.
 
@@ -146,27 +169,15 @@ class FasterWhisperTranscriber:
 
         Returns:
             A :class:`Transcript`: segment and word times in seconds from the start of ``audio``,
-            texts stripped, word ``probability`` in [0, 1].
+            texts stripped, word ``probability`` in [0, 1], each segment's ``no_speech_prob``
+            (Whisper's no-speech probability of its window).
 
         Raises:
             ConfigError: ``language`` unknown to Whisper, or not English with an English-only model.
             InputError: ``audio`` is empty, not 1-D/2-D, or ``sample_rate_hz`` is not positive.
             StageFailed: decoding failed inside CTranslate2.
         """
-        if language is not None:
-            language = language.strip().lower()
-            language = _ISO_TO_WHISPER.get(language, language)
-            codes = supported_languages()
-            if language not in codes:
-                raise ConfigError(
-                    f"Whisper does not know language {language!r}",
-                    f"use one of its codes, e.g. en, es, fr, de, zh, ja ({len(codes)} in all), or omit it to detect",
-                )
-            if not self.multilingual and language != "en":
-                raise ConfigError(
-                    f"Whisper model {self.model_name!r} is English-only but language {language!r} was requested",
-                    "use a multilingual model such as base (--asr-model base)",
-                )
+        language = self._whisper_language(language)
         samples = np.asarray(audio, dtype=np.float32)
         if samples.ndim not in (1, 2) or samples.size == 0:
             raise InputError(f"audio to transcribe must be a non-empty 1-D or 2-D array, got shape {samples.shape}", "pass mono float32 samples")
@@ -198,7 +209,8 @@ class FasterWhisperTranscriber:
             ]
             if not text and not words:
                 continue
-            segments.append(TranscriptSegment(start_s=float(seg.start), end_s=float(seg.end), text=text, words=words))
+            segments.append(TranscriptSegment(start_s=float(seg.start), end_s=float(seg.end), text=text, words=words,
+                                              no_speech_prob=round(float(seg.no_speech_prob), 4)))
         logger.info(
             "transcribed %.1f s: language %s (p=%s), %d segments",
             samples.shape[0] / WHISPER_SAMPLE_RATE_HZ,

@@ -30,6 +30,7 @@ from pathlib import Path
 from ...contracts.translate import Term, TranslationRequest, TranslatorBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
+from ...tools import run_child
 from ...translation.terms import Protected, protect, restore
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ class ApertiumTranslator(TranslatorBackend):
     def _run(self, mode: str, text: str) -> str:
         cmd = [self.program, "-d", str(self.data_dir), "-u", mode]
         try:
-            proc = subprocess.run(cmd, input=text, capture_output=True, text=True, encoding="utf-8", timeout=self.timeout_s, check=False)
+            proc = run_child(cmd, input=text, capture_output=True, text=True, encoding="utf-8", timeout=self.timeout_s, check=False)
         except subprocess.TimeoutExpired as exc:
             raise StageFailed(f"translate: apertium {mode} took more than {self.timeout_s:.0f} s", "raise timeout_s or translate fewer lines") from exc
         if proc.returncode != 0:
@@ -209,7 +210,7 @@ class ApertiumTranslator(TranslatorBackend):
         lt_proc = shutil.which("lt-proc")
         if todo and analyser is not None and lt_proc is not None:
             try:
-                proc = subprocess.run([lt_proc, str(analyser)], input="\n\n".join(todo) + "\n", capture_output=True,
+                proc = run_child([lt_proc, str(analyser)], input="\n\n".join(todo) + "\n", capture_output=True,
                                       text=True, encoding="utf-8", timeout=self.timeout_s, check=False)
                 blocks = proc.stdout.split("\n\n") if proc.returncode == 0 else []
             except subprocess.TimeoutExpired:

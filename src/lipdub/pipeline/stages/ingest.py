@@ -1,10 +1,11 @@
-"""Stage 1, ingest: decode the source's audio (48 kHz mix, 16 kHz mono analysis) and store its probe."""
+"""Stage 1, ingest: check that the source's video decodes, decode its audio (48 kHz mix, 16 kHz mono
+analysis) and store its probe."""
 
 from __future__ import annotations
 
 from ...audio import write_audio
 from ...layout import ProjectLayout as L
-from ...media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio
+from ...media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, check_video_decodes, decode_audio
 from ..context import PipelineContext
 from ..runner import Stage, StageDetails, StageOutput
 
@@ -22,6 +23,8 @@ class Ingest(Stage):
         return [ctx.source_sha256]
 
     def run(self, ctx: PipelineContext) -> StageOutput:
+        if ctx.info.has_video:  # a damaged video stream: one clear error now, not in the faces stage
+            check_video_decodes(ctx.source)
         mix, analysis = decode_audio(ctx.source, ctx.info)
         p = ctx.project
         write_audio(p.path(L.MIX_48K), mix, MIX_RATE_HZ)

@@ -12,7 +12,7 @@ from ...audio import read_audio, resample
 from ...contracts.faces import FaceAnalysis
 from ...layout import ProjectLayout as L
 from ...lipsync.phonemes import dub_phonemes
-from ...lipsync.tracks import TrackRequest, lipsync_tracks, speaker_speech
+from ...lipsync.tracks import NOT_PLANNED, TrackRequest, lipsync_tracks, speaker_speech
 from ...media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ
 from ...script import Script
 from ..context import PipelineContext
@@ -102,9 +102,15 @@ class Lipsync(Stage):
         frame_times = np.load(ctx.layout.abs(L.FRAME_TIMES))
         requests = track_requests(ctx, ctx.script(), analysis)
         run = lipsync_tracks(ctx.lipsync_backend, ctx.source, analysis, frame_times, ctx.source_speech_16k(), requests,
-                             p.path(L.lipsync_video(code)), sample_rate_hz=ANALYSIS_RATE_HZ, progress=ctx.progress(self.record_name(ctx)))
+                             p.path(L.lipsync_video(code)), sample_rate_hz=ANALYSIS_RATE_HZ, progress=ctx.progress(self.record_name(ctx)),
+                             skip_unusable=True)
         if run.video is None:
-            note = "lip-sync skipped: no speaking face on screen" if analysis.tracks else "lip-sync skipped: no faces in the video"
+            if not analysis.tracks:
+                note = "lip-sync skipped: no faces in the video"
+            elif not any(t.get("note", "").startswith(NOT_PLANNED) for t in run.tracks.values()):
+                note = "lip-sync skipped: no speaking face on screen"
+            else:
+                note = "lip-sync skipped: no track could be lip-synced (see tracks)"
             log.warning("%s", note)
             details = LipsyncDetails(tracks=run.tracks, note=note)
             p.write_json(L.lipsync_plans(code), details.as_record())

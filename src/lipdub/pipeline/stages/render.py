@@ -18,8 +18,10 @@ from ...media import render as media_render
 from ...media.broadcast import AudioTrack, render_broadcast, stem_tracks
 from ...script import source_cues, target_cues
 from ...subtitles import Cue, layout_cues, style_for, write_srt, write_ttml, write_vtt
+from ...subtitles.writers import MIN_CUE_S
 from ..context import PipelineContext
 from ..runner import Stage, StageDetails, StageOutput
+from .translate import not_dubbed_segments
 
 
 class RenderDetails(StageDetails):
@@ -37,17 +39,35 @@ def lipsync_video(ctx: PipelineContext) -> Path | None:
     return ctx.layout.abs(rec.details["video"])
 
 
+def within_media(cues: list[Cue], duration_s: float) -> list[Cue]:
+    """``cues`` cut at the end of the media (the layout may lengthen the last one past it, which made
+    the container longer than its source): cues ending there are cut, cues left shorter than the
+    writers' shortest cue (:data:`lipdub.subtitles.writers.MIN_CUE_S`) are dropped."""
+    out = []
+    for c in cues:
+        end = min(c.end_s, duration_s)
+        if end - c.start_s >= MIN_CUE_S:
+            out.append(c if end == c.end_s else Cue(c.start_s, end, c.text))
+    return out
+
+
 def styled_cues(ctx: PipelineContext) -> tuple[list[Cue], list[Cue]]:
-    """Target and source cues laid out for their language (:func:`lipdub.subtitles.layout_cues`)."""
+    """Target and source cues laid out for their language (:func:`lipdub.subtitles.layout_cues`),
+    within the media (:func:`within_media`); lines that are not dubbed (no speech under them, see
+    :mod:`lipdub.pipeline.stages.translate`) have no source cue either."""
     script = ctx.script()
+    skipped = set(not_dubbed_segments(ctx))
     fps = ctx.info.video.fps_fraction if ctx.info.has_video else Fraction(25)
-    return (layout_cues(target_cues(script, ctx.language.code), style_for(ctx.language.code), fps),
-            layout_cues(source_cues(script), style_for(ctx.source_language.code), fps))
+    dur = ctx.info.duration_s
+    source = [c for c, s in zip(source_cues(script), script.segments) if s.id not in skipped]
+    return (within_media(layout_cues(target_cues(script, ctx.language.code), style_for(ctx.language.code), fps), dur),
+            within_media(layout_cues(source, style_for(ctx.source_language.code), fps), dur))
 
 
 class Render(Stage):
     name = "render"
-    version = 3  # 2: subtitles laid out per language, display rotation from the source, broadcast masters; 3: BT.709 pixels for untagged SD
+    version = 4  # 2: subtitles laid out per language, display rotation from the source, broadcast masters;
+    # 3: BT.709 pixels for untagged SD; 4: subtitles within the media, no subtitle stream without cues, no source cue for lines not dubbed
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
@@ -80,8 +100,9 @@ class Render(Stage):
         elif ctx.config.deliver == "broadcast":
             details = self._broadcast(ctx, video, stems, lang, src_lang)
         else:
-            tracks = [media_render.SubtitleTrack(subs["target_srt"], lang, f"{lang.name}"),
-                      media_render.SubtitleTrack(subs["source_srt"], src_lang, f"{src_lang.name} (original)")]
+            tracks = [track for track, cues in ((media_render.SubtitleTrack(subs["target_srt"], lang, f"{lang.name}"), tgt),
+                                                 (media_render.SubtitleTrack(subs["source_srt"], src_lang, f"{src_lang.name} (original)"), src))
+                      if cues]  # an empty SRT is invalid data to the muxer (a 1-frame clip, pure silence)
             media_render.render_video(source=ctx.source, mix_wav=ctx.layout.abs(L.stem(lang.code, "mix")), output=ctx.output,
                                       language=lang, source_language=src_lang, subtitles=tracks,
                                       keep_original_audio=ctx.config.keep_original_audio, video_override=video,

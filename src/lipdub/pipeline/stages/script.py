@@ -34,7 +34,8 @@ class BuildScript(Stage):
             language=tr_raw["language"],
             language_probability=tr_raw.get("language_probability"),
             model=tr_raw.get("model"),
-            segments=[TranscriptSegment(s["start_s"], s["end_s"], s["text"], [TranscriptWord(**w) for w in s["words"]]) for s in tr_raw["segments"]],
+            segments=[TranscriptSegment(s["start_s"], s["end_s"], s["text"], [TranscriptWord(**w) for w in s["words"]],
+                                        s.get("no_speech_prob")) for s in tr_raw["segments"]],
         )
         turns = [SpeakerTurn(**t) for t in p.read_json(L.DIARIZATION)]
         script = build_script(transcript, turns)
@@ -72,7 +73,7 @@ def build_script(transcript: Transcript, turns: list[SpeakerTurn]) -> Script:
             continue
         if not ts.words:
             segments.append(Segment(id=len(segments), start_s=round(ts.start_s, 3), end_s=round(ts.end_s, 3),
-                                    speaker=speaker_at(ts.start_s, ts.end_s), source_text=text))
+                                    speaker=speaker_at(ts.start_s, ts.end_s), source_text=text, no_speech_prob=ts.no_speech_prob))
             continue
         groups: list[tuple[str, list[TranscriptWord]]] = []
         for w in ts.words:
@@ -96,6 +97,7 @@ def build_script(transcript: Transcript, turns: list[SpeakerTurn]) -> Script:
             segments.append(Segment(
                 id=len(segments), start_s=round(words[0].start_s, 3), end_s=round(words[-1].end_s, 3), speaker=spk,
                 source_text=seg_text, words=[Word(start_s=w.start_s, end_s=w.end_s, text=w.text, probability=w.probability) for w in words],
+                no_speech_prob=ts.no_speech_prob,
             ))
     ids = sorted({s.speaker for s in segments})
     speakers = [Speaker(id=i, name=i, speech_s=round(sum(s.duration_s for s in segments if s.speaker == i), 3)) for i in ids]
