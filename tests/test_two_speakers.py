@@ -128,11 +128,12 @@ def test_each_track_learns_from_its_own_speaker(testdata, tmp_path):
 
     class Recorder:
         name = "recorder"
+        uses_phonemes = False  # the capability every lip-sync backend declares (contracts/lipsync.py)
 
         def __init__(self):
             self.seen = {}
 
-        def plan(self, analysis, track, frames, frame_times, source_audio, dub_audio, sr, phonemes):
+        def plan(self, analysis, track, frames, frame_times, source_audio, dub_audio, sr, phonemes, source_phonemes=None):
             from lipdub.contracts.lipsync import LipsyncPlan
 
             self.seen[track.id] = source_audio

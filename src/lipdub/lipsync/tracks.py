@@ -51,8 +51,8 @@ class TrackRequest:
     dub_audio: np.ndarray
     phonemes: list[tuple[float, float, str]] | None = None
     label: str = ""
-    source_phonemes: list[tuple[float, float, str]] | None = None
     source_audio: np.ndarray | None = None
+    source_phonemes: list[tuple[float, float, str]] | None = None
 
 
 @dataclass
