@@ -277,6 +277,13 @@ class FaceLandmarker:
         bx = np.array([lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()], np.float32)
         return FaceObservation(box_px=bx, landmarks_px=lm, confidence=conf)
 
+    def measure_at(self, rgb: np.ndarray, box_px: np.ndarray) -> FaceObservation | None:
+        """The face whose landmark box on a neighbouring frame (or in another analysis of the same
+        frame) was ``box_px`` (x0, y0, x1, y1): Face Mesh on the crop around it, as a followed face is
+        measured by :meth:`process` (``crop_scale``, the crop detector's confirmation); None when no
+        confirmed face is there. No detection pass, no tracking state."""
+        return self._landmarks(np.ascontiguousarray(rgb), np.asarray(box_px, np.float64), self.crop_scale)
+
     def process(self, rgb: np.ndarray) -> list[FaceObservation]:
         """Faces on one frame.
 

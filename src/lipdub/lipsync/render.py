@@ -17,6 +17,8 @@ orientation (frames are composited in display orientation, then turned back).
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +31,8 @@ from ..faces.analyze import to_display, to_storage
 from .compositor import Compositor
 
 log = logging.getLogger(__name__)
+
+QUEUE_FRAMES = 8  # frames in flight between the decoder, the compositor and the encoder (bounded memory)
 
 
 def _crop_box(lm: np.ndarray, width: int, height: int, margin: float = 0.6) -> tuple[int, int, int, int]:
@@ -132,24 +136,69 @@ def render_lipsync(
             src.close()
 
 
-def _render(source, analysis, plans, output, compositor, lossless, crf, preset, progress) -> dict:
-    import av
+def _todo(plans: list[tuple[LipsyncPlan, FaceTrack]], donors: dict[tuple[int, int], Donor]) -> dict[int, list]:
+    """Frame -> ``[(track, donor)]`` to composite, in track order (a donor source is asked for its
+    donor when the frame is decoded in the second pass).
 
-    donors = collect_donors(source, plans)
-    # frame -> list of (track, donor) to composite, in track order; a donor source is asked for its
-    # donor when the frame is decoded in the second pass
+    Raises:
+        InputError: a plan with neither source frames nor a donor source.
+    """
     todo: dict[int, list] = {}
     for plan, track in plans:
         if plan.source_frames is None and plan.donors is None and len(plan.frames):
             raise InputError(f"lip-sync plan of track {track.id} has neither source frames nor a donor source",
                              "a lip-sync backend must set LipsyncPlan.source_frames or LipsyncPlan.donors")
         for k, f in enumerate(plan.frames):
-            f = int(f)
-            if plan.source_frames is not None:
-                donor = donors[(track.id, int(plan.source_frames[k]))]
-            else:
-                donor = plan.donors
-            todo.setdefault(f, []).append((track, donor))
+            donor = donors[(track.id, int(plan.source_frames[k]))] if plan.source_frames is not None else plan.donors
+            todo.setdefault(int(f), []).append((track, donor))
+    return todo
+
+
+class _Stage(threading.Thread):
+    """One stage of the render's pipeline (decode, or encode) in its own thread, fed or drained
+    through bounded queues (:data:`QUEUE_FRAMES` frames), so decoding, compositing and x264 encoding
+    of neighbouring frames overlap; an error is kept and re-raised by :meth:`result`."""
+
+    def __init__(self, name: str, work: Callable[["_Stage"], None]) -> None:
+        super().__init__(name=name, daemon=True)
+        self.inbox: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.outbox: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self._work = work
+
+    def run(self) -> None:
+        try:
+            self._work(self)
+        except BaseException as exc:  # handed to the compositing thread
+            self.error = exc
+        finally:
+            self.put(_END)
+
+    def put(self, item) -> bool:
+        """Queue ``item`` for the consumer; False once the consumer has stopped."""
+        while not self.stop.is_set():
+            try:
+                self.outbox.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def result(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+_END = object()
+
+
+def _render(source, analysis, plans, output, compositor, lossless, crf, preset, progress) -> dict:
+    import av
+
+    donors = collect_donors(source, plans)
+    todo = _todo(plans, donors)
     cut_frames = {s.start_frame for s in analysis.shots}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.tmp{output.suffix}")
@@ -162,51 +211,82 @@ def _render(source, analysis, plans, output, compositor, lossless, crf, preset, 
     with src, av.open(str(tmp), "w") as out:
         istream = src.streams.video[0]
         istream.thread_type = "AUTO"
-        ostream = out.add_stream("libx264", rate=istream.guessed_rate or istream.average_rate or 25)
-        ostream.width = istream.codec_context.width
-        ostream.height = istream.codec_context.height
-        ostream.pix_fmt = "yuv444p" if lossless and istream.codec_context.pix_fmt == "yuv444p" else "yuv420p"
-        ostream.time_base = istream.time_base
-        ostream.codec_context.time_base = istream.time_base
-        ostream.options = {"qp": "0", "preset": "ultrafast"} if lossless else {"crf": str(crf), "preset": preset}
-        ostream.codec_context.color_primaries = istream.codec_context.color_primaries
-        for i, frame in enumerate(src.decode(istream)):
-            pts = frame.pts
-            if i in cut_frames:
-                compositor.reset()
-            jobs = todo.get(i)
-            composited = False
-            if jobs:
+        ostream = _output_stream(out, istream, lossless, crf, preset)
+
+        def decode(st: _Stage) -> None:
+            for i, frame in enumerate(src.decode(istream)):
                 rotation = getattr(frame, "rotation", 0) or 0
-                rgb = to_display(frame.to_ndarray(format="rgb24"), rotation)
-                for track, donor in jobs:
-                    row = track.index_of(i)
-                    if not isinstance(donor, Donor):  # a DonorSource
-                        donor = donor.donor(i, rgb)
-                        if donor is None:  # e.g. past the end of an external tool's output
-                            continue
-                    d_rgb, d_lm = donor.as_frame(rgb)
-                    rgb = compositor.composite(rgb, track.landmarks[row], d_rgb, d_lm, key=track.id,
-                                               donor_is_frame=donor.offset is not None)
-                    done[track.id] = done.get(track.id, 0) + 1
-                    composited = True
-            if composited:
-                new = av.VideoFrame.from_ndarray(to_storage(rgb, rotation), format="rgb24").reformat(format=ostream.pix_fmt)
-                new.pts = pts
-                new.time_base = istream.time_base
-                frame = new
-            elif frame.format.name != ostream.pix_fmt:
-                fpts = frame.pts
-                frame = frame.reformat(format=ostream.pix_fmt)
-                frame.pts = fpts
-            frame.pict_type = av.video.frame.PictureType.NONE
-            for pkt in ostream.encode(frame):
+                rgb = to_display(frame.to_ndarray(format="rgb24"), rotation) if i in todo else None
+                if not st.put((i, frame, rgb, rotation)):
+                    return
+
+        def encode(st: _Stage) -> None:
+            while (frame := st.inbox.get()) is not _END:
+                for pkt in ostream.encode(frame):
+                    out.mux(pkt)
+            for pkt in ostream.encode():
                 out.mux(pkt)
-            if progress and i % 10 == 0:
-                progress(i + 1, total)
-        for pkt in ostream.encode():
-            out.mux(pkt)
+
+        decoder, encoder = _Stage("lipdub-decode", decode), _Stage("lipdub-encode", encode)
+        decoder.start()
+        encoder.start()
+        try:
+            while (item := decoder.outbox.get()) is not _END:
+                i, frame, rgb, rotation = item
+                if i in cut_frames:
+                    compositor.reset()
+                frame = _composited(i, frame, rgb, rotation, todo.get(i), compositor, ostream.pix_fmt, istream.time_base, done)
+                encoder.inbox.put(frame)
+                if progress and i % 10 == 0:
+                    progress(i + 1, total)
+        finally:
+            decoder.stop.set()
+            encoder.inbox.put(_END)
+            encoder.result()
+            decoder.result()
     tmp.replace(output)
     if progress:
         progress(total, total)
     return {"composited_frames": {str(k): v for k, v in done.items()}, "frames": total}
+
+
+def _output_stream(out, istream, lossless: bool, crf: int, preset: str):
+    """The x264 stream of the output: the source's size, time base and colour primaries."""
+    ostream = out.add_stream("libx264", rate=istream.guessed_rate or istream.average_rate or 25)
+    ostream.width = istream.codec_context.width
+    ostream.height = istream.codec_context.height
+    ostream.pix_fmt = "yuv444p" if lossless and istream.codec_context.pix_fmt == "yuv444p" else "yuv420p"
+    ostream.time_base = istream.time_base
+    ostream.codec_context.time_base = istream.time_base
+    ostream.options = {"qp": "0", "preset": "ultrafast"} if lossless else {"crf": str(crf), "preset": preset}
+    ostream.codec_context.color_primaries = istream.codec_context.color_primaries
+    return ostream
+
+
+def _composited(i: int, frame, rgb, rotation, jobs, compositor, pix_fmt: str, time_base, done: dict[int, int]):
+    """Frame ``i`` ready for the encoder: the donors of ``jobs`` composited (a new frame in
+    ``pix_fmt``), or the decoded frame itself (same planes, never through RGB)."""
+    import av
+
+    pts = frame.pts
+    composited = False
+    for track, donor in jobs or ():
+        row = track.index_of(i)
+        if not isinstance(donor, Donor):  # a DonorSource
+            donor = donor.donor(i, rgb)
+            if donor is None:  # e.g. past the end of an external tool's output
+                continue
+        d_rgb, d_lm = donor.as_frame(rgb)
+        rgb = compositor.composite(rgb, track.landmarks[row], d_rgb, d_lm, key=track.id, donor_is_frame=donor.offset is not None)
+        done[track.id] = done.get(track.id, 0) + 1
+        composited = True
+    if composited:
+        new = av.VideoFrame.from_ndarray(to_storage(rgb, rotation), format="rgb24").reformat(format=pix_fmt)
+        new.pts = pts
+        new.time_base = time_base
+        frame = new
+    elif frame.format.name != pix_fmt:
+        frame = frame.reformat(format=pix_fmt)
+        frame.pts = pts
+    frame.pict_type = av.video.frame.PictureType.NONE
+    return frame

@@ -26,6 +26,7 @@ class FacesDetails(StageDetails):
 class Faces(Stage):
     name = "faces"
     version = 1
+    video = True  # runs beside the audio stages (lipdub.pipeline.branches)
 
     def applies(self, ctx: PipelineContext) -> bool:
         return ctx.info.has_video

@@ -73,6 +73,7 @@ class Lipsync(Stage):
     name = "lipsync"
     version = 2  # 2: phoneme-driven (viseme) retrieval with the source's aligned phonemes
     per_language = True
+    video = True  # runs beside the mix (and the next language's stages)
 
     def applies(self, ctx: PipelineContext) -> bool:
         return ctx.config.lipsync != "none" and ctx.info.has_video

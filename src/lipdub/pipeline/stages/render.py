@@ -49,6 +49,7 @@ class Render(Stage):
     name = "render"
     version = 2  # 2: subtitles laid out per language, display rotation from the source, broadcast masters
     per_language = True
+    needs_video = True  # muxes the lip-sync stage's video
 
     def inputs(self, ctx: PipelineContext) -> list:
         code, p, cfg = ctx.language.code, ctx.project, ctx.config

@@ -3,10 +3,13 @@ written to ``report/<lang>/`` and copied beside the output as ``NAME.report.json
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from ...contracts.faces import FaceAnalysis
 from ...layout import ProjectLayout as L
+from ...media.probe import video_frame_times
+from ...qc.output_faces import changed_frames, output_analysis
 from ...qc.report import build_report, write_report
 from ..context import PipelineContext
 from ..runner import Stage, StageDetails, StageOutput
@@ -18,9 +21,28 @@ class ReportDetails(StageDetails):
     report: str
 
 
+def _output_analysis(ctx: PipelineContext) -> FaceAnalysis | None:
+    """The output's faces without analysing the whole output: a copied video stream has the source's
+    frames (its analysis is the project's); a lip-synced one has them too except where the lip-sync
+    composited a mouth, and only those frames are measured again (:mod:`lipdub.qc.output_faces`).
+    None: no face analysis in the project (the report analyses the output itself)."""
+    code = ctx.language.code
+    render = ctx.project.manifest.stages.get(f"render:{code}")
+    if render is None or not ctx.layout.abs(L.FACES_JSON).exists():
+        return None
+    kind = render.details.get("video")
+    if kind == "copied":
+        return FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR))
+    plans = ctx.layout.abs(L.lipsync_plans(code))
+    if kind == "lip-synced (H.264)" and plans.exists():
+        source = FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR))
+        return output_analysis(ctx.output, source, changed_frames(json.loads(plans.read_text())), video_frame_times(ctx.output))
+    return None
+
+
 class Report(Stage):
     name = "report"
-    version = 3  # 3: loudness checked against the named standard
+    version = 4  # 3: loudness checked against the named standard; 4: a lip-synced output's faces measured on the changed frames only
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
@@ -30,10 +52,7 @@ class Report(Stage):
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
-        render = p.manifest.stages.get(f"render:{code}")
-        copied = render is not None and render.details.get("video") == "copied" and ctx.layout.abs(L.FACES_JSON).exists()
-        # a copied video stream has the source's frames: its face analysis is the project's
-        analysis = FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)) if copied else None
+        analysis = _output_analysis(ctx)
         lt = ctx.config.loudness()
         rep = build_report(ctx.output, source=ctx.source, project_dir=p.root, language=code, target_lufs=lt.target_lufs,
                            loudness_standard=lt.standard, output_analysis=analysis)

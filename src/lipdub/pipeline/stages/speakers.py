@@ -36,6 +36,7 @@ def apply_speaker_tracks(script: Script, speakers_json: dict) -> None:
 class Speakers(Stage):
     name = "speakers"
     version = 1
+    needs_video = True  # reads the faces stage's tracks
 
     def applies(self, ctx: PipelineContext) -> bool:
         return ctx.info.has_video
