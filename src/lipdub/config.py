@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .errors import ConfigError
+from .media.render import X264_PRESETS
 from .media.render import parse_deliver
 from .mixing import LoudnessTarget, resolve_loudness
 
@@ -42,6 +43,9 @@ class DubConfig(BaseModel):
         lipsync_device: ``wav2lip``/``wav2lip_gan``: ``auto``, ``cpu``, ``cuda[:N]``, ``mps`` (None: auto).
         lipsync_command: ``external``: command template with ``{video}``, ``{audio}``, ``{output}``
             (None: ``$LIPDUB_LIPSYNC_COMMAND``). An option the chosen backend does not take is an error.
+        video_preset / video_crf: x264 preset and CRF of the lip-synced video stream
+            (:data:`lipdub.lipsync.render.DEFAULT_PRESET` / ``DEFAULT_CRF``; README, Benchmarks:
+            ``bench/encoder_presets.py`` measured encode time and SSIM to the source per preset).
         speakers: the number of speakers, or None to estimate it.
         asr_model: Whisper model name (``base``, ``tiny.en``, ...) or a CTranslate2 model directory.
         max_stretch: the largest time-stretch ratio the fit may apply (1.25 = 25 % faster).
@@ -85,6 +89,8 @@ class DubConfig(BaseModel):
     lipsync_checkpoint: Path | None = None
     lipsync_device: str | None = None
     lipsync_command: str | None = None
+    video_preset: str = "superfast"
+    video_crf: int = Field(default=16, ge=0, le=51)
     speakers: int | None = Field(default=None, ge=1, le=20)
     asr_model: str = "base"
     max_stretch: float = 1.25
@@ -104,6 +110,13 @@ class DubConfig(BaseModel):
     def _stretch(cls, v: float) -> float:
         if not 1.0 <= v <= 2.0:
             raise ConfigError(f"--max-stretch {v} is out of range", "use a ratio from 1.0 to 2.0 (default 1.25)")
+        return v
+
+    @field_validator("video_preset")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        if v not in X264_PRESETS:
+            raise ConfigError(f"unknown x264 preset {v!r}", f"use one of {', '.join(X264_PRESETS)}")
         return v
 
     @field_validator("deliver")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..contracts.faces import FaceAnalysis, FaceTrack, Shot
 from ..errors import ConfigError, InputError
+from ..media.prefetch import prefetched
 from .landmarks import FaceLandmarker
 from .tracking import ShotTracker, TrackOptions
 
@@ -176,7 +177,7 @@ def _track_shots(path: Path, shots: list[Shot], lmk, topt: TrackOptions, fps: fl
 
     last_end = shots[-1].end_frame if shots else 0
     stopped_early = False
-    for index, time_s, rgb in iter_timed_frames(path):
+    for index, time_s, rgb in prefetched(iter_timed_frames(path)):  # decoded ahead, beside Face Mesh
         if index >= last_end:
             stopped_early = True  # nothing left to analyse: stop decoding
             break

@@ -17,8 +17,11 @@ orientation (frames are composited in display orientation, then turned back).
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +36,9 @@ from .compositor import Compositor
 log = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 8  # frames in flight between the decoder, the compositor and the encoder (bounded memory)
+#: x264 settings of a lip-synced stream (README, Benchmarks: ``bench/encoder_presets.py``): as close to
+#: the source as x264 ``medium`` at CRF 17 (SSIM), for a fraction of its encode time.
+DEFAULT_PRESET, DEFAULT_CRF = "superfast", 16
 
 
 def _crop_box(lm: np.ndarray, width: int, height: int, margin: float = 0.6) -> tuple[int, int, int, int]:
@@ -44,8 +50,43 @@ def _crop_box(lm: np.ndarray, width: int, height: int, margin: float = 0.6) -> t
             int(min(width, x1 + margin * s)), int(min(height, y1 + margin * s)))
 
 
-def collect_donors(source: Path, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> dict[tuple[int, int], Donor]:
-    """First pass: the donor crops the retrieval plans need, keyed by ``(track id, source frame)``.
+class DonorStore(Mapping):
+    """The retrieval donors of a render, ``(track id, source frame) -> Donor``, kept in an unlinked
+    temporary file instead of memory: a long video's plans can ask for thousands of face crops (a
+    1080p crop is about 2 MB), so only their index is held; each crop is read back (``os.pread``, the
+    page cache serving repeated reads) when a frame composites it. Closed with :meth:`close`."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="lipdub_donors_")
+        self._index: dict[tuple[int, int], tuple[int, tuple[int, ...], np.ndarray, tuple[int, int]]] = {}
+        self._end = 0
+
+    def add(self, key: tuple[int, int], donor: Donor) -> None:
+        rgb = np.ascontiguousarray(donor.rgb, np.uint8)
+        self._file.seek(self._end)
+        self._file.write(rgb.tobytes())
+        self._index[key] = (self._end, rgb.shape, donor.landmarks, donor.offset)
+        self._end += rgb.nbytes
+
+    def __getitem__(self, key: tuple[int, int]) -> Donor:
+        at, shape, landmarks, offset = self._index[key]
+        n = int(np.prod(shape))
+        rgb = np.frombuffer(os.pread(self._file.fileno(), n, at), np.uint8).reshape(shape)
+        return Donor(rgb, landmarks, offset)
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def collect_donors(source: Path, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> DonorStore:
+    """First pass: the donor crops the retrieval plans need, keyed by ``(track id, source frame)``
+    (a :class:`DonorStore`: on disk, not in memory).
 
     Plans with a donor source (generative backends) are shown the frames they ask for
     (:meth:`DonorSource.observe`, then :meth:`DonorSource.finish`); their sources must be open.
@@ -63,7 +104,7 @@ def collect_donors(source: Path, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> 
     for src in sources:
         for j in np.asarray(src.frames_to_observe(), np.int64):
             observers.setdefault(int(j), []).append(src)
-    donors: dict[tuple[int, int], Donor] = {}
+    donors = DonorStore()
     if need or observers:
         last = max(list(need) + list(observers))
         with av.open(str(source)) as c:
@@ -83,7 +124,7 @@ def collect_donors(source: Path, plans: list[tuple[LipsyncPlan, FaceTrack]]) -> 
     return donors
 
 
-def _crop_donors(rgb: np.ndarray, i: int, wanted, donors: dict[tuple[int, int], Donor]) -> None:
+def _crop_donors(rgb: np.ndarray, i: int, wanted, donors: DonorStore) -> None:
     """Retrieval donors of frame ``i``: crops around each wanted track's face, landmarks shifted."""
     for tid, track in wanted:
         row = track.index_of(i)
@@ -92,7 +133,7 @@ def _crop_donors(rgb: np.ndarray, i: int, wanted, donors: dict[tuple[int, int], 
         shifted = lm.copy()
         shifted[:, 0] -= x0
         shifted[:, 1] -= y0
-        donors[(tid, i)] = Donor(rgb[y0:y1, x0:x1].copy(), shifted, (x0, y0))
+        donors.add((tid, i), Donor(rgb[y0:y1, x0:x1], shifted, (x0, y0)))
 
 
 def render_lipsync(
@@ -103,8 +144,8 @@ def render_lipsync(
     *,
     compositor=None,
     lossless: bool = False,
-    crf: int = 17,
-    preset: str = "veryfast",
+    crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Composite every planned frame and encode the video stream (H.264, no audio) to ``output``.
@@ -116,8 +157,8 @@ def render_lipsync(
         output: an .mp4 (video only; the render stage muxes the audio and subtitles).
         compositor: a :class:`lipdub.lipsync.compositor.Compositor` (default settings when None).
         lossless: x264 qp 0 (untouched frames decode bit-identical to the source).
-        crf, preset: x264 quality and speed when not lossless (crf 17 is visually transparent;
-            ``veryfast`` keeps 1080p encoding several times faster than ``medium`` on 2 cores).
+        crf, preset: x264 quality and speed when not lossless (default :data:`DEFAULT_PRESET` at
+            :data:`DEFAULT_CRF`).
 
     Returns:
         Details: frames composited per track, frames total.
@@ -136,9 +177,10 @@ def render_lipsync(
             src.close()
 
 
-def _todo(plans: list[tuple[LipsyncPlan, FaceTrack]], donors: dict[tuple[int, int], Donor]) -> dict[int, list]:
-    """Frame -> ``[(track, donor)]`` to composite, in track order (a donor source is asked for its
-    donor when the frame is decoded in the second pass).
+def _todo(plans: list[tuple[LipsyncPlan, FaceTrack]]) -> dict[int, list]:
+    """Frame -> ``[(track, donor)]`` to composite, in track order: ``donor`` is the ``(track id,
+    source frame)`` key of a retrieval donor (read from the :class:`DonorStore` when the frame is
+    composited) or the plan's donor source (asked for its donor in the second pass).
 
     Raises:
         InputError: a plan with neither source frames nor a donor source.
@@ -149,7 +191,7 @@ def _todo(plans: list[tuple[LipsyncPlan, FaceTrack]], donors: dict[tuple[int, in
             raise InputError(f"lip-sync plan of track {track.id} has neither source frames nor a donor source",
                              "a lip-sync backend must set LipsyncPlan.source_frames or LipsyncPlan.donors")
         for k, f in enumerate(plan.frames):
-            donor = donors[(track.id, int(plan.source_frames[k]))] if plan.source_frames is not None else plan.donors
+            donor = (track.id, int(plan.source_frames[k])) if plan.source_frames is not None else plan.donors
             todo.setdefault(int(f), []).append((track, donor))
     return todo
 
@@ -195,10 +237,18 @@ _END = object()
 
 
 def _render(source, analysis, plans, output, compositor, lossless, crf, preset, progress) -> dict:
+    todo = _todo(plans)
+    donors = collect_donors(source, plans)
+    try:
+        return _second_pass(source, analysis, output, compositor, lossless, crf, preset, progress, todo, donors)
+    finally:
+        donors.close()
+
+
+def _second_pass(source, analysis, output, compositor, lossless, crf, preset, progress, todo, donors) -> dict:
+    """Decode, composite and encode every frame (three threads, see :class:`_Stage`)."""
     import av
 
-    donors = collect_donors(source, plans)
-    todo = _todo(plans, donors)
     cut_frames = {s.start_frame for s in analysis.shots}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.tmp{output.suffix}")
@@ -235,7 +285,7 @@ def _render(source, analysis, plans, output, compositor, lossless, crf, preset, 
                 i, frame, rgb, rotation = item
                 if i in cut_frames:
                     compositor.reset()
-                frame = _composited(i, frame, rgb, rotation, todo.get(i), compositor, ostream.pix_fmt, istream.time_base, done)
+                frame = _composited(i, frame, rgb, rotation, todo.get(i), donors, compositor, ostream.pix_fmt, istream.time_base, done)
                 encoder.inbox.put(frame)
                 if progress and i % 10 == 0:
                     progress(i + 1, total)
@@ -263,7 +313,7 @@ def _output_stream(out, istream, lossless: bool, crf: int, preset: str):
     return ostream
 
 
-def _composited(i: int, frame, rgb, rotation, jobs, compositor, pix_fmt: str, time_base, done: dict[int, int]):
+def _composited(i: int, frame, rgb, rotation, jobs, donors: DonorStore, compositor, pix_fmt: str, time_base, done: dict[int, int]):
     """Frame ``i`` ready for the encoder: the donors of ``jobs`` composited (a new frame in
     ``pix_fmt``), or the decoded frame itself (same planes, never through RGB)."""
     import av
@@ -272,7 +322,9 @@ def _composited(i: int, frame, rgb, rotation, jobs, compositor, pix_fmt: str, ti
     composited = False
     for track, donor in jobs or ():
         row = track.index_of(i)
-        if not isinstance(donor, Donor):  # a DonorSource
+        if isinstance(donor, tuple):  # a retrieval donor's key
+            donor = donors[donor]
+        elif not isinstance(donor, Donor):  # a DonorSource
             donor = donor.donor(i, rgb)
             if donor is None:  # e.g. past the end of an external tool's output
                 continue

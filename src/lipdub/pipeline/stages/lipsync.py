@@ -83,7 +83,9 @@ class Lipsync(Stage):
         mapping = [(s.id, s.track) for s in ctx.script().speakers]
         opts = [{k: str(v) for k, v in lipsync_options(cfg).items() if v is not None}] if cfg.lipsync != "retrieval" else []
         aligned = [p.output_hash("align")] if ctx.lipsync_backend.uses_phonemes else []
-        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, *aligned]
+        # the encoder keys the cache unless it is the one every earlier record was made with
+        encoder = [cfg.video_preset, cfg.video_crf] if (cfg.video_preset, cfg.video_crf) != ("veryfast", 17) else []
+        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, *aligned, *encoder]
 
     def total(self, ctx: PipelineContext) -> int | None:
         return ctx.info.video.frame_count
@@ -94,7 +96,8 @@ class Lipsync(Stage):
         frame_times = np.load(ctx.layout.abs(L.FRAME_TIMES))
         requests = track_requests(ctx, ctx.script(), analysis)
         run = lipsync_tracks(ctx.lipsync_backend, ctx.source, analysis, frame_times, ctx.source_speech_16k(), requests,
-                             p.path(L.lipsync_video(code)), sample_rate_hz=ANALYSIS_RATE_HZ, progress=ctx.progress(self.record_name(ctx)))
+                             p.path(L.lipsync_video(code)), sample_rate_hz=ANALYSIS_RATE_HZ, preset=ctx.config.video_preset,
+                             crf=ctx.config.video_crf, progress=ctx.progress(self.record_name(ctx)))
         if run.video is None:
             note = "lip-sync skipped: no speaking face on screen" if analysis.tracks else "lip-sync skipped: no faces in the video"
             log.warning("%s", note)
