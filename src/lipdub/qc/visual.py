@@ -136,9 +136,15 @@ def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -
     return float(ssim), ssim_out, _psnr(float(diff2.mean())), _psnr(mse_out)
 
 
+SEEK_GAP_FRAMES = 250  # picks further apart than this on average are reached by seeking, not by decoding every frame
+
+
 def iter_selected_frames(path: str | Path, wanted: set[int]):
     """Decode ``path`` and yield ``(index, rgb)`` (uint8 ``(H, W, 3)``, display orientation) for the
-    decode indices in ``wanted`` only; the other frames are decoded but not converted.
+    decode indices in ``wanted`` only, in increasing order; the other frames are decoded but not
+    converted. Picks sparser than one in :data:`SEEK_GAP_FRAMES` (a long video's sample) are reached by
+    seeking to the keyframe before each and decoding from there (:func:`_seek_selected`), which
+    gives the same pictures for a fraction of the decoding.
 
     Raises:
         InputError: the file cannot be opened or decoded.
@@ -146,6 +152,10 @@ def iter_selected_frames(path: str | Path, wanted: set[int]):
     import av
 
     path = Path(path)
+    picks = sorted(wanted)
+    if len(picks) > 1 and (picks[-1] - picks[0]) / (len(picks) - 1) > SEEK_GAP_FRAMES:
+        yield from _seek_selected(path, picks)
+        return
     last = max(wanted, default=-1)
     with open_video(path) as container:
         stream = container.streams.video[0]
@@ -158,6 +168,47 @@ def iter_selected_frames(path: str | Path, wanted: set[int]):
                     yield index, to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
+
+
+def _seek_selected(path: Path, picks: list[int]):
+    """:func:`iter_selected_frames` by seeking: frame ``i`` is the one whose pts is the ``i``-th of the
+    sorted packet pts (decode order = presentation order of the sorted pts); a pick the seek does not
+    land on exactly (a stream without usable keyframe seeking) is decoded from the start instead."""
+    import av
+
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+    rest: list[int] = []
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for k, i in enumerate(picks):
+                if i >= len(pts):
+                    break
+                container.seek(int(pts[i]), stream=stream, backward=True, any_frame=False)
+                landed = False
+                for frame in container.decode(stream):
+                    if frame.pts is None or frame.pts < pts[i]:
+                        continue
+                    if frame.pts == pts[i]:
+                        landed = True
+                        yield i, to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+                    break
+                if not landed:  # pragma: no cover - a stream whose seeking does not land on the frame
+                    rest = picks[k:]
+                    break
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
+    if rest:  # pragma: no cover - decoded from the start instead, in order
+        last, wanted = rest[-1], set(rest)
+        with open_video(path) as container:
+            for index, frame in enumerate(container.decode(container.streams.video[0])):
+                if index > last:
+                    break
+                if index in wanted:
+                    yield index, to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
 
 
 def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> VisualFigures:
@@ -176,7 +227,9 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
         raise InputError(f"the dub has {n_dub} frames and the source {n_src}", "compare the dub with the source it was made from")
     picks = set(np.unique(np.linspace(0, n_src - 1, min(max_frames, n_src)).round().astype(int)).tolist())
     rows = []
-    for (i, ref), (_, dst) in zip(iter_selected_frames(source, picks), iter_selected_frames(dub, picks)):
+    for (i, ref), (j, dst) in zip(iter_selected_frames(source, picks), iter_selected_frames(dub, picks)):
+        if i != j:  # pragma: no cover - both iterators yield the picks in increasing order
+            raise InputError(f"frame {i} of the source met frame {j} of the dub", "compare the dub with the source it was made from")
         lmks = []
         if analysis is not None:
             for t in analysis.tracks_at(i):
