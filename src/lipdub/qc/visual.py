@@ -211,7 +211,13 @@ def _seek_selected(path: Path, picks: list[int]):
                     yield index, to_display(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
 
 
-def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> VisualFigures:
+def vmaf_subsample(n_frames: int) -> int:
+    """Every how many frames VMAF is computed: at most :data:`VMAF_MAX_FRAMES` frames."""
+    return max(1, math.ceil(n_frames / VMAF_MAX_FRAMES))
+
+
+def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True,
+                   vmaf_run: "VmafRun | None" = None) -> VisualFigures:
     """SSIM / PSNR (whole frame and outside the mouth) and VMAF of ``dub`` against ``source``.
 
     Args:
@@ -219,6 +225,8 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
             mask (the outside figures equal the whole-frame ones).
         max_frames: frames compared, evenly spread (all when the video is shorter).
         vmaf: also run VMAF (needs an FFmpeg with libvmaf).
+        vmaf_run: a :class:`VmafRun` of the same pair started earlier (e.g. at the start of the
+            report, so it runs beside everything else), with :func:`vmaf_subsample`; its result is taken.
     Raises:
         InputError: the videos differ in frame count or size.
     """
@@ -226,18 +234,42 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
     if n_src != n_dub:
         raise InputError(f"the dub has {n_dub} frames and the source {n_src}", "compare the dub with the source it was made from")
     picks = set(np.unique(np.linspace(0, n_src - 1, min(max_frames, n_src)).round().astype(int)).tolist())
-    rows = []
-    for (i, ref), (j, dst) in zip(iter_selected_frames(source, picks), iter_selected_frames(dub, picks)):
-        if i != j:  # pragma: no cover - both iterators yield the picks in increasing order
-            raise InputError(f"frame {i} of the source met frame {j} of the dub", "compare the dub with the source it was made from")
-        lmks = []
-        if analysis is not None:
-            for t in analysis.tracks_at(i):
-                lmks.append(t.landmarks_raw[t.index_of(i)])
-        m = mouth_mask(ref.shape[:2], lmks)
-        rows.append((i, *frame_figures(ref, dst, m)))
-    if not rows:
-        raise InputError(f"no frames decoded from {source}", "check the source video")
+    step = vmaf_subsample(n_src)
+    vmaf_note = None
+    if vmaf and vmaf_run is None:  # FFmpeg's libvmaf runs in its own process beside the SSIM below
+        try:
+            vmaf_run = VmafRun(source, dub, subsample=step)
+        except BackendUnavailable as exc:
+            vmaf_note = str(exc)
+    try:
+        rows = []
+        for (i, ref), (j, dst) in zip(iter_selected_frames(source, picks), iter_selected_frames(dub, picks)):
+            if i != j:  # pragma: no cover - both iterators yield the picks in increasing order
+                raise InputError(f"frame {i} of the source met frame {j} of the dub", "compare the dub with the source it was made from")
+            lmks = []
+            if analysis is not None:
+                for t in analysis.tracks_at(i):
+                    lmks.append(t.landmarks_raw[t.index_of(i)])
+            m = mouth_mask(ref.shape[:2], lmks)
+            rows.append((i, *frame_figures(ref, dst, m)))
+        if not rows:
+            raise InputError(f"no frames decoded from {source}", "check the source video")
+
+        fig = _figures(rows, n_src)
+    except BaseException:
+        if vmaf_run is not None:
+            vmaf_run.cancel()
+        raise
+    fig.vmaf_note = vmaf_note
+    if vmaf_run is not None:
+        fig.vmaf = vmaf_run.result()
+        fig.vmaf_note = f"vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over one frame in {step}" if step > 1 else \
+            "vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over all frames"
+    return fig
+
+
+def _figures(rows: list[tuple], n_src: int) -> VisualFigures:
+    """The means of the per-frame rows ``(frame, ssim, ssim_outside, psnr, psnr_outside)``."""
 
     def mean_psnr(col):
         vals = [r[col] for r in rows]
@@ -247,23 +279,15 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
         mses = [0.0 if v is None else 255.0 ** 2 / 10 ** (v / 10) for v in vals]
         return _psnr(float(np.mean(mses)))
 
-    fig = VisualFigures(
+    return VisualFigures(
         ssim=round(float(np.mean([r[1] for r in rows])), 5),
         ssim_outside_mouth=round(float(np.mean([r[2] for r in rows])), 5),
         psnr_db=None if (p := mean_psnr(3)) is None else round(p, 3),
         psnr_outside_mouth_db=None if (q := mean_psnr(4)) is None else round(q, 3),
         frames_compared=len(rows), frames_total=n_src,
-        per_frame=[(r[0], round(r[1], 5), round(r[2], 5), None if r[3] is None else round(r[3], 3), None if r[4] is None else round(r[4], 3)) for r in rows],
+        per_frame=[(r[0], round(r[1], 5), round(r[2], 5), None if r[3] is None else round(r[3], 3), None if r[4] is None else round(r[4], 3))
+                   for r in rows],
     )
-    if vmaf:
-        try:
-            step = max(1, math.ceil(n_src / VMAF_MAX_FRAMES))
-            fig.vmaf = vmaf_score(source, dub, subsample=step)
-            fig.vmaf_note = f"vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over one frame in {step}" if step > 1 else \
-                "vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over all frames"
-        except BackendUnavailable as exc:
-            fig.vmaf_note = str(exc)
-    return fig
 
 
 def vmaf_ffmpeg() -> str:
@@ -293,21 +317,52 @@ def vmaf_ffmpeg() -> str:
     raise BackendUnavailable("VMAF needs an FFmpeg with libvmaf", "pip install imageio-ffmpeg (its FFmpeg build has libvmaf)")
 
 
+class VmafRun:
+    """VMAF (model vmaf_v0.6.1) of ``distorted`` against ``reference`` over every ``subsample``-th
+    frame (libvmaf ``n_subsample``; 1 = all frames), computed by an FFmpeg process started at once;
+    :meth:`result` waits for it and returns the mean.
+
+    Raises:
+        BackendUnavailable: no FFmpeg with libvmaf (at construction).
+    """
+
+    def __init__(self, reference: str | Path, distorted: str | Path, threads: int = 2, subsample: int = 1) -> None:
+        exe = vmaf_ffmpeg()
+        self._tmp = tempfile.TemporaryDirectory(prefix="lipdub_vmaf_")
+        self._log = Path(self._tmp.name) / "vmaf.json"
+        graph = (f"[0:v]setpts=PTS-STARTPTS,format=yuv420p[d];[1:v]setpts=PTS-STARTPTS,format=yuv420p[r];"
+                 f"[d][r]libvmaf=log_fmt=json:log_path={self._log}:n_threads={threads}:n_subsample={max(1, int(subsample))}")
+        self._proc = subprocess.Popen([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(distorted), "-i", str(reference),
+                                       "-lavfi", graph, "-f", "null", "-"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def cancel(self) -> None:
+        """Stop the FFmpeg process (the report failed elsewhere)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+        self._tmp.cleanup()
+
+    def result(self) -> float:
+        """The mean VMAF (0-100).
+
+        Raises:
+            InputError: FFmpeg failed (its message included).
+        """
+        try:
+            _, err = self._proc.communicate()
+            if self._proc.returncode != 0 or not self._log.exists():
+                raise InputError(f"VMAF failed: {err.strip()[-300:]}", "check that both videos decode and have the same size")
+            data = json.loads(self._log.read_text())
+            return round(float(data["pooled_metrics"]["vmaf"]["mean"]), 3)
+        finally:
+            self._tmp.cleanup()
+
+
 def vmaf_score(reference: str | Path, distorted: str | Path, threads: int = 2, subsample: int = 1) -> float:
     """Mean VMAF (0-100, model vmaf_v0.6.1) of ``distorted`` against ``reference`` over every
-    ``subsample``-th frame (libvmaf ``n_subsample``; 1 = all frames).
+    ``subsample``-th frame (libvmaf ``n_subsample``; 1 = all frames); :class:`VmafRun`, waited for.
 
     Raises:
         BackendUnavailable: no FFmpeg with libvmaf. InputError: FFmpeg failed (message included).
     """
-    exe = vmaf_ffmpeg()
-    with tempfile.TemporaryDirectory(prefix="lipdub_vmaf_") as tmp:
-        log = Path(tmp) / "vmaf.json"
-        graph = (f"[0:v]setpts=PTS-STARTPTS,format=yuv420p[d];[1:v]setpts=PTS-STARTPTS,format=yuv420p[r];"
-                 f"[d][r]libvmaf=log_fmt=json:log_path={log}:n_threads={threads}:n_subsample={max(1, int(subsample))}")
-        proc = subprocess.run([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(distorted), "-i", str(reference),
-                               "-lavfi", graph, "-f", "null", "-"], capture_output=True, text=True)
-        if proc.returncode != 0 or not log.exists():
-            raise InputError(f"VMAF failed: {proc.stderr.strip()[-300:]}", "check that both videos decode and have the same size")
-        data = json.loads(log.read_text())
-    return round(float(data["pooled_metrics"]["vmaf"]["mean"]), 3)
+    return VmafRun(reference, distorted, threads, subsample).result()

@@ -7,10 +7,12 @@ import json
 import shutil
 
 from ...contracts.faces import FaceAnalysis
+from ...errors import BackendUnavailable
 from ...layout import ProjectLayout as L
 from ...media.probe import video_frame_times
 from ...qc.output_faces import changed_frames, output_analysis
 from ...qc.report import build_report, write_report
+from ...qc.visual import VmafRun, vmaf_subsample
 from ..context import PipelineContext
 from ..runner import Stage, StageDetails, StageOutput
 
@@ -40,6 +42,17 @@ def _output_analysis(ctx: PipelineContext) -> FaceAnalysis | None:
     return None
 
 
+def _start_vmaf(ctx: PipelineContext) -> "VmafRun | bool":
+    """VMAF of the output against the source, started now in its own process so that it runs beside
+    the rest of the report (True: let the report start it; no FFmpeg with libvmaf: it says so)."""
+    if not ctx.info.has_video or not ctx.output.exists():
+        return True
+    try:
+        return VmafRun(ctx.source, ctx.output, subsample=vmaf_subsample(len(video_frame_times(ctx.source))))
+    except BackendUnavailable:
+        return True
+
+
 class Report(Stage):
     name = "report"
     version = 4  # 3: loudness checked against the named standard; 4: a lip-synced output's faces measured on the changed frames only
@@ -52,10 +65,16 @@ class Report(Stage):
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
-        analysis = _output_analysis(ctx)
+        vmaf = _start_vmaf(ctx)
+        try:
+            analysis = _output_analysis(ctx)
+        except BaseException:
+            if isinstance(vmaf, VmafRun):
+                vmaf.cancel()
+            raise
         lt = ctx.config.loudness()
         rep = build_report(ctx.output, source=ctx.source, project_dir=p.root, language=code, target_lufs=lt.target_lufs,
-                           loudness_standard=lt.standard, output_analysis=analysis)
+                           loudness_standard=lt.standard, output_analysis=analysis, vmaf=vmaf)
         j, h = write_report(rep, p.root / L.report_dir(code))
         out = ctx.deliverables
         for src, dst in ((j, out.report_json), (h, out.report_html)):
