@@ -163,6 +163,8 @@ class FaceLandmarker:
         self._mesh = solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=2, refine_landmarks=True, min_detection_confidence=0.3
         )
+        self._options = {"max_faces": max_faces, "detect_every": detect_every, "min_detection_confidence": min_detection_confidence,
+                         "min_face_px": min_face_px, "crop_scale": crop_scale, "crop_size_px": crop_size_px, "redetect_frames": redetect_frames}
         self._prev_boxes: list[np.ndarray] = []
         self._since_detect = 0
         self._lost: list[tuple[np.ndarray, int]] = []  # (last box, frames left to look for it)
@@ -175,6 +177,10 @@ class FaceLandmarker:
         self._prev_boxes = []
         self._fresh = True
         self._lost = []
+
+    def twin(self) -> "FaceLandmarker":
+        """A new landmarker with the same options (its own MediaPipe graphs, e.g. for another thread)."""
+        return FaceLandmarker(**self._options)
 
     def close(self) -> None:
         for g in (self._detector, self._crop_detector, self._mesh):
@@ -284,11 +290,19 @@ class FaceLandmarker:
         confirmed face is there. No detection pass, no tracking state."""
         return self._landmarks(np.ascontiguousarray(rgb), np.asarray(box_px, np.float64), self.crop_scale)
 
-    def process(self, rgb: np.ndarray) -> list[FaceObservation]:
+    def detection_due(self) -> bool:
+        """Whether the next :meth:`process` call runs a full detection pass (the first frame after
+        :meth:`reset`, then every ``detect_every`` frames)."""
+        return self._fresh or self._since_detect + 1 >= self.detect_every
+
+    def process(self, rgb: np.ndarray, detections: list[tuple[np.ndarray, float]] | None = None) -> list[FaceObservation]:
         """Faces on one frame.
 
         Args:
             rgb: ``uint8`` ``(H, W, 3)`` RGB frame in display orientation.
+            detections: :meth:`detect` of this frame computed beforehand (e.g. by another
+                landmarker in a decoding thread); used when the frame is due a detection pass,
+                computed here when it is due and None.
 
         Returns:
             Up to ``max_faces`` :class:`FaceObservation` (followed faces first, then new ones by size).
@@ -301,9 +315,9 @@ class FaceLandmarker:
         rgb = np.ascontiguousarray(rgb)
         self.stats["frames"] += 1
         candidates: list[tuple[np.ndarray, float]] = [(b, self.crop_scale) for b in self._prev_boxes]
-        if self._fresh or self._since_detect + 1 >= self.detect_every:
+        if self.detection_due():
             self._since_detect = 0
-            detections = [b for b, _ in self.detect(rgb)]
+            detections = [b for b, _ in (self.detect(rgb) if detections is None else detections)]
         else:
             self._since_detect += 1
             detections = []
