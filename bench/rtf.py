@@ -8,7 +8,8 @@ so the source language is given as English and Whisper writes English) and a 60 
 built from the English talking-head clips (``_common.episode``). Each dub runs with the defaults
 (report included) in a fresh temporary project, then once more unchanged (every stage reused).
 Printed per stage: when it started and ended (seconds from the start of the dub: the video branch
-runs beside the audio branch), its time and RTF; then the whole dub's wall-clock time and RTF (model
+runs beside the audio branch), its time and RTF, and its share of the CPU time (the CPU time between
+two progress events split evenly over the stages running then); then the whole dub's wall-clock time and RTF (model
 loading included, imports excluded), its CPU time (all threads and child processes), the load
 average before and after (other jobs on the machine), and the re-run's time. Prints figures; asserts
 nothing.
@@ -29,17 +30,34 @@ from lipdub.pipeline import PipelineHooks, dub
 
 
 class Clock(PipelineHooks):
-    """Start and end of each stage, seconds from the hooks' creation."""
+    """Start and end of each stage, seconds from the hooks' creation, and each stage's share of the
+    process's CPU time (the CPU time between two hook calls is split evenly over the stages running)."""
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
         self.start: dict[str, float] = {}
         self.end: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._running: set[str] = set()
+        self._last = _cpu_s()
+
+    def _account(self) -> None:
+        now = _cpu_s()
+        for s in self._running:
+            self.cpu[s] = self.cpu.get(s, 0.0) + (now - self._last) / len(self._running)
+        self._last = now
 
     def stage_started(self, stage, total=None):
+        self._account()
+        self._running.add(stage)
         self.start[stage] = time.monotonic() - self.t0
 
+    def stage_progress(self, stage, done, total):
+        self._account()
+
     def stage_finished(self, stage, record, skipped):
+        self._account()
+        self._running.discard(stage)
         self.end[stage] = time.monotonic() - self.t0
 
 
@@ -61,10 +79,10 @@ def bench(clip: Path, args) -> None:
         rerun_s = time.monotonic() - t0
     media_s = result.stages["ingest"].media_duration_s or 0.0
     print(f"\nclip: {clip.name}  media duration: {media_s:.2f} s  cores: {os.cpu_count()}")
-    print(f"{'stage':<16}{'backend':<22}{'start s':>8}{'end s':>8}{'time s':>8}{'RTF':>8}")
+    print(f"{'stage':<16}{'backend':<22}{'start s':>8}{'end s':>8}{'time s':>8}{'RTF':>8}{'CPU s':>8}")
     for name, rec in result.stages.items():
         print(f"{name:<16}{(rec.backend or '')[:21]:<22}{clock.start.get(name, 0):>8.2f}{clock.end.get(name, 0):>8.2f}"
-              f"{rec.duration_s:>8.2f}{rec.duration_s / media_s:>8.3f}")
+              f"{rec.duration_s:>8.2f}{rec.duration_s / media_s:>8.3f}{clock.cpu.get(name, 0.0):>8.2f}")
     print(f"{'whole dub':<38}{first_s:>24.2f}{first_s / media_s:>8.3f}   wall clock, model loading included")
     print(f"{'CPU time':<38}{cpu_s:>24.2f}{cpu_s / media_s:>8.3f}   all threads and child processes")
     print(f"{'re-run unchanged':<38}{rerun_s:>24.2f}{rerun_s / media_s:>8.3f}   ({100 * rerun_s / first_s:.1f} % of the first run)")

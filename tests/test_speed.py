@@ -226,3 +226,38 @@ def test_seeking_to_sparse_frames_gives_the_decoded_pictures(testdata):
     decoded = {i: rgb for i, rgb in __import__("lipdub.faces.analyze", fromlist=["iter_frames"]).iter_frames(path) if i in picks}
     assert sorted(sought) == picks
     assert all(np.array_equal(sought[i], decoded[i]) for i in picks)
+
+
+def test_composited_frames_keep_the_decoded_pictures_outside_the_face(testdata, tmp_path):
+    """Only the region the compositor changed goes back through RGB: losslessly encoded, a composited
+    frame's planes outside the face box equal the source's decoded planes."""
+    import av
+
+    from lipdub.backends.lipsync.retrieval import RetrievalBackend
+    from lipdub.faces.analyze import analyze_video
+    from lipdub.lipsync.render import render_lipsync
+    from lipdub.media.probe import decode_audio, probe, video_frame_times
+
+    path = testdata / "th2_retalking_face1.mp4"
+    analysis = analyze_video(path)
+    track = analysis.tracks[0]
+    _, audio = decode_audio(path, probe(path))
+    frames = np.arange(40, 60, dtype=np.int64)
+    plan = RetrievalBackend().plan(analysis, track, frames, video_frame_times(path), audio, audio[::-1].copy(), 16000, None)
+    out = tmp_path / "lossless.mp4"
+    render_lipsync(path, analysis, [(plan, track)], out, lossless=True)
+
+    def y_planes(p):
+        with av.open(str(p)) as c:
+            return [f.to_ndarray(format="yuv420p")[: f.height] for f in c.decode(video=0)]
+
+    src, dst = y_planes(path), y_planes(out)
+    changed = 0
+    for f in frames:
+        x0, y0, x1, y1 = track.boxes[track.index_of(int(f))]
+        s = (x1 - x0) * 0.6  # the compositor's region stays well inside the face box plus this margin
+        keep = np.ones(src[f].shape, bool)
+        keep[int(max(0, y0 - s)):int(y1 + s), int(max(0, x0 - s)):int(x1 + s)] = False
+        assert np.array_equal(src[f][keep], dst[f][keep])
+        changed += not np.array_equal(src[f], dst[f])
+    assert changed > len(frames) // 2

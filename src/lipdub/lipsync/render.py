@@ -315,11 +315,13 @@ def _output_stream(out, istream, lossless: bool, crf: int, preset: str):
 
 def _composited(i: int, frame, rgb, rotation, jobs, donors: DonorStore, compositor, pix_fmt: str, time_base, done: dict[int, int]):
     """Frame ``i`` ready for the encoder: the donors of ``jobs`` composited (a new frame in
-    ``pix_fmt``), or the decoded frame itself (same planes, never through RGB)."""
+    ``pix_fmt``), or the decoded frame itself (same planes, never through RGB). A composited
+    yuv420p frame keeps the decoded planes outside the region the compositor changed
+    (:func:`_patched`); only that region goes back through RGB."""
     import av
 
     pts = frame.pts
-    composited = False
+    box = None
     for track, donor in jobs or ():
         row = track.index_of(i)
         if isinstance(donor, tuple):  # a retrieval donor's key
@@ -329,11 +331,18 @@ def _composited(i: int, frame, rgb, rotation, jobs, donors: DonorStore, composit
             if donor is None:  # e.g. past the end of an external tool's output
                 continue
         d_rgb, d_lm = donor.as_frame(rgb)
-        rgb = compositor.composite(rgb, track.landmarks[row], d_rgb, d_lm, key=track.id, donor_is_frame=donor.offset is not None)
+        rgb = compositor.composite(rgb, track.landmarks[row], d_rgb, d_lm, key=track.id, donor_is_frame=donor.offset is not None,
+                                   inplace=True)
         done[track.id] = done.get(track.id, 0) + 1
-        composited = True
-    if composited:
-        new = av.VideoFrame.from_ndarray(to_storage(rgb, rotation), format="rgb24").reformat(format=pix_fmt)
+        b = compositor.last.box
+        if b[2] > b[0] and b[3] > b[1]:
+            box = b if box is None else (min(box[0], b[0]), min(box[1], b[1]), max(box[2], b[2]), max(box[3], b[3]))
+        elif box is None:
+            box = (0, 0, 0, 0)
+    if box is not None:
+        new = _patched(frame, rgb, box) if (rotation % 360 == 0 and pix_fmt == "yuv420p") else None
+        if new is None:
+            new = av.VideoFrame.from_ndarray(to_storage(rgb, rotation), format="rgb24").reformat(format=pix_fmt)
         new.pts = pts
         new.time_base = time_base
         frame = new
@@ -342,3 +351,32 @@ def _composited(i: int, frame, rgb, rotation, jobs, donors: DonorStore, composit
         frame.pts = pts
     frame.pict_type = av.video.frame.PictureType.NONE
     return frame
+
+
+def _patched(frame, rgb: np.ndarray, box: tuple[int, int, int, int]):
+    """A yuv420p copy of decoded ``frame`` with the ``box`` region (x0, y0, x1, y1, widened to x on
+    even and y on multiples of 4, the packed layout of PyAV's yuv420p arrays) of ``rgb`` converted
+    back to YUV by swscale and pasted into its planes; None when the frame is not yuv420p with a
+    width even and a height a multiple of 4 (the caller converts the whole frame)."""
+    import av
+
+    h, w = rgb.shape[:2]
+    if frame.format.name != "yuv420p" or h % 4 or w % 2 or (frame.height, frame.width) != (h, w):
+        return None
+    planes = frame.to_ndarray(format="yuv420p")  # (3h/2, w): Y, then U and V, two chroma rows per row
+    x0, y0 = box[0] // 2 * 2, box[1] // 4 * 4
+    x1, y1 = min(w, -(-box[2] // 2) * 2), min(h, -(-box[3] // 4) * 4)
+    if x1 > x0 and y1 > y0:
+        ch, cw = (y1 - y0), (x1 - x0)
+        crop = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[y0:y1, x0:x1]), format="rgb24").reformat(format="yuv420p")
+        yuv = crop.to_ndarray(format="yuv420p")
+        planes[y0:y1, x0:x1] = yuv[:ch]
+        u_crop = yuv[ch:ch + ch // 4].reshape(ch // 2, cw // 2)
+        v_crop = yuv[ch + ch // 4:].reshape(ch // 2, cw // 2)
+        u = planes[h:h + h // 4].reshape(h // 2, w // 2)
+        v = planes[h + h // 4:].reshape(h // 2, w // 2)
+        u[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = u_crop
+        v[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = v_crop
+    out = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    out.color_range = frame.color_range
+    return out
