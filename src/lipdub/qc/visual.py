@@ -216,8 +216,7 @@ def vmaf_subsample(n_frames: int) -> int:
     return max(1, math.ceil(n_frames / VMAF_MAX_FRAMES))
 
 
-def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True,
-                   vmaf_run: "VmafRun | None" = None) -> VisualFigures:
+def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> VisualFigures:
     """SSIM / PSNR (whole frame and outside the mouth) and VMAF of ``dub`` against ``source``.
 
     Args:
@@ -225,8 +224,6 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
             mask (the outside figures equal the whole-frame ones).
         max_frames: frames compared, evenly spread (all when the video is shorter).
         vmaf: also run VMAF (needs an FFmpeg with libvmaf).
-        vmaf_run: a :class:`VmafRun` of the same pair started earlier (e.g. at the start of the
-            report, so it runs beside everything else), with :func:`vmaf_subsample`; its result is taken.
     Raises:
         InputError: the videos differ in frame count or size.
     """
@@ -235,8 +232,8 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
         raise InputError(f"the dub has {n_dub} frames and the source {n_src}", "compare the dub with the source it was made from")
     picks = set(np.unique(np.linspace(0, n_src - 1, min(max_frames, n_src)).round().astype(int)).tolist())
     step = vmaf_subsample(n_src)
-    vmaf_note = None
-    if vmaf and vmaf_run is None:  # FFmpeg's libvmaf runs in its own process beside the SSIM below
+    vmaf_run, vmaf_note = None, None
+    if vmaf:  # FFmpeg's libvmaf runs in its own process beside the SSIM below
         try:
             vmaf_run = VmafRun(source, dub, subsample=step)
         except BackendUnavailable as exc:
@@ -288,6 +285,59 @@ def _figures(rows: list[tuple], n_src: int) -> VisualFigures:
         per_frame=[(r[0], round(r[1], 5), round(r[2], 5), None if r[3] is None else round(r[3], 3), None if r[4] is None else round(r[4], 3))
                    for r in rows],
     )
+
+
+class VisualRun:
+    """:func:`compare_videos` started now and run beside the caller: VMAF in its FFmpeg process
+    (:class:`VmafRun`) and SSIM / PSNR in a thread (decoding, OpenCV and numpy release the GIL);
+    :meth:`result` waits for both. The report stage starts it first, so that it runs while the
+    output's faces and the sync figures are measured."""
+
+    def __init__(self, source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> None:
+        import threading
+
+        self._vmaf: VmafRun | None = None
+        self._note: str | None = None
+        if vmaf:
+            try:
+                self._vmaf = VmafRun(source, dub, subsample=vmaf_subsample(len(video_frame_times(Path(source)))))
+            except BackendUnavailable as exc:
+                self._note = str(exc)
+        self._out: list = []
+        self._thread = threading.Thread(target=self._ssim, args=(source, dub, analysis, max_frames), name="lipdub-ssim", daemon=True)
+        self._thread.start()
+
+    def _ssim(self, source, dub, analysis, max_frames) -> None:
+        try:
+            self._out.append(compare_videos(source, dub, analysis, max_frames, vmaf=False))
+        except BaseException as exc:  # re-raised by result()
+            self._out.append(exc)
+
+    def result(self) -> VisualFigures:
+        """The figures (VMAF included when it ran).
+
+        Raises:
+            InputError: as :func:`compare_videos`.
+        """
+        self._thread.join()
+        fig = self._out[0]
+        if isinstance(fig, BaseException):
+            self.cancel()
+            raise fig
+        fig.vmaf_note = self._note
+        if self._vmaf is not None:
+            n = fig.frames_total
+            step = vmaf_subsample(n)
+            fig.vmaf = self._vmaf.result()
+            fig.vmaf_note = f"vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over one frame in {step}" if step > 1 else \
+                "vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over all frames"
+        return fig
+
+    def cancel(self) -> None:
+        """Stop VMAF (the report failed elsewhere); the SSIM thread ends by itself."""
+        if self._vmaf is not None:
+            self._vmaf.cancel()
+            self._vmaf = None
 
 
 def vmaf_ffmpeg() -> str:

@@ -7,12 +7,11 @@ import json
 import shutil
 
 from ...contracts.faces import FaceAnalysis
-from ...errors import BackendUnavailable
 from ...layout import ProjectLayout as L
 from ...media.probe import video_frame_times
 from ...qc.output_faces import changed_frames, output_analysis
 from ...qc.report import build_report, write_report
-from ...qc.visual import VmafRun, vmaf_subsample
+from ...qc.visual import VisualRun
 from ..context import PipelineContext
 from ..runner import Stage, StageDetails, StageOutput
 
@@ -42,15 +41,12 @@ def _output_analysis(ctx: PipelineContext) -> FaceAnalysis | None:
     return None
 
 
-def _start_vmaf(ctx: PipelineContext) -> "VmafRun | bool":
-    """VMAF of the output against the source, started now in its own process so that it runs beside
-    the rest of the report (True: let the report start it; no FFmpeg with libvmaf: it says so)."""
-    if not ctx.info.has_video or not ctx.output.exists():
+def _start_visual(ctx: PipelineContext) -> "VisualRun | bool":
+    """The visual figures (SSIM / PSNR in a thread, VMAF in its own process) started now, beside the
+    rest of the report (True: the project has no face analysis; the report measures them itself)."""
+    if not ctx.info.has_video or not ctx.output.exists() or not ctx.layout.abs(L.FACES_JSON).exists():
         return True
-    try:
-        return VmafRun(ctx.source, ctx.output, subsample=vmaf_subsample(len(video_frame_times(ctx.source))))
-    except BackendUnavailable:
-        return True
+    return VisualRun(ctx.source, ctx.output, analysis=FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)))
 
 
 class Report(Stage):
@@ -65,11 +61,11 @@ class Report(Stage):
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
-        vmaf = _start_vmaf(ctx)
+        vmaf = _start_visual(ctx)
         try:
             analysis = _output_analysis(ctx)
         except BaseException:
-            if isinstance(vmaf, VmafRun):
+            if isinstance(vmaf, VisualRun):
                 vmaf.cancel()
             raise
         lt = ctx.config.loudness()
