@@ -23,6 +23,7 @@ import numpy as np
 from ..contracts.faces import SKIP_NO_FACE, FaceAnalysis, FaceTrack
 from ..faces.landmarks import FaceLandmarker
 from ..faces.tracking import TrackOptions, build_track
+from ..media.prefetch import prefetched
 from .visual import iter_selected_frames
 
 
@@ -67,7 +68,7 @@ def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int,
     measured = {tid: {} for tid in changed if tid in by_id}
     if wanted:
         with FaceLandmarker(max_faces=1) as lmk:
-            for index, rgb in iter_selected_frames(output, set(wanted)):
+            for index, rgb in prefetched(iter_selected_frames(output, set(wanted))):  # decoded ahead, beside Face Mesh
                 for tid in wanted[index]:
                     track = by_id[tid]
                     measured[tid][index] = lmk.measure_at(rgb, track.boxes[track.index_of(index)])
