@@ -71,7 +71,7 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
 
 class Lipsync(Stage):
     name = "lipsync"
-    version = 2  # 2: phoneme-driven (viseme) retrieval with the source's aligned phonemes
+    version = 3  # 2: phoneme-driven (viseme) retrieval with the source's aligned phonemes; 3: x264 preset/CRF set, decoded planes kept outside the face
     per_language = True
     video = True  # runs beside the mix (and the next language's stages)
 
@@ -83,8 +83,7 @@ class Lipsync(Stage):
         mapping = [(s.id, s.track) for s in ctx.script().speakers]
         opts = [{k: str(v) for k, v in lipsync_options(cfg).items() if v is not None}] if cfg.lipsync != "retrieval" else []
         aligned = [p.output_hash("align")] if ctx.lipsync_backend.uses_phonemes else []
-        # the encoder keys the cache unless it is the one every earlier record was made with
-        encoder = [cfg.video_preset, cfg.video_crf] if (cfg.video_preset, cfg.video_crf) != ("veryfast", 17) else []
+        encoder = [cfg.video_preset, cfg.video_crf]
         return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, *aligned, *encoder]
 
     def total(self, ctx: PipelineContext) -> int | None:
