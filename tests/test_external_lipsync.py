@@ -101,8 +101,8 @@ def test_only_the_chosen_tracks_lower_face_comes_through(two_faces, testdata):
     result = lipsync_video(clip, testdata / "sp_en_jfk.flac", out, backend="external", face=left.id, lossless=True,
                            backend_options={"command": _command(tool, "--size", "256")})
     assert result.track == left.id and result.details["backend"] == "external"
-    # luma planes; a composited frame goes through RGB once (as render_lipsync does), so its
-    # untouched pixels must equal the source's frame sent through that same round trip, exactly
+    # luma planes; only the region the compositor changed goes back through RGB (render_lipsync), so
+    # a composited frame's untouched pixels (the other face) equal the source's decoded planes exactly
     src = [f[:320].astype(int) for f in _yuv_frames(clip)]
     via_rgb = [f[:320].astype(int) for f in _yuv_frames(clip, via_rgb=True)]
     dst = [f[:320].astype(int) for f in _yuv_frames(out)]
@@ -117,14 +117,16 @@ def test_only_the_chosen_tracks_lower_face_comes_through(two_faces, testdata):
         if i not in planned:
             assert np.array_equal(src[i], b), f"unplanned frame {i} changed"
             continue
-        assert np.array_equal(a[:, 320:], b[:, 320:]), f"frame {i}: the other face changed"
+        assert np.array_equal(src[i][:, 320:], b[:, 320:]), f"frame {i}: the other face changed"
         lm = left.landmarks[left.index_of(i)]
         mouth = np.round(lm[[13, 14, 61, 291]].mean(0)[:2]).astype(int)
         x, y = mouth
         # the tool inverted the lower half; colour transfer pulls the mean back, the texture stays
         assert np.abs(a[y - 4:y + 5, x - 4:x + 5] - b[y - 4:y + 5, x - 4:x + 5]).mean() > 15, f"frame {i}: the mouth did not come through"
         eyes_y = int(lm[[33, 263], 1].mean())
-        assert np.array_equal(a[: eyes_y + 1], b[: eyes_y + 1]), f"frame {i}: the upper face changed"
+        # above the eyes: the decoded pixels, or (inside the compositor's region) their RGB round trip
+        top = slice(0, eyes_y + 1)
+        assert np.all((b[top] == src[i][top]) | (b[top] == a[top])), f"frame {i}: the upper face changed"
 
 
 def test_unplanned_frames_stay_bit_identical_and_a_short_output_is_left_alone(two_faces, testdata):

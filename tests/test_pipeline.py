@@ -178,7 +178,8 @@ def test_redo_failed_refits_the_failed_line_and_reports_the_change(dubbed):
     path = result.project_dir / "report/es/report.json"
     rep = json.loads(path.read_text())
     victim = rep["timing"]["segments"][0]
-    victim["verdict"] = "fail"
+    for seg in rep["timing"]["segments"]:  # exactly one failing segment, whatever the first fit gave
+        seg["verdict"] = "fail" if seg is victim else "pass"
     path.write_text(json.dumps(rep))
     again = dub(cfg.model_copy(update={"redo_failed": True}))
     assert again.stages["synthesize:es"].details["synthesized"] == [victim["id"]]

@@ -70,6 +70,8 @@ def dub(
     lipsync_checkpoint: Optional[Path] = typer.Option(None, "--lipsync-checkpoint", help="wav2lip/wav2lip_gan: the .pth file (default: $LIPDUB_MODEL_DIR/<name>.pth)."),
     lipsync_device: Optional[str] = typer.Option(None, "--lipsync-device", help="wav2lip/wav2lip_gan: auto | cpu | cuda[:N] | mps."),
     lipsync_command: Optional[str] = typer.Option(None, "--lipsync-command", help="external: command template with {video} {audio} {output}."),
+    video_preset: str = typer.Option("superfast", "--video-preset", help="x264 preset of the lip-synced video (README, Benchmarks)."),
+    video_crf: int = typer.Option(16, "--video-crf", help="x264 CRF of the lip-synced video."),
     speakers: Optional[int] = typer.Option(None, "--speakers", help="Number of speakers; estimated when omitted."),
     project: Optional[Path] = typer.Option(None, "--project", help="Project directory (default: OUTPUT_DIR/<input stem>.lipdub)."),
     asr_model: Optional[str] = typer.Option(None, "--asr-model", help="Whisper model name or CTranslate2 directory (default base); not with --transcript."),
@@ -99,7 +101,8 @@ def dub(
                       source_language=source_language, transcript=transcript, translator=translator, mt_model=mt_model, glossary=glossary,
                       translator_options=_key_values(translator_option, "--translator-option"), tts=tts, voice=voice,
                       voice_dir=voice_dir, separation=separation, lipsync=lipsync, lipsync_checkpoint=lipsync_checkpoint,
-                      lipsync_device=lipsync_device, lipsync_command=lipsync_command, speakers=speakers, asr_model=asr_model or "base",
+                      lipsync_device=lipsync_device, lipsync_command=lipsync_command, video_preset=video_preset, video_crf=video_crf,
+                      speakers=speakers, asr_model=asr_model or "base",
                       max_stretch=max_stretch, loudness_standard=loudness_standard, target_lufs=loudness, true_peak_dbtp=true_peak,
                       deliver=deliver, timecode=timecode, keep_original_audio=keep_original_audio,
                       voice_bank=voice_bank, voice_match=voice_match, max_attempts=max_attempts, redo_failed=redo_failed)
@@ -298,6 +301,8 @@ def lipsync(
     backend: str = typer.Option("retrieval", "--backend", help="retrieval | wav2lip | wav2lip_gan | external"),
     face: Optional[int] = typer.Option(None, "--face", help="Face track id (see lipdub faces); default: the face on screen longest."),
     lossless: bool = typer.Option(False, "--lossless", help="Lossless H.264 (qp 0)."),
+    video_preset: str = typer.Option("superfast", "--video-preset", help="x264 preset (README, Benchmarks)."),
+    video_crf: int = typer.Option(16, "--video-crf", help="x264 CRF."),
     asr_model: str = typer.Option("base", "--asr-model", help="retrieval: Whisper model that transcribes AUDIO and the video's soundtrack before their phonemes are aligned."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="wav2lip/wav2lip_gan: the .pth file (default: $LIPDUB_MODEL_DIR/<backend>.pth)."),
     device: Optional[str] = typer.Option(None, "--device", help="wav2lip/wav2lip_gan: auto | cpu | cuda[:N] | mps (default auto)."),
@@ -321,7 +326,7 @@ def lipsync(
             options = {"checkpoint": checkpoint, "device": device, "pads": parse_pads(pads) if pads is not None else None,
                        "batch_size": batch_size, "sharpen": sharpen, "command": command}
             result = lipsync_video(video, audio, output, backend=backend, backend_options=options, face=face, lossless=lossless,
-                                   asr_model=asr_model, progress=report)
+                                   video_preset=_x264_preset(video_preset), video_crf=video_crf, asr_model=asr_model, progress=report)
         out = Console()
         out.print(f"face track {result.track}: {result.frames} frames re-animated")
         for k, v in result.details.items():
@@ -330,6 +335,16 @@ def lipsync(
         out.print(f"output: {result.output}")
 
     _run(go)
+
+
+def _x264_preset(name: str) -> str:
+    """``name`` when it is an x264 preset, else ConfigError."""
+    from .errors import ConfigError
+    from .media.render import X264_PRESETS
+
+    if name not in X264_PRESETS:
+        raise ConfigError(f"unknown x264 preset {name!r}", f"use one of {', '.join(X264_PRESETS)}")
+    return name
 
 
 @app.command()

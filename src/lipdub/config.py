@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .media.render import parse_deliver
+from .media.render import X264_PRESETS, parse_deliver
 from .mixing import LoudnessTarget, resolve_loudness
 
 #: Most target languages of one dub (each one is a whole translate/synthesize/mix/render pass; the service's campaigns take as many).
@@ -21,13 +21,15 @@ OPTION_OF_FIELD = {
     "transcript": "--transcript", "translator": "--translator", "mt_model": "--mt-model", "translator_options": "--translator-option",
     "glossary": "--glossary", "tts": "--tts", "voice": "--voice", "voice_dir": "--voice-dir", "separation": "--separation",
     "lipsync": "--lipsync", "lipsync_checkpoint": "--lipsync-checkpoint", "lipsync_device": "--lipsync-device",
-    "lipsync_command": "--lipsync-command", "speakers": "--speakers", "asr_model": "--asr-model", "max_stretch": "--max-stretch",
+    "lipsync_command": "--lipsync-command", "video_preset": "--video-preset", "video_crf": "--video-crf",
+    "speakers": "--speakers", "asr_model": "--asr-model", "max_stretch": "--max-stretch",
     "loudness_standard": "--loudness-standard", "target_lufs": "--loudness", "true_peak_dbtp": "--true-peak", "deliver": "--deliver",
     "timecode": "--timecode", "keep_original_audio": "--keep-original-audio", "voice_bank": "--voice-bank",
     "voice_match": "--voice-match", "max_attempts": "--max-attempts", "redo_failed": "--redo-failed",
 }
 #: What each bounded option takes, for the hint.
 _RANGES = {"speakers": f"a whole number from 1 to {MAX_SPEAKERS}, or leave it out to estimate the count",
+           "video_crf": "a whole number from 0 (lossless) to 51 (default 16)",
            "targets": f"1 to {MAX_TARGET_LANGUAGES} languages, comma separated (--to es,fr)"}
 
 
@@ -77,6 +79,9 @@ class DubConfig(BaseModel):
         lipsync_device: ``wav2lip``/``wav2lip_gan``: ``auto``, ``cpu``, ``cuda[:N]``, ``mps`` (None: auto).
         lipsync_command: ``external``: command template with ``{video}``, ``{audio}``, ``{output}``
             (None: ``$LIPDUB_LIPSYNC_COMMAND``). An option the chosen backend does not take is an error.
+        video_preset / video_crf: x264 preset and CRF of the lip-synced video stream
+            (:data:`lipdub.lipsync.render.DEFAULT_PRESET` / ``DEFAULT_CRF``; README, Benchmarks:
+            ``bench/encoder_presets.py`` measured encode time and SSIM to the source per preset).
         speakers: the number of speakers (1 to :data:`MAX_SPEAKERS`), or None to estimate it.
 
     Raises:
@@ -130,6 +135,8 @@ class DubConfig(BaseModel):
     lipsync_checkpoint: Path | None = None
     lipsync_device: str | None = None
     lipsync_command: str | None = None
+    video_preset: str = "superfast"
+    video_crf: int = Field(default=16, ge=0, le=51)
     speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
     asr_model: str = "base"
     max_stretch: float = 1.25
@@ -149,6 +156,13 @@ class DubConfig(BaseModel):
     def _stretch(cls, v: float) -> float:
         if not 1.0 <= v <= 2.0:
             raise ConfigError(f"--max-stretch {v} is out of range", "use a ratio from 1.0 to 2.0 (default 1.25)")
+        return v
+
+    @field_validator("video_preset")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        if v not in X264_PRESETS:
+            raise ConfigError(f"unknown x264 preset {v!r}", f"use one of {', '.join(X264_PRESETS)}")
         return v
 
     @field_validator("deliver")

@@ -194,16 +194,29 @@ def oversampling_factor(sample_rate_hz: int) -> int:
     return max(1, -(-192_000 // int(sample_rate_hz)))
 
 
+TRUE_PEAK_BLOCK_SAMPLES = 1 << 18  # the oversampled signal is made block by block: bounded memory for any length
+_TRUE_PEAK_MARGIN_SAMPLES = 64  # > the polyphase filter's reach (10 input samples at 4x): blocks join exactly
+
+
 def _true_peak_envelope(x: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-    """Per-sample true peak over channels: max |.| of the oversampled values per input sample."""
+    """Per-sample true peak over channels: max |.| of the oversampled values per input sample.
+
+    Oversampled block by block (:data:`TRUE_PEAK_BLOCK_SAMPLES`), each block with a margin of
+    input samples on both sides that covers the interpolation filter, so the values are those of
+    one ``resample_poly`` over the whole signal while only a block's worth is held."""
     from scipy.signal import resample_poly
 
     k = oversampling_factor(sample_rate_hz)
     x2 = x if x.ndim == 2 else x[:, None]
-    up = np.abs(resample_poly(x2, k, 1, axis=0))
     n = x2.shape[0]
-    up = up[: n * k].reshape(n, k, -1)
-    return np.maximum(up.max(axis=(1, 2)), np.abs(x2).max(axis=1))
+    env = np.empty(n, dtype=np.result_type(x2.dtype, np.float32))
+    m = _TRUE_PEAK_MARGIN_SAMPLES
+    for a in range(0, max(n, 1), TRUE_PEAK_BLOCK_SAMPLES):
+        b = min(n, a + TRUE_PEAK_BLOCK_SAMPLES)
+        lo, hi = max(0, a - m), min(n, b + m)
+        up = np.abs(resample_poly(x2[lo:hi], k, 1, axis=0))[(a - lo) * k:(b - lo) * k]
+        env[a:b] = np.maximum(up.reshape(b - a, k, -1).max(axis=(1, 2)), np.abs(x2[a:b]).max(axis=1))
+    return env
 
 
 def integrated_loudness(x: np.ndarray, sample_rate_hz: int) -> float:

@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,6 +115,7 @@ class Project:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = None
+        self._mutex = threading.RLock()  # the video and audio branches record stages concurrently
         self.manifest = self._load_manifest()
 
     # -- locking ---------------------------------------------------------------------------
@@ -153,7 +155,7 @@ class Project:
         else:
             text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
         p = self.path(rel)
-        tmp = p.with_name(f".{p.name}.tmp")
+        tmp = p.with_name(f".{p.name}.{threading.get_ident()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, p)
         return p
@@ -175,7 +177,8 @@ class Project:
             ) from exc
 
     def save_manifest(self) -> None:
-        self.write_json(MANIFEST, self.manifest)
+        with self._mutex:
+            self.write_json(MANIFEST, self.manifest)
 
     def is_fresh(self, stage: str, input_hash: str) -> bool:
         """True when ``stage`` ran with the same inputs and all its artifacts still exist."""
@@ -213,8 +216,9 @@ class Project:
             media_duration_s=media_duration_s,
             details=details or {},
         )
-        self.manifest.stages[stage] = rec
-        self.save_manifest()
+        with self._mutex:
+            self.manifest.stages[stage] = rec
+            self.save_manifest()
         return rec
 
     def has_dialogue_stem(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -194,7 +195,7 @@ class Script(BaseModel):
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (temp file + rename) with stable indentation for diffs."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")  # one per thread: two branches may save
         tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
         os.replace(tmp, path)
 

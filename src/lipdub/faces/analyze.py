@@ -16,6 +16,7 @@ import numpy as np
 
 from ..contracts.faces import FaceAnalysis, FaceTrack, Shot
 from ..errors import ConfigError, InputError
+from ..media.prefetch import prefetched
 from .landmarks import FaceLandmarker
 from .tracking import ShotTracker, TrackOptions
 
@@ -176,7 +177,8 @@ def _track_shots(path: Path, shots: list[Shot], lmk, topt: TrackOptions, fps: fl
 
     last_end = shots[-1].end_frame if shots else 0
     stopped_early = False
-    for index, time_s, rgb in iter_timed_frames(path):
+    ahead = _detected_ahead(path, shots, lmk)
+    for index, time_s, rgb, dets in prefetched(ahead):  # decoded and detected ahead, beside Face Mesh
         if index >= last_end:
             stopped_early = True  # nothing left to analyse: stop decoding
             break
@@ -188,13 +190,34 @@ def _track_shots(path: Path, shots: list[Shot], lmk, topt: TrackOptions, fps: fl
             lmk.reset()
         in_shot = shot_i >= 0 and shots[shot_i].start_frame <= index < shots[shot_i].end_frame
         if in_shot and tracker is not None:
-            faces = lmk.process(rgb)
+            faces = lmk.process(rgb, dets if lmk.detection_due() else None)
             n_faces_max = max(n_faces_max, len(faces))
             tracker.update(index, faces, time_s)
         if progress is not None:
             progress(n_frames, max(n_packets, n_frames))
     close_shot()
     return tracks, n_frames, n_faces_max, stopped_early
+
+
+def _detection_frames(shots: list[Shot], every: int) -> set[int]:
+    """The frames :class:`FaceLandmarker` runs a full detection pass on: each shot's first frame
+    (it is reset there) and every ``every``-th frame after it."""
+    return {f for s in shots for f in range(s.start_frame, s.end_frame, every)}
+
+
+def _detected_ahead(path: Path, shots: list[Shot], lmk: FaceLandmarker):
+    """``(index, time_s, rgb, detections)`` of every frame: the full detection pass of the frames due
+    one (:func:`_detection_frames`) run by a second landmarker with the same options, in the decoding
+    thread (:func:`lipdub.media.prefetch.prefetched`), so it overlaps Face Mesh on earlier frames;
+    None on the other frames. Its counts are added to ``lmk.stats``."""
+    due = _detection_frames(shots, lmk.detect_every)
+    with lmk.twin() as other:
+        try:
+            for index, time_s, rgb in iter_timed_frames(path):
+                yield index, time_s, rgb, (other.detect(rgb) if index in due else None)
+        finally:
+            for k in ("detection_passes", "detector_runs"):
+                lmk.stats[k] += other.stats[k]
 
 
 def analyze_video(

@@ -163,6 +163,8 @@ class FaceLandmarker:
         self._mesh = solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=2, refine_landmarks=True, min_detection_confidence=0.3
         )
+        self._options = {"max_faces": max_faces, "detect_every": detect_every, "min_detection_confidence": min_detection_confidence,
+                         "min_face_px": min_face_px, "crop_scale": crop_scale, "crop_size_px": crop_size_px, "redetect_frames": redetect_frames}
         self._prev_boxes: list[np.ndarray] = []
         self._since_detect = 0
         self._lost: list[tuple[np.ndarray, int]] = []  # (last box, frames left to look for it)
@@ -175,6 +177,10 @@ class FaceLandmarker:
         self._prev_boxes = []
         self._fresh = True
         self._lost = []
+
+    def twin(self) -> "FaceLandmarker":
+        """A new landmarker with the same options (its own MediaPipe graphs, e.g. for another thread)."""
+        return FaceLandmarker(**self._options)
 
     def close(self) -> None:
         for g in (self._detector, self._crop_detector, self._mesh):
@@ -277,11 +283,26 @@ class FaceLandmarker:
         bx = np.array([lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()], np.float32)
         return FaceObservation(box_px=bx, landmarks_px=lm, confidence=conf)
 
-    def process(self, rgb: np.ndarray) -> list[FaceObservation]:
+    def measure_at(self, rgb: np.ndarray, box_px: np.ndarray) -> FaceObservation | None:
+        """The face whose landmark box on a neighbouring frame (or in another analysis of the same
+        frame) was ``box_px`` (x0, y0, x1, y1): Face Mesh on the crop around it, as a followed face is
+        measured by :meth:`process` (``crop_scale``, the crop detector's confirmation); None when no
+        confirmed face is there. No detection pass, no tracking state."""
+        return self._landmarks(np.ascontiguousarray(rgb), np.asarray(box_px, np.float64), self.crop_scale)
+
+    def detection_due(self) -> bool:
+        """Whether the next :meth:`process` call runs a full detection pass (the first frame after
+        :meth:`reset`, then every ``detect_every`` frames)."""
+        return self._fresh or self._since_detect + 1 >= self.detect_every
+
+    def process(self, rgb: np.ndarray, detections: list[tuple[np.ndarray, float]] | None = None) -> list[FaceObservation]:
         """Faces on one frame.
 
         Args:
             rgb: ``uint8`` ``(H, W, 3)`` RGB frame in display orientation.
+            detections: :meth:`detect` of this frame computed beforehand (e.g. by another
+                landmarker in a decoding thread); used when the frame is due a detection pass,
+                computed here when it is due and None.
 
         Returns:
             Up to ``max_faces`` :class:`FaceObservation` (followed faces first, then new ones by size).
@@ -294,9 +315,9 @@ class FaceLandmarker:
         rgb = np.ascontiguousarray(rgb)
         self.stats["frames"] += 1
         candidates: list[tuple[np.ndarray, float]] = [(b, self.crop_scale) for b in self._prev_boxes]
-        if self._fresh or self._since_detect + 1 >= self.detect_every:
+        if self.detection_due():
             self._since_detect = 0
-            detections = [b for b, _ in self.detect(rgb)]
+            detections = [b for b, _ in (self.detect(rgb) if detections is None else detections)]
         else:
             self._since_detect += 1
             detections = []

@@ -304,41 +304,63 @@ class ShotTracker:
     def _build(self, track_id: int, t: _Open) -> FaceTrack:
         f0, f1 = t.frames[0], t.frames[-1]
         n = f1 - f0 + 1
-        frames = np.arange(f0, f1 + 1, dtype=np.int32)
         idx = np.asarray(t.frames) - f0
         measured = np.zeros(n, bool)
         measured[idx] = True
         boxes_m = np.stack([o.box_px for o in t.obs]).astype(np.float64)
-        lms_m = np.stack([o.landmarks_px for o in t.obs]).astype(np.float64).reshape(len(t.obs), -1)
+        lms_m = np.stack([o.landmarks_px for o in t.obs]).astype(np.float64)
         conf = np.zeros(n, np.float32)
         conf[idx] = [o.confidence for o in t.obs]
-        rows = np.arange(n)
-        boxes = np.stack([np.interp(rows, idx, boxes_m[:, k]) for k in range(4)], axis=1)
-        lms = np.empty((n, lms_m.shape[1]))
-        for k in range(lms_m.shape[1]):
-            lms[:, k] = np.interp(rows, idx, lms_m[:, k])
-        lms = lms.reshape(n, N_LANDMARKS, 3)
-        scale = float(np.median(boxes[:, 3] - boxes[:, 1])) or 1.0
-        filt = OneEuroFilter(self.opt.min_cutoff_hz, self.opt.beta, self.opt.d_cutoff_hz)
-        smooth = np.empty_like(lms)
-        times = np.interp(rows, idx, np.asarray(t.times_s))
-        for i in range(n):
-            smooth[i] = filt(lms[i] / scale, float(times[i])) * scale
-        pose = head_pose_deg(smooth, self.width, self.height)
-        skip = np.zeros(n, np.uint8)
-        skip[~measured] |= SKIP_NO_FACE
-        skip[np.abs(np.nan_to_num(pose[:, 0], nan=180.0)) > self.opt.yaw_limit_deg] |= SKIP_YAW
-        skip[(boxes[:, 3] - boxes[:, 1]) < self.opt.min_face_px] |= SKIP_SMALL
-        skip[measured & (conf < self.opt.min_confidence)] |= SKIP_LOW_CONFIDENCE
-        return FaceTrack(
-            id=track_id,
-            shot=self.shot,
-            frames=frames,
-            boxes=boxes.astype(np.float32),
-            landmarks_raw=lms.astype(np.float32),
-            landmarks=smooth.astype(np.float32),
-            confidence=conf,
-            pose_deg=pose.astype(np.float32),
-            mouth_opening=mouth_opening(smooth),
-            skip=skip,
-        )
+        boxes = np.zeros((n, 4))
+        boxes[idx] = boxes_m
+        lms = np.zeros((n, N_LANDMARKS, 3))
+        lms[idx] = lms_m
+        times = np.interp(np.arange(n), idx, np.asarray(t.times_s))
+        return build_track(track_id, self.shot, f0, boxes, lms, measured, conf, times, self.width, self.height, self.opt)
+
+
+def build_track(track_id: int, shot: int, first_frame: int, boxes_px: np.ndarray, landmarks_px: np.ndarray, measured: np.ndarray,
+                confidence: np.ndarray, times_s: np.ndarray, width: int, height: int, options: TrackOptions) -> FaceTrack:
+    """A :class:`FaceTrack` over ``n`` consecutive frames from ``first_frame``, from its measured rows:
+    the rows not ``measured`` are interpolated (boxes and landmarks, confidence 0, ``SKIP_NO_FACE``), the
+    landmarks smoothed (One Euro, in units of the median box height), then head pose, mouth opening and
+    the skip flags computed (see the module docstring). Used by the tracker and by the quality report,
+    which measures a lip-synced output's changed frames again (:mod:`lipdub.qc.output_faces`).
+
+    Args:
+        boxes_px: float ``(n, 4)``; landmarks_px: float ``(n, 478, 3)``; measured: bool ``(n,)`` (at
+            least one True); confidence: float ``(n,)``; times_s: float ``(n,)`` frame times (s).
+    """
+    n = len(measured)
+    rows = np.arange(n)
+    idx = np.flatnonzero(measured)
+    boxes = np.stack([np.interp(rows, idx, np.asarray(boxes_px, np.float64)[idx, k]) for k in range(4)], axis=1)
+    lms_m = np.asarray(landmarks_px, np.float64)[idx].reshape(len(idx), -1)
+    lms = np.empty((n, lms_m.shape[1]))
+    for k in range(lms_m.shape[1]):
+        lms[:, k] = np.interp(rows, idx, lms_m[:, k])
+    lms = lms.reshape(n, N_LANDMARKS, 3)
+    conf = np.where(measured, np.asarray(confidence, np.float32), 0).astype(np.float32)
+    scale = float(np.median(boxes[:, 3] - boxes[:, 1])) or 1.0
+    filt = OneEuroFilter(options.min_cutoff_hz, options.beta, options.d_cutoff_hz)
+    smooth = np.empty_like(lms)
+    for i in range(n):
+        smooth[i] = filt(lms[i] / scale, float(times_s[i])) * scale
+    pose = head_pose_deg(smooth, width, height)
+    skip = np.zeros(n, np.uint8)
+    skip[~measured] |= SKIP_NO_FACE
+    skip[np.abs(np.nan_to_num(pose[:, 0], nan=180.0)) > options.yaw_limit_deg] |= SKIP_YAW
+    skip[(boxes[:, 3] - boxes[:, 1]) < options.min_face_px] |= SKIP_SMALL
+    skip[measured & (conf < options.min_confidence)] |= SKIP_LOW_CONFIDENCE
+    return FaceTrack(
+        id=track_id,
+        shot=shot,
+        frames=np.arange(first_frame, first_frame + n, dtype=np.int32),
+        boxes=boxes.astype(np.float32),
+        landmarks_raw=lms.astype(np.float32),
+        landmarks=smooth.astype(np.float32),
+        confidence=conf,
+        pose_deg=pose.astype(np.float32),
+        mouth_opening=mouth_opening(smooth),
+        skip=skip,
+    )

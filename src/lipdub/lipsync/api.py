@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,8 +28,10 @@ from ..faces.analyze import analyze_video
 from ..faces.shots import detect_shots
 from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, decode_audio, probe, probe_video, video_frame_times
 from ..media.render import check_rotation, rotation_args
+from ..runtime import apply_thread_policy
 from ..tools import run_ffmpeg
 from .align import transcribe_and_align
+from .render import DEFAULT_CRF, DEFAULT_PRESET
 from .tracks import TrackRequest, lipsync_tracks
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ def lipsync_video(
     face: int | None = None,
     work_dir: Path | None = None,
     lossless: bool = False,
+    video_preset: str = DEFAULT_PRESET,
+    video_crf: int = DEFAULT_CRF,
     asr_model: str = "base",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> LipsyncResult:
@@ -65,7 +70,7 @@ def lipsync_video(
         face: the face track to animate (ids as printed by ``lipdub faces``); default: the track on
             screen longest.
         work_dir: where the face analysis is cached (default: ``<output>.lipdub/``).
-        lossless: encode the video losslessly (x264 qp 0).
+        lossless: encode the video losslessly (x264 qp 0); else x264 ``video_preset`` at ``video_crf``.
         asr_model: Whisper model that transcribes AUDIO and the video's soundtrack for a backend that
             uses phonemes (``retrieval``), before they are aligned.
 
@@ -89,16 +94,23 @@ def lipsync_video(
     n16 = int(round(duration_s * ANALYSIS_RATE_HZ))
     dub16 = np.pad(dub16, (0, max(0, n16 - len(dub16))))[:n16]
     work = work_dir or output.with_name(output.stem + ".lipdub")
-    analysis = _face_analysis(video, frame_times, work / "faces", progress)
+    apply_thread_policy()
+    with ThreadPoolExecutor(1, thread_name_prefix="lipdub-faces") as pool:  # the faces beside the transcription
+        faces = pool.submit(_face_analysis, video, frame_times, work / "faces", progress)
+        source16 = decode_audio(video, vinfo)[1] if vinfo is not None else np.zeros(n16, dtype=np.float32)
+        details: dict = {}
+        try:
+            dub_ph, src_ph = _phonemes(impl, dub16, source16, details, asr_model)
+        except BaseException:
+            faces.cancel()
+            raise
+        analysis = faces.result()
     track = _pick_track(analysis, face, video)
-    source16 = decode_audio(video, vinfo)[1] if vinfo is not None else np.zeros(n16, dtype=np.float32)
     work.mkdir(parents=True, exist_ok=True)
     silent = work / "lipsync_video.mp4"
-    details: dict = {}
-    dub_ph, src_ph = _phonemes(impl, dub16, source16, details, asr_model)
     request = TrackRequest(track, [(-np.inf, speech_end_s)], dub16, dub_ph, source_phonemes=src_ph)
     run = lipsync_tracks(impl, video, analysis, frame_times, source16, [request], silent,
-                         sample_rate_hz=ANALYSIS_RATE_HZ, lossless=lossless,
+                         sample_rate_hz=ANALYSIS_RATE_HZ, lossless=lossless, preset=video_preset, crf=video_crf,
                          progress=(lambda d, t: progress("lipsync", d, t)) if progress else None)
     if run.video is None:
         raise InputError(f"face track {track.id} has no frame that can be lip-synced (turned away, too small or occluded)", "choose another --face")

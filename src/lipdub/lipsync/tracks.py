@@ -19,7 +19,7 @@ import numpy as np
 from ..contracts.faces import FaceAnalysis, FaceTrack
 from ..contracts.lipsync import LipsyncPlan
 from ..errors import InputError
-from .render import render_lipsync
+from .render import DEFAULT_CRF, DEFAULT_PRESET, render_lipsync
 
 #: The note recorded for a track whose every frame in the spans is flagged.
 ALL_SKIPPED = "every frame skipped (pose, size or occlusion)"
@@ -94,7 +94,8 @@ def _scalars(d: dict) -> dict:
 
 def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: np.ndarray, source_audio: np.ndarray,
                    requests: list[TrackRequest], output: Path, *, sample_rate_hz: int, lossless: bool = False,
-                   progress: Callable[[int, int], None] | None = None, skip_unusable: bool = False) -> LipsyncRun:
+                   preset: str = DEFAULT_PRESET, crf: int = DEFAULT_CRF, progress: Callable[[int, int], None] | None = None,
+                   skip_unusable: bool = False) -> LipsyncRun:
     """Plan every request with ``backend`` and render the planned tracks into ``output`` (video only).
 
     Args:
@@ -102,7 +103,7 @@ def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: n
         source: the source video; ``analysis`` its faces, ``frame_times`` its frame times (s).
         source_audio: the source's speech, float32 mono at ``sample_rate_hz`` (the actor's own voice,
             for backends that learn from it), for requests without their own ``source_audio``.
-        lossless: encode the video losslessly (x264 qp 0).
+        lossless: encode the video losslessly (x264 qp 0); else x264 ``preset`` at ``crf``.
         skip_unusable: a track the backend cannot plan (an :class:`InputError`: too few usable frames
             for the retrieval model in a 0.3 s or 1 fps clip) is left as decoded, with the reason in its
             details (``note``), instead of failing the run (the pipeline's choice; ``lipdub lipsync``
@@ -132,7 +133,7 @@ def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: n
         run.tracks[key] = {"speaker": req.label, "frames": int(len(frames)), **_scalars(plan.details)}
     if not run.plans:
         return run
-    run.render = render_lipsync(source, analysis, run.plans, output, lossless=lossless, progress=progress)
+    run.render = render_lipsync(source, analysis, run.plans, output, lossless=lossless, crf=crf, preset=preset, progress=progress)
     for plan, track in run.plans:  # figures a backend adds while rendering (e.g. the external tool's run time)
         run.tracks[str(track.id)].update(_scalars(plan.details))
     run.video = output

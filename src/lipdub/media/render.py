@@ -45,6 +45,10 @@ DELIVER_MODES: tuple[str, ...] = ("web", "broadcast")
 BROADCAST_SUFFIXES = {".mov"}
 
 
+#: x264's presets, fastest first (x264 --fullhelp).
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
 def parse_deliver(name: str) -> str:
     """``"web"`` or ``"broadcast"`` (case-insensitive).
 

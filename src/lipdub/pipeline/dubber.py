@@ -24,7 +24,9 @@ from ..media.broadcast import check_timecode
 from ..media.probe import probe
 from ..models import resolve_whisper_model
 from ..project import Project, RunRecord, StageRecord, input_sha256, now_iso
+from ..runtime import apply_thread_policy
 from ..translation import Glossary
+from .branches import Branches
 from .context import PipelineContext
 from .hooks import PipelineHooks
 from .lines import create_translator, translator_name
@@ -36,7 +38,7 @@ from .stages.lipsync import lipsync_options
 log = logging.getLogger(__name__)
 
 #: The last stage of each ``until`` and the stages it leaves out (``lipdub faces`` needs no separation).
-UNTIL = {"faces": ("speakers", {"separate"}), "script": ("script", set()), "translate": ("translate", set()),
+UNTIL = {"faces": ("speakers", {"separate", "transcribe"}), "script": ("script", set()), "translate": ("translate", set()),
          "synthesize": ("mix", set()), "mix": ("mix", set()), "render": ("report", set())}
 
 
@@ -118,6 +120,7 @@ class Dubber:
         check_project_dir(config, project_dir)
         self.project = Project(project_dir)
         self.runner = StageRunner(self.project, self.hooks)
+        self._branches: Branches | None = None
 
     def _check_files(self, config: DubConfig) -> None:
         """The transcript parses, the ASR model and the voice directories exist (before any work)."""
@@ -162,46 +165,79 @@ class Dubber:
                 raise ConfigError(f"no {name} translator for {src.code} -> {tgt.code}", hint)
 
     def _walk(self, stages: list[Stage], ctx: PipelineContext) -> None:
+        """Run ``stages`` in order; a video stage is queued on the video branch, which runs beside
+        this (audio) branch, and a stage that needs the video branch's output waits for it."""
+        branches = self._branches
         for stage in stages:
-            if stage.applies(ctx):
-                self.runner.run(stage, ctx)
+            if not stage.applies(ctx):
+                continue
+            if stage.video and branches is not None:
+                branches.submit_video(lambda stage=stage, ctx=ctx: self.runner.run(stage, ctx))
+                continue
+            if stage.needs_video and branches is not None:
+                branches.wait_video()
+            self.runner.run(stage, ctx)
 
     def run(self, until: str = "render") -> DubResult:
         """Run the stages up to and including ``until`` (``faces``, ``script``, ``translate``,
-        ``synthesize``, ``mix`` or ``render``), for stage-by-stage work; the default runs the whole dub."""
+        ``synthesize``, ``mix`` or ``render``), for stage-by-stage work; the default runs the whole dub.
+
+        The video branch (faces, lip-sync) runs in a thread beside the rest (:mod:`lipdub.pipeline.branches`);
+        the hooks are called from this thread, and the stage records and resume are as in a serial run.
+        """
         if until not in UNTIL:
             raise ConfigError(f"unknown last stage {until!r}", f"use one of {', '.join(UNTIL)}")
+        apply_thread_policy()
+        self._branches = branches = Branches(self.hooks)
+        self.runner.hooks = branches.hooks
+        try:
+            return branches.run(lambda: self._run(until))
+        finally:
+            self.runner.hooks = self.hooks
+            self._branches = None
+
+    def _run(self, until: str) -> DubResult:
         cfg = self.config
         dubbing = until not in ("faces", "script")
         if not self.targets and dubbing:
             raise ConfigError("no target language given", "pass --to es (or several: --to es,fr)")
         source_stages, language_stages = stages_until(until)
         src_path = Path(cfg.input).resolve()
-        info, outputs = self.info, self.outputs
         with self.project:
-            run_started = now_iso()
-            self.project.manifest.config = json.loads(cfg.model_dump_json())
-            sha = input_sha256(self.project, src_path)
-            ctx = PipelineContext(cfg, self.project, self.hooks, src_path, info, sha, until, self._lipsync_backend)
-            if self.source_language is not None and dubbing:
-                self._check_pairs(ctx, self.source_language)
-            self.project.save_manifest()
-            self._walk([s for s in source_stages if s.name not in DUBBING_ONLY], ctx)
-            results: dict[str, LanguageOutputs] = {}
-            src_code = ""
-            if until != "faces":
-                src_lang = parse_language(ctx.script().source_language)
-                src_code = src_lang.code
-                if dubbing:
-                    self._check_pairs(ctx, src_lang)
-                    check_script_lines(ctx.script().segments)  # people edit script.json: bounded before synthesis
-                    self._walk([s for s in source_stages if s.name in DUBBING_ONLY], ctx)
-                    for lang in self.targets:
-                        lctx = ctx.for_language(lang, src_lang, outputs[lang.code])
-                        self._walk(language_stages, lctx)
-                        results[lang.code] = _language_outputs(lctx, until)
-            self.project.manifest.runs.append(RunRecord(started_at=run_started, finished_at=now_iso(), ran=list(self.ran), skipped=list(self.skipped)))
-            self.project.save_manifest()
+            try:
+                return self._walk_all(until, source_stages, language_stages, src_path, cfg, dubbing)
+            except BaseException:
+                self._branches.settle()  # the video branch stops at its next hook call
+                raise
+
+    def _walk_all(self, until: str, source_stages: list[Stage], language_stages: list[Stage], src_path: Path, cfg: DubConfig,
+                  dubbing: bool) -> DubResult:
+        """The run's stages in order, with the project locked."""
+        info, outputs = self.info, self.outputs
+        run_started = now_iso()
+        self.project.manifest.config = json.loads(cfg.model_dump_json())
+        sha = input_sha256(self.project, src_path)
+        ctx = PipelineContext(cfg, self.project, self.runner.hooks, src_path, info, sha, until, self._lipsync_backend)
+        if self.source_language is not None and dubbing:
+            self._check_pairs(ctx, self.source_language)
+        self.project.save_manifest()
+        self._walk([s for s in source_stages if s.name not in DUBBING_ONLY], ctx)
+        results: dict[str, LanguageOutputs] = {}
+        src_code = ""
+        if until != "faces":
+            src_lang = parse_language(ctx.script().source_language)
+            src_code = src_lang.code
+            if dubbing:
+                self._check_pairs(ctx, src_lang)
+                check_script_lines(ctx.script().segments)  # people edit script.json: bounded before synthesis
+                self._walk([s for s in source_stages if s.name in DUBBING_ONLY], ctx)
+                for lang in self.targets:
+                    lctx = ctx.for_language(lang, src_lang, outputs[lang.code])
+                    self._walk(language_stages, lctx)
+                    results[lang.code] = _language_outputs(lctx, until)
+        self._branches.wait_video()
+        self.project.manifest.runs.append(RunRecord(started_at=run_started, finished_at=now_iso(), ran=list(self.ran), skipped=list(self.skipped)))
+        self.project.save_manifest()
         return DubResult(self.project.root, src_code, results, dict(self.project.manifest.stages), self.ran, self.skipped)
 
 

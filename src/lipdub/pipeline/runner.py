@@ -52,11 +52,18 @@ class Stage:
         name: the stage name (``"vad"``); per-language stages are recorded as ``"<name>:<lang>"``.
         version: bump it when the stage's algorithm changes so that old records are recomputed.
         per_language: the stage runs once per target language (the context has ``language`` set).
+        video: the stage belongs to the video branch, which runs beside the audio branch
+            (:mod:`lipdub.pipeline.branches`): it may read only what the stages before it in the
+            order wrote.
+        needs_video: the stage reads what the video branch makes: it waits until the video branch
+            has run every stage queued before it.
     """
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
     per_language: ClassVar[bool] = False
+    video: ClassVar[bool] = False
+    needs_video: ClassVar[bool] = False
 
     def record_name(self, ctx: "PipelineContext") -> str:
         return f"{self.name}:{ctx.language.code}" if self.per_language else self.name

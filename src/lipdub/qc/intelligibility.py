@@ -26,6 +26,7 @@ from ..audio import resample
 from ..errors import ConfigError
 from ..models import resolve_whisper_model
 from ..registry import require_module
+from ..runtime import whisper_model
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +127,17 @@ class HeardLine:
         return word_error_rate(reference, self.text, self.language)
 
 
-def load_whisper(model: str = "base", cpu_threads: int = 0):
-    """A faster-whisper ``WhisperModel`` (CPU, int8) for ``model`` (name or directory), never downloaded.
+def load_whisper(model: str = "base", cpu_threads: int | None = None):
+    """The process-wide faster-whisper ``WhisperModel`` (CPU, int8) for ``model`` (name or directory),
+    never downloaded; shared with the transcribe stage (:func:`lipdub.runtime.whisper_model`).
+    ``cpu_threads``: None for :func:`lipdub.runtime.model_threads`, 0 for CTranslate2's default.
 
     Raises:
         BackendUnavailable: faster-whisper is not installed.
         MissingWeights: the model is not here (see :func:`lipdub.models.resolve_whisper_model`).
     """
-    fw = require_module("faster_whisper", "faster-whisper")
-    return fw.WhisperModel(str(resolve_whisper_model(model)), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
+    require_module("faster_whisper", "faster-whisper")
+    return whisper_model(resolve_whisper_model(model), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
 
 
 def hear_line(model, samples: np.ndarray, sample_rate_hz: int, language: str, *, beam_size: int = 5,

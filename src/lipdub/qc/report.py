@@ -45,7 +45,7 @@ from .sync_section import SyncInputs, sync_section
 from .thresholds import Thresholds, worst
 from .timing import timing_figures
 from .visemes import viseme_check
-from .visual import NotMeasurable, compare_videos
+from .visual import NotMeasurable, VisualRun, compare_videos
 from .voice import speaker_similarity
 
 log = logging.getLogger(__name__)
@@ -191,14 +191,19 @@ def _syncnet_section(syncnet, output: Path, inp: SyncInputs, out16, track, th: T
                   abs(lse.offset_frames), th.syncnet_offset_frames)]
 
 
-def _visual_section(source: Path | None, output: Path, inp: SyncInputs, vmaf: bool, max_frames: int, th: Thresholds,
+def _visual_section(source: Path | None, output: Path, inp: SyncInputs, vmaf, max_frames: int, th: Thresholds,
                     data: dict, say) -> list[Check]:
     if source is None or inp.src_analysis is None:
+        if isinstance(vmaf, VisualRun):
+            vmaf.cancel()
         data["visual"] = {"note": "not computed: pass --source (the source video)"}
         return []
     say("visual fidelity")
     try:
-        vis = compare_videos(source, output, analysis=inp.src_analysis, max_frames=max_frames, vmaf=vmaf)
+        if isinstance(vmaf, VisualRun):  # started by the caller, beside the rest of the report
+            vis = vmaf.result()
+        else:
+            vis = compare_videos(source, output, analysis=inp.src_analysis, max_frames=max_frames, vmaf=bool(vmaf))
     except NotMeasurable as exc:  # a 1x1 or 4098x2 video: no SSIM, said in the report
         data["visual"] = {"note": f"not computed: {exc.message}"}
         return []
@@ -253,7 +258,7 @@ def build_report(
     face: int | None = None,
     target_lufs: float | None = None,
     loudness_standard: str | None = None,
-    vmaf: bool = True,
+    vmaf: "bool | VisualRun" = True,
     visual_max_frames: int = 40,
     output_analysis=None,
     progress: Callable[[str], None] | None = None,
@@ -269,7 +274,7 @@ def build_report(
         target_lufs: loudness target; default: the project's config, else -24 LUFS.
         loudness_standard: a standard of :data:`lipdub.mixing.LOUDNESS_STANDARDS` the mix must comply
             with (its target +- tolerance, its true-peak maximum); default: the project's config.
-        vmaf: run VMAF when the source is known.
+        vmaf: run VMAF when the source is known, or the :class:`~lipdub.qc.visual.VisualRun` started before.
         visual_max_frames: frames sampled for SSIM / PSNR.
         output_analysis: a face analysis of ``output`` to reuse (the pipeline passes the source's when
             the video stream was copied bit for bit); default: analysed here.

@@ -2,9 +2,12 @@
 mouth region, and VMAF (DESIGN.md section 4).
 
 * SSIM: Wang, Bovik, Sheikh, Simoncelli, "Image quality assessment: from error visibility to
-  structural similarity", IEEE TIP 2004, via ``skimage.metrics.structural_similarity`` on the luma
-  (BT.601, OpenCV ``RGB2GRAY``) with its default 7x7 uniform window; the "outside the mouth" figure
-  is the mean of the SSIM map over the pixels outside the mouth mask.
+  structural similarity", IEEE TIP 2004, computed as ``skimage.metrics.structural_similarity`` computes
+  it with its defaults (7x7 uniform window, sample covariance, K1 0.01, K2 0.03, reflected borders,
+  the mean over the map less a 3-pixel border) on the luma (BT.601, OpenCV ``RGB2GRAY``), with
+  OpenCV's box filter in float64 (:func:`ssim_map`: the same figures to 1e-9, about 10x faster at
+  1080p); the "outside the mouth" figure is the mean of the SSIM map over the pixels outside the
+  mouth mask.
 * PSNR: ``10 log10(255^2 / MSE)`` on the same luma, whole frame and outside the mask (dB; identical
   frames give ``inf``, reported as None in JSON).
 * Mouth mask: for every face track covering a frame (landmarks of the *source* analysis), the box of
@@ -37,15 +40,16 @@ from ..errors import BackendUnavailable, InputError
 from ..faces.analyze import open_video, to_display
 from ..media.colour import VideoColour, conversion_filter, frame_to_rgb, video_colour
 from ..media.probe import probe_video, video_frame_times
-from ..tools import run_child
+from ..tools import die_with_parent, run_child
 
 NOSE_TIP = 1  # MediaPipe Face Mesh landmark index of the nose tip
-SSIM_WIN = 7  # skimage's default SSIM window (7x7): smaller frames have no SSIM
 
 
 class NotMeasurable(InputError):
     """A figure that cannot be computed on these videos (frames smaller than the SSIM window); the
     report skips it with this note."""
+
+
 MASK_PAD = 0.20
 VMAF_MAX_FRAMES = 100  # longer videos are scored on every k-th frame (libvmaf n_subsample)
 
@@ -94,6 +98,40 @@ def _psnr(mse: float) -> float | None:
     return None if mse <= 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
+SSIM_WINDOW = 7  # skimage's default window (uniform filter)
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> tuple[float, np.ndarray]:
+    """Mean SSIM and the SSIM map of two single-channel images of the same shape, exactly as
+    ``skimage.metrics.structural_similarity(a, b, data_range=data_range, full=True)`` with its other
+    defaults (see the module docstring); float64 ``(H, W)`` map.
+
+    Raises:
+        InputError: the shapes differ or an image is smaller than the window.
+    """
+    import cv2
+
+    if a.shape != b.shape or a.ndim != 2 or min(a.shape) < SSIM_WINDOW:
+        raise InputError(f"SSIM needs two 2-D images of the same shape, at least {SSIM_WINDOW} px (got {a.shape}, {b.shape})",
+                         "compare frames of the same size")
+    x, y = a.astype(np.float64), b.astype(np.float64)
+
+    def mean(z: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(z, cv2.CV_64F, (SSIM_WINDOW, SSIM_WINDOW), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+    n = SSIM_WINDOW * SSIM_WINDOW
+    cov_norm = n / (n - 1)
+    ux, uy = mean(x), mean(y)
+    vx = cov_norm * (mean(x * x) - ux * ux)
+    vy = cov_norm * (mean(y * y) - uy * uy)
+    vxy = cov_norm * (mean(x * y) - ux * uy)
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    pad = (SSIM_WINDOW - 1) // 2
+    return float(s[pad:-pad, pad:-pad].mean(dtype=np.float64)), s
+
+
 def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -> tuple[float, float, float | None, float | None]:
     """``(ssim, ssim_outside, psnr_db, psnr_outside_db)`` of two uint8 RGB frames ``(H, W, 3)``;
     ``mask`` bool ``(H, W)`` marks the mouth region excluded from the ``outside`` figures.
@@ -102,17 +140,16 @@ def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -
         InputError: the frames differ in size. NotMeasurable: they are smaller than the SSIM window.
     """
     import cv2
-    from skimage.metrics import structural_similarity
 
     if ref_rgb.shape != dist_rgb.shape:
         raise InputError(f"frame sizes differ: source {ref_rgb.shape[:2]}, dub {dist_rgb.shape[:2]}",
                          "compare the dub with the source it was made from")
-    if min(ref_rgb.shape[:2]) < SSIM_WIN:
-        raise NotMeasurable(f"frames of {ref_rgb.shape[1]}x{ref_rgb.shape[0]} are smaller than the {SSIM_WIN}x{SSIM_WIN} SSIM window",
+    if min(ref_rgb.shape[:2]) < SSIM_WINDOW:
+        raise NotMeasurable(f"frames of {ref_rgb.shape[1]}x{ref_rgb.shape[0]} are smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window",
                             "SSIM, PSNR and VMAF are not computed for such a video")
     a = cv2.cvtColor(ref_rgb, cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(dist_rgb, cv2.COLOR_RGB2GRAY)
-    ssim, smap = structural_similarity(a, b, data_range=255, full=True)
+    ssim, smap = ssim_map(a, b, 255.0)
     diff2 = (a.astype(np.float64) - b.astype(np.float64)) ** 2
     out = ~mask
     ssim_out = float(smap[out].mean()) if out.any() else float(ssim)
@@ -120,10 +157,16 @@ def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -
     return float(ssim), ssim_out, _psnr(float(diff2.mean())), _psnr(mse_out)
 
 
+SEEK_GAP_FRAMES = 250  # picks further apart than this on average are reached by seeking, not by decoding every frame
+
+
 def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour | None = None):
     """Decode ``path`` and yield ``(index, rgb)`` (uint8 ``(H, W, 3)``, display orientation) for the
-    decode indices in ``wanted`` only; the other frames are decoded but not converted. ``colour``:
-    the matrix and range to read the pixels with (None: the file's own, :func:`video_colour`).
+    decode indices in ``wanted`` only, in increasing order; the other frames are decoded but not
+    converted. Picks sparser than one in :data:`SEEK_GAP_FRAMES` (a long video's sample) are reached by
+    seeking to the keyframe before each and decoding from there (:func:`_seek_selected`), which
+    gives the same pictures for a fraction of the decoding. ``colour``: the matrix and range to read
+    the pixels with (None: the file's own, :func:`video_colour`).
 
     Raises:
         InputError: the file cannot be opened or decoded.
@@ -133,6 +176,10 @@ def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour
     path = Path(path)
     if colour is None:
         colour = video_colour(probe_video(path))
+    picks = sorted(wanted)
+    if len(picks) > 1 and (picks[-1] - picks[0]) / (len(picks) - 1) > SEEK_GAP_FRAMES:
+        yield from _seek_selected(path, picks, colour)
+        return
     last = max(wanted, default=-1)
     with open_video(path) as container:
         stream = container.streams.video[0]
@@ -145,6 +192,52 @@ def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour
                     yield index, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
+
+
+def _seek_selected(path: Path, picks: list[int], colour: VideoColour):
+    """:func:`iter_selected_frames` by seeking: frame ``i`` is the one whose pts is the ``i``-th of the
+    sorted packet pts (decode order = presentation order of the sorted pts); a pick the seek does not
+    land on exactly (a stream without usable keyframe seeking) is decoded from the start instead."""
+    import av
+
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+    rest: list[int] = []
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for k, i in enumerate(picks):
+                if i >= len(pts):
+                    break
+                container.seek(int(pts[i]), stream=stream, backward=True, any_frame=False)
+                landed = False
+                for frame in container.decode(stream):
+                    if frame.pts is None or frame.pts < pts[i]:
+                        continue
+                    if frame.pts == pts[i]:
+                        landed = True
+                        yield i, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
+                    break
+                if not landed:  # pragma: no cover - a stream whose seeking does not land on the frame
+                    rest = picks[k:]
+                    break
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
+    if rest:  # pragma: no cover - decoded from the start instead, in order
+        last, wanted = rest[-1], set(rest)
+        with open_video(path) as container:
+            for index, frame in enumerate(container.decode(container.streams.video[0])):
+                if index > last:
+                    break
+                if index in wanted:
+                    yield index, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
+
+
+def vmaf_subsample(n_frames: int) -> int:
+    """Every how many frames VMAF is computed: at most :data:`VMAF_MAX_FRAMES` frames."""
+    return max(1, math.ceil(n_frames / VMAF_MAX_FRAMES))
 
 
 def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> VisualFigures:
@@ -162,16 +255,42 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
     if n_src != n_dub:
         raise InputError(f"the dub has {n_dub} frames and the source {n_src}", "compare the dub with the source it was made from")
     picks = set(np.unique(np.linspace(0, n_src - 1, min(max_frames, n_src)).round().astype(int)).tolist())
-    rows = []
-    for (i, ref), (_, dst) in zip(iter_selected_frames(source, picks), iter_selected_frames(dub, picks)):
-        lmks = []
-        if analysis is not None:
-            for t in analysis.tracks_at(i):
-                lmks.append(t.landmarks_raw[t.index_of(i)])
-        m = mouth_mask(ref.shape[:2], lmks)
-        rows.append((i, *frame_figures(ref, dst, m)))
-    if not rows:
-        raise InputError(f"no frames decoded from {source}", "check the source video")
+    step = vmaf_subsample(n_src)
+    vmaf_run, vmaf_note = None, None
+    if vmaf:  # FFmpeg's libvmaf runs in its own process beside the SSIM below
+        try:
+            vmaf_run = VmafRun(source, dub, subsample=step)
+        except BackendUnavailable as exc:
+            vmaf_note = str(exc)
+    try:
+        rows = []
+        for (i, ref), (j, dst) in zip(iter_selected_frames(source, picks), iter_selected_frames(dub, picks)):
+            if i != j:  # pragma: no cover - both iterators yield the picks in increasing order
+                raise InputError(f"frame {i} of the source met frame {j} of the dub", "compare the dub with the source it was made from")
+            lmks = []
+            if analysis is not None:
+                for t in analysis.tracks_at(i):
+                    lmks.append(t.landmarks_raw[t.index_of(i)])
+            m = mouth_mask(ref.shape[:2], lmks)
+            rows.append((i, *frame_figures(ref, dst, m)))
+        if not rows:
+            raise InputError(f"no frames decoded from {source}", "check the source video")
+
+        fig = _figures(rows, n_src)
+    except BaseException:
+        if vmaf_run is not None:
+            vmaf_run.cancel()
+        raise
+    fig.vmaf_note = vmaf_note
+    if vmaf_run is not None:
+        fig.vmaf = vmaf_run.result()
+        fig.vmaf_note = f"vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over one frame in {step}" if step > 1 else \
+            "vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over all frames"
+    return fig
+
+
+def _figures(rows: list[tuple], n_src: int) -> VisualFigures:
+    """The means of the per-frame rows ``(frame, ssim, ssim_outside, psnr, psnr_outside)``."""
 
     def mean_psnr(col):
         vals = [r[col] for r in rows]
@@ -181,24 +300,68 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
         mses = [0.0 if v is None else 255.0 ** 2 / 10 ** (v / 10) for v in vals]
         return _psnr(float(np.mean(mses)))
 
-    fig = VisualFigures(
+    return VisualFigures(
         ssim=round(float(np.mean([r[1] for r in rows])), 5),
         ssim_outside_mouth=round(float(np.mean([r[2] for r in rows])), 5),
         psnr_db=None if (p := mean_psnr(3)) is None else round(p, 3),
         psnr_outside_mouth_db=None if (q := mean_psnr(4)) is None else round(q, 3),
         frames_compared=len(rows), frames_total=n_src,
-        per_frame=[(r[0], round(r[1], 5), round(r[2], 5), None if r[3] is None else round(r[3], 3), None if r[4] is None else round(r[4], 3)) for r in rows],
+        per_frame=[(r[0], round(r[1], 5), round(r[2], 5), None if r[3] is None else round(r[3], 3), None if r[4] is None else round(r[4], 3))
+                   for r in rows],
     )
-    if vmaf:
+
+
+class VisualRun:
+    """:func:`compare_videos` started now and run beside the caller: VMAF in its FFmpeg process
+    (:class:`VmafRun`) and SSIM / PSNR in a thread (decoding, OpenCV and numpy release the GIL);
+    :meth:`result` waits for both. The report stage starts it first, so that it runs while the
+    output's faces and the sync figures are measured."""
+
+    def __init__(self, source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> None:
+        import threading
+
+        self._vmaf: VmafRun | None = None
+        self._note: str | None = None
+        if vmaf:
+            try:
+                self._vmaf = VmafRun(source, dub, subsample=vmaf_subsample(len(video_frame_times(Path(source)))))
+            except BackendUnavailable as exc:
+                self._note = str(exc)
+        self._out: list = []
+        self._thread = threading.Thread(target=self._ssim, args=(source, dub, analysis, max_frames), name="lipdub-ssim", daemon=True)
+        self._thread.start()
+
+    def _ssim(self, source, dub, analysis, max_frames) -> None:
         try:
-            step = max(1, math.ceil(n_src / VMAF_MAX_FRAMES))
-            fig.vmaf = vmaf_score(source, dub, subsample=step, colours=(video_colour(probe_video(Path(source))),
-                                                                        video_colour(probe_video(Path(dub)))))
+            self._out.append(compare_videos(source, dub, analysis, max_frames, vmaf=False))
+        except BaseException as exc:  # re-raised by result()
+            self._out.append(exc)
+
+    def result(self) -> VisualFigures:
+        """The figures (VMAF included when it ran).
+
+        Raises:
+            InputError: as :func:`compare_videos`.
+        """
+        self._thread.join()
+        fig = self._out[0]
+        if isinstance(fig, BaseException):
+            self.cancel()
+            raise fig
+        fig.vmaf_note = self._note
+        if self._vmaf is not None:
+            n = fig.frames_total
+            step = vmaf_subsample(n)
+            fig.vmaf = self._vmaf.result()
             fig.vmaf_note = f"vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over one frame in {step}" if step > 1 else \
                 "vmaf_v0.6.1 (imageio-ffmpeg libvmaf), mean over all frames"
-        except BackendUnavailable as exc:
-            fig.vmaf_note = str(exc)
-    return fig
+        return fig
+
+    def cancel(self) -> None:
+        """Stop VMAF (the report failed elsewhere); the SSIM thread ends by itself."""
+        if self._vmaf is not None:
+            self._vmaf.cancel()
+            self._vmaf = None
 
 
 def vmaf_ffmpeg() -> str:
@@ -228,34 +391,69 @@ def vmaf_ffmpeg() -> str:
     raise BackendUnavailable("VMAF needs an FFmpeg with libvmaf", "pip install imageio-ffmpeg (its FFmpeg build has libvmaf)")
 
 
-def vmaf_score(reference: str | Path, distorted: str | Path, threads: int = 2, subsample: int = 1,
-               colours: tuple[VideoColour, VideoColour] | None = None) -> float:
-    """Mean VMAF (0-100, model vmaf_v0.6.1) of ``distorted`` against ``reference`` over every
-    ``subsample``-th frame (libvmaf ``n_subsample``; 1 = all frames).
+class VmafRun:
+    """VMAF (model vmaf_v0.6.1) of ``distorted`` against ``reference`` over every ``subsample``-th
+    frame (libvmaf ``n_subsample``; 1 = all frames), computed by an FFmpeg process started at once;
+    :meth:`result` waits for it and returns the mean.
 
     ``colours``: the Y'CbCr matrices of ``(reference, distorted)`` (None: each file's own,
     :func:`lipdub.media.colour.video_colour`); the distorted video is converted to the reference's
     matrix when they differ (FFmpeg's ``colorspace`` filter), and both are tagged with it.
 
     Raises:
+        BackendUnavailable: no FFmpeg with libvmaf, or matrices the colorspace filter cannot convert
+            (at construction).
+    """
+
+    def __init__(self, reference: str | Path, distorted: str | Path, threads: int = 2, subsample: int = 1,
+                 colours: tuple[VideoColour, VideoColour] | None = None) -> None:
+        exe = vmaf_ffmpeg()
+        ref_c, dist_c = colours or (video_colour(probe_video(Path(reference))), video_colour(probe_video(Path(distorted))))
+        try:
+            convert = conversion_filter(dist_c, ref_c)
+        except ValueError as exc:
+            raise BackendUnavailable(f"VMAF not computed: {exc}", "compare videos that use BT.601, BT.709 or BT.2020 matrices") from None
+        tag = f"setparams=colorspace={ref_c.matrix}:range={ref_c.range}"
+        dist_chain = ",".join(f for f in ("setpts=PTS-STARTPTS", convert, tag, "format=yuv420p") if f)
+        self._tmp = tempfile.TemporaryDirectory(prefix="lipdub_vmaf_")
+        self._log = Path(self._tmp.name) / "vmaf.json"
+        graph = (f"[0:v]{dist_chain}[d];[1:v]setpts=PTS-STARTPTS,{tag},format=yuv420p[r];"
+                 f"[d][r]libvmaf=log_fmt=json:log_path={self._log}:n_threads={threads}:n_subsample={max(1, int(subsample))}")
+        self._proc = subprocess.Popen([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(distorted), "-i", str(reference),
+                                       "-lavfi", graph, "-f", "null", "-"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent())
+
+    def cancel(self) -> None:
+        """Stop the FFmpeg process (the report failed elsewhere)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+        self._tmp.cleanup()
+
+    def result(self) -> float:
+        """The mean VMAF (0-100).
+
+        Raises:
+            InputError: FFmpeg failed (its message included).
+        """
+        try:
+            _, err = self._proc.communicate()
+            if self._proc.returncode != 0 or not self._log.exists():
+                raise InputError(f"VMAF failed: {err.strip()[-300:]}", "check that both videos decode and have the same size")
+            data = json.loads(self._log.read_text())
+            return round(float(data["pooled_metrics"]["vmaf"]["mean"]), 3)
+        finally:
+            self._tmp.cleanup()
+
+
+def vmaf_score(reference: str | Path, distorted: str | Path, threads: int = 2, subsample: int = 1,
+               colours: tuple[VideoColour, VideoColour] | None = None) -> float:
+    """Mean VMAF (0-100, model vmaf_v0.6.1) of ``distorted`` against ``reference`` over every
+    ``subsample``-th frame (libvmaf ``n_subsample``; 1 = all frames), the dub converted to the
+    reference's matrix first (``colours``, see :class:`VmafRun`); :class:`VmafRun`, waited for.
+
+    Raises:
         BackendUnavailable: no FFmpeg with libvmaf, or matrices the colorspace filter cannot convert.
         InputError: FFmpeg failed (message included).
     """
-    exe = vmaf_ffmpeg()
-    ref_c, dist_c = colours or (video_colour(probe_video(Path(reference))), video_colour(probe_video(Path(distorted))))
-    try:
-        convert = conversion_filter(dist_c, ref_c)
-    except ValueError as exc:
-        raise BackendUnavailable(f"VMAF not computed: {exc}", "compare videos that use BT.601, BT.709 or BT.2020 matrices") from None
-    tag = f"setparams=colorspace={ref_c.matrix}:range={ref_c.range}"
-    dist_chain = ",".join(f for f in ("setpts=PTS-STARTPTS", convert, tag, "format=yuv420p") if f)
-    with tempfile.TemporaryDirectory(prefix="lipdub_vmaf_") as tmp:
-        log = Path(tmp) / "vmaf.json"
-        graph = (f"[0:v]{dist_chain}[d];[1:v]setpts=PTS-STARTPTS,{tag},format=yuv420p[r];"
-                 f"[d][r]libvmaf=log_fmt=json:log_path={log}:n_threads={threads}:n_subsample={max(1, int(subsample))}")
-        proc = run_child([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(distorted), "-i", str(reference),
-                          "-lavfi", graph, "-f", "null", "-"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if proc.returncode != 0 or not log.exists():
-            raise InputError(f"VMAF failed: {proc.stderr.strip()[-300:]}", "check that both videos decode and have the same size")
-        data = json.loads(log.read_text())
-    return round(float(data["pooled_metrics"]["vmaf"]["mean"]), 3)
+    return VmafRun(reference, distorted, threads, subsample, colours).result()

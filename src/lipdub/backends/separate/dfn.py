@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: The rate DeepFilterNet3 is trained and run at (``[df] sr`` in its config.ini).
 MODEL_SAMPLE_RATE_HZ = 48000
+#: Samples per block of :func:`split_exactly` (its float64 temporaries are a few MB, whatever the length).
+SPLIT_BLOCK_SAMPLES = 1 << 18
 
 def _assets() -> tuple[Path, Path]:
     """Paths of the bundled ``libdeepfilter`` and model archive.
@@ -127,14 +129,18 @@ def split_exactly(mix: np.ndarray, speech: np.ndarray) -> tuple[np.ndarray, np.n
     Returns:
         ``(dialogue, music_effects)``, float32, shaped like ``mix``.
     """
-    mix64 = mix.astype(np.float64)
-    speech64 = np.asarray(speech, dtype=np.float64)
-    bound = np.maximum(np.maximum(np.abs(mix64), np.abs(speech64)), np.abs(mix64 - speech64))
-    _, exponent = np.frexp(np.maximum(bound, np.finfo(np.float32).tiny))  # bound < 2**exponent
-    grid = np.ldexp(1.0, exponent - 24)
-    dialogue = (np.round(speech64 / grid) * grid).astype(np.float32)
-    music_effects = mix - dialogue
-    dialogue = mix - music_effects
+    dialogue = np.empty(mix.shape, np.float32)
+    music_effects = np.empty(mix.shape, np.float32)
+    for a in range(0, mix.shape[0], SPLIT_BLOCK_SAMPLES):  # in blocks: the float64 temporaries stay small
+        b = a + SPLIT_BLOCK_SAMPLES
+        mix64 = mix[a:b].astype(np.float64)
+        speech64 = np.asarray(speech[a:b], dtype=np.float64)
+        bound = np.maximum(np.maximum(np.abs(mix64), np.abs(speech64)), np.abs(mix64 - speech64))
+        _, exponent = np.frexp(np.maximum(bound, np.finfo(np.float32).tiny))  # bound < 2**exponent
+        grid = np.ldexp(1.0, exponent - 24)
+        d = (np.round(speech64 / grid) * grid).astype(np.float32)
+        music_effects[a:b] = mix[a:b] - d
+        dialogue[a:b] = mix[a:b] - music_effects[a:b]
     return dialogue, music_effects
 
 

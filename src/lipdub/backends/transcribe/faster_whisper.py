@@ -17,6 +17,7 @@ from ...contracts.transcribe import Transcript, TranscriptSegment, TranscriptWor
 from ...errors import BackendUnavailable, ConfigError, InputError, StageFailed
 from ...models import available_whisper_models, resolve_whisper_model
 from ...registry import require_module
+from ...runtime import whisper_model
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,14 @@ class FasterWhisperTranscriber:
             ``"float32"``, ``"default"``...); see https://opennmt.net/CTranslate2/quantization.html.
         beam_size: beam search width (1 = greedy).
         vad_filter: let faster-whisper skip non-speech with its bundled Silero VAD before decoding.
-        cpu_threads: CTranslate2 intra-op threads (0 = library default).
+        cpu_threads: CTranslate2 intra-op threads (None: :func:`lipdub.runtime.model_threads`, 0: the
+            library default).
         initial_prompt: text given to the decoder as previous context (names, spelling), or None.
         condition_on_previous_text: feed each window's text as the prompt of the next one
             (Whisper default True; False reduces repetition loops on long audio).
 
-    The model is loaded when the transcriber is constructed.
+    The model is loaded when the first transcriber for it is constructed and then shared by every
+    transcriber of the process (:func:`lipdub.runtime.whisper_model`).
 
     Raises:
         ConfigError: an invalid option value.
@@ -70,7 +73,7 @@ class FasterWhisperTranscriber:
         compute_type: str = "int8",
         beam_size: int = 5,
         vad_filter: bool = False,
-        cpu_threads: int = 0,
+        cpu_threads: int | None = None,
         initial_prompt: str | None = None,
         condition_on_previous_text: bool = True,
     ) -> None:
@@ -78,9 +81,9 @@ class FasterWhisperTranscriber:
             raise ConfigError(f"unknown device {device!r} for faster-whisper", f"use one of: {', '.join(_DEVICES)}")
         if beam_size < 1:
             raise ConfigError(f"beam_size must be >= 1, got {beam_size}", "use 5 (Whisper default) or 1 for greedy")
-        if cpu_threads < 0:
+        if cpu_threads is not None and cpu_threads < 0:
             raise ConfigError(f"cpu_threads must be >= 0, got {cpu_threads}", "use 0 for the library default")
-        fw = require_module("faster_whisper", "faster-whisper")
+        require_module("faster_whisper", "faster-whisper")
         ct2 = require_module("ctranslate2", "ctranslate2")
         if device == "cuda" and ct2.get_cuda_device_count() == 0:
             raise BackendUnavailable("faster-whisper: device 'cuda' requested but no CUDA GPU is visible", "use device=\"cpu\" (the CLI always runs on the CPU)")
@@ -93,25 +96,8 @@ class FasterWhisperTranscriber:
         self.cpu_threads = cpu_threads
         self.initial_prompt = initial_prompt
         self.condition_on_previous_text = condition_on_previous_text
-        try:
-            self._model = fw.WhisperModel(
-                str(self.model_path),
-                device=device,
-                compute_type=compute_type,
-                cpu_threads=cpu_threads,
-                local_files_only=True,
-            )
-        except ValueError as exc:  # CTranslate2 rejects unsupported compute types with ValueError
-            raise ConfigError(
-                f"faster-whisper cannot load {self.model_path} with compute_type={compute_type!r} on {device} ({exc})",
-                "use compute_type int8 on CPU, float16 or int8_float16 on GPU",
-            ) from exc
-        except RuntimeError as exc:
-            raise BackendUnavailable(
-                f"faster-whisper cannot load the model at {self.model_path} ({exc})",
-                "check that the directory holds a complete CTranslate2 Whisper model",
-            ) from exc
-        logger.info("loaded Whisper model %s from %s (%s, %s)", model, self.model_path, device, compute_type)
+        self._model = whisper_model(self.model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+        logger.info("Whisper model %s from %s (%s, %s)", model, self.model_path, device, compute_type)
 
     @property
     def multilingual(self) -> bool:

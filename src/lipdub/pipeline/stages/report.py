@@ -3,11 +3,15 @@ written to ``report/<lang>/`` and copied beside the output as ``NAME.report.json
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from ...contracts.faces import FaceAnalysis
 from ...layout import ProjectLayout as L
+from ...media.probe import video_frame_times
+from ...qc.output_faces import changed_frames, output_analysis
 from ...qc.report import build_report, write_report
+from ...qc.visual import VisualRun
 from ..context import PipelineContext
 from ..runner import Stage, StageDetails, StageOutput
 
@@ -18,9 +22,36 @@ class ReportDetails(StageDetails):
     report: str
 
 
+def _output_analysis(ctx: PipelineContext) -> FaceAnalysis | None:
+    """The output's faces without analysing the whole output: a copied video stream has the source's
+    frames (its analysis is the project's); a lip-synced one has them too except where the lip-sync
+    composited a mouth, and only those frames are measured again (:mod:`lipdub.qc.output_faces`).
+    None: no face analysis in the project (the report analyses the output itself)."""
+    code = ctx.language.code
+    render = ctx.project.manifest.stages.get(f"render:{code}")
+    if render is None or not ctx.layout.abs(L.FACES_JSON).exists():
+        return None
+    kind = render.details.get("video")
+    if kind == "copied":
+        return FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR))
+    plans = ctx.layout.abs(L.lipsync_plans(code))
+    if kind == "lip-synced (H.264)" and plans.exists():
+        source = FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR))
+        return output_analysis(ctx.output, source, changed_frames(json.loads(plans.read_text())), video_frame_times(ctx.output))
+    return None
+
+
+def _start_visual(ctx: PipelineContext) -> "VisualRun | bool":
+    """The visual figures (SSIM / PSNR in a thread, VMAF in its own process) started now, beside the
+    rest of the report (True: the project has no face analysis; the report measures them itself)."""
+    if not ctx.info.has_video or not ctx.output.exists() or not ctx.layout.abs(L.FACES_JSON).exists():
+        return True
+    return VisualRun(ctx.source, ctx.output, analysis=FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)))
+
+
 class Report(Stage):
     name = "report"
-    version = 4  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots
+    version = 5  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots; 5: a lip-synced output's faces measured on the changed frames only
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
@@ -30,13 +61,16 @@ class Report(Stage):
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
-        render = p.manifest.stages.get(f"render:{code}")
-        copied = render is not None and render.details.get("video") == "copied" and ctx.layout.abs(L.FACES_JSON).exists()
-        # a copied video stream has the source's frames: its face analysis is the project's
-        analysis = FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)) if copied else None
+        vmaf = _start_visual(ctx)
+        try:
+            analysis = _output_analysis(ctx)
+        except BaseException:
+            if isinstance(vmaf, VisualRun):
+                vmaf.cancel()
+            raise
         lt = ctx.config.loudness()
         rep = build_report(ctx.output, source=ctx.source, project_dir=p.root, language=code, target_lufs=lt.target_lufs,
-                           loudness_standard=lt.standard, output_analysis=analysis)
+                           loudness_standard=lt.standard, output_analysis=analysis, vmaf=vmaf)
         j, h = write_report(rep, p.root / L.report_dir(code))
         out = ctx.deliverables
         for src, dst in ((j, out.report_json), (h, out.report_html)):

@@ -38,6 +38,7 @@ def apply_speaker_tracks(script: Script, speakers_json: dict) -> None:
 class Speakers(Stage):
     name = "speakers"
     version = 2  # 2: matched by sync in their own turns and mouth activity, not the opening level; a track per shot
+    needs_video = True  # reads the faces stage's tracks
 
     def applies(self, ctx: PipelineContext) -> bool:
         return ctx.info.has_video

@@ -1,0 +1,97 @@
+"""The face analysis of a lip-synced output without analysing the whole output again.
+
+A lip-synced dub has the source's frames everywhere the lip-sync did not composite a mouth (the same
+pictures, re-encoded), so its face tracks are the source's: same shots, same tracks, same boxes. Only
+the frames the lip-sync changed (the plans of the lipsync stage, ``lipsync/<lang>/plans.json``) are
+measured again on the output: Face Mesh on a crop around the source's landmark box of that frame
+(:meth:`lipdub.faces.landmarks.FaceLandmarker.measure_at`, no detection pass); a changed frame where
+no confirmed face is found counts as not measured (interpolated, ``SKIP_NO_FACE``), as in a full
+analysis. Each changed track is then rebuilt exactly as the tracker builds one
+(:func:`lipdub.faces.tracking.build_track`: One Euro smoothing, pose, mouth opening, skip flags).
+
+``bench/qc_report.py`` compares the report's sync figures from this analysis with those from a full
+:func:`lipdub.faces.analyze.analyze_video` of the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..contracts.faces import SKIP_NO_FACE, FaceAnalysis, FaceTrack
+from ..faces.landmarks import FaceLandmarker
+from ..faces.tracking import TrackOptions, build_track
+from ..media.prefetch import prefetched
+from .visual import iter_selected_frames
+
+
+def changed_frames(plans: dict) -> dict[int, np.ndarray]:
+    """Track id -> int64 frames a lip-sync changed, from a lipsync stage's ``plans.json`` content."""
+    out: dict[int, np.ndarray] = {}
+    for p in plans.get("plans") or []:
+        frames = np.asarray(p.get("frames") or [], np.int64)
+        if len(frames):
+            out[int(p["track"])] = np.union1d(out.get(int(p["track"]), np.zeros(0, np.int64)), frames)
+    return out
+
+
+def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int, np.ndarray], frame_times_s: np.ndarray,
+                    options: TrackOptions | None = None) -> FaceAnalysis:
+    """The face analysis of ``output`` (a lip-synced video of the source ``source`` describes).
+
+    Args:
+        output: the output video (same frame count and size as the source).
+        source: the source's face analysis (the faces stage).
+        changed: track id -> frames the lip-sync changed (:func:`changed_frames`).
+        frame_times_s: the output's frame times (s), float ``(n_frames,)``.
+        options: the tracker's options (default: the faces stage's).
+
+    Returns:
+        A :class:`FaceAnalysis` with the source's shots and tracks, the changed tracks rebuilt from
+        the output's measured landmarks; ``details['remeasured_frames']`` counts the frames measured.
+
+    Raises:
+        InputError: the output cannot be decoded.
+    """
+    opt = options or TrackOptions()
+    by_id = {t.id: t for t in source.tracks}
+    wanted: dict[int, list[int]] = {}
+    for tid, frames in changed.items():
+        track = by_id.get(tid)
+        if track is None:
+            continue
+        for f in frames:
+            if track.index_of(int(f)) is not None:
+                wanted.setdefault(int(f), []).append(tid)
+    measured = {tid: {} for tid in changed if tid in by_id}
+    if wanted:
+        with FaceLandmarker(max_faces=1) as lmk:
+            for index, rgb in prefetched(iter_selected_frames(output, set(wanted))):  # decoded ahead, beside Face Mesh
+                for tid in wanted[index]:
+                    track = by_id[tid]
+                    measured[tid][index] = lmk.measure_at(rgb, track.boxes[track.index_of(index)])
+    tracks = [_rebuilt(t, measured[t.id], frame_times_s, source, opt) if measured.get(t.id) else t for t in source.tracks]
+    details = {**source.details, "remeasured_frames": int(sum(len(m) for m in measured.values())),
+               "method": "the source's face tracks; the frames the lip-sync changed measured again on the output"}
+    return replace(source, tracks=tracks, details=details)
+
+
+def _rebuilt(track: FaceTrack, obs: dict, frame_times_s: np.ndarray, source: FaceAnalysis, opt: TrackOptions) -> FaceTrack:
+    """``track`` with the rows of ``obs`` (frame -> observation or None) replaced by the output's."""
+    measured = (track.skip & SKIP_NO_FACE) == 0
+    boxes = track.boxes.astype(np.float64).copy()
+    lms = track.landmarks_raw.astype(np.float64).copy()
+    conf = track.confidence.astype(np.float32).copy()
+    for frame, o in obs.items():
+        r = track.index_of(frame)
+        if o is None:
+            measured[r] = False
+            continue
+        measured[r] = True
+        boxes[r], lms[r], conf[r] = o.box_px, o.landmarks_px, o.confidence
+    if not measured.any():  # no face confirmed anywhere on the track: nothing measured
+        return replace(track, skip=track.skip | SKIP_NO_FACE)
+    times = np.asarray(frame_times_s, np.float64)[track.frames]
+    return build_track(track.id, track.shot, track.start_frame, boxes, lms, measured, conf, times, source.width, source.height, opt)

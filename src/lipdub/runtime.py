@@ -1,0 +1,131 @@
+"""Process-wide run-time settings: how many threads each model's own thread pool may use, and the
+models loaded once per process and kept warm across stages and languages.
+
+Threads: a dub runs its video branch (faces, lip-sync) beside its audio branch (separation, VAD,
+diarization, ASR, TTS) on the machine's cores, so every model library gets ``model_threads()``
+intra-op threads (default 1; ``$LIPDUB_THREADS`` overrides it). Measured on the 2-core development
+machine under load (other jobs running): resemblyzer's LSTM on 10 s of speech took 0.96 s wall /
+0.36 s CPU with torch's 2 OpenMP threads and 0.10 s wall / 0.03 s CPU with 1 (spinning OpenMP
+workers that the OS preempts wait on each other); Kokoro-82M (onnxruntime) spoke 8.1 s of speech in
+7.9 s wall / 3.9 s CPU with 2 spinning threads and 5.8 s wall / 2.9 s CPU with 1 thread, spinning
+off. ``bench/rtf.py`` prints the whole dub's figures.
+
+Warm models: :func:`whisper_model` (faster-whisper, keyed by model path, device, quantization and
+threads) is shared by the transcribe stage, the alignment and the per-line intelligibility check;
+the resemblyzer encoder is :func:`lipdub.voice.encoder.voice_encoder`; MediaPipe's graphs are
+:func:`lipdub.faces.landmarks.shared_landmarker`; DeepFilterNet's library and model archive are
+loaded once by :class:`lipdub.backends.separate.dfn.DfnSeparator`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import BackendUnavailable, ConfigError
+from .registry import require_module
+
+THREADS_ENV = "LIPDUB_THREADS"
+
+_whisper_lock = threading.Lock()
+_whisper: dict[tuple, Any] = {}
+
+
+def model_threads() -> int:
+    """Intra-op threads per model (``$LIPDUB_THREADS``, default 1).
+
+    Raises:
+        ConfigError: ``$LIPDUB_THREADS`` is not a positive integer.
+    """
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return 1
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"{THREADS_ENV}={raw!r} is not a positive integer", f"unset {THREADS_ENV} or set it to e.g. 1 or 2")
+    return n
+
+
+def apply_thread_policy() -> int:
+    """Give torch, OpenCV and the BLAS behind numpy (threadpoolctl) :func:`model_threads` threads each,
+    where they are installed; returns that number. Called by the pipeline and ``lipdub lipsync``
+    before any model runs (these settings are process-wide). Measured: the compositor's batched
+    3x3 ``numpy.linalg.solve`` spent most of its time in OpenBLAS's thread hand-offs with 2 threads
+    on the loaded 2-core machine."""
+    n = model_threads()
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    else:  # torch reads it when it is first imported (importing torch here would cost a second)
+        os.environ["OMP_NUM_THREADS"] = str(n)
+    if "cv2" in sys.modules or _importable("cv2"):
+        import cv2
+
+        cv2.setNumThreads(n)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n)
+    return n
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def ort_session_options(ort: Any) -> Any:
+    """onnxruntime ``SessionOptions`` with :func:`model_threads` intra-op threads, one inter-op
+    thread and spinning off (idle pool threads sleep instead of burning the other branch's core)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = model_threads()
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
+def whisper_model(path: str | os.PathLike, *, device: str = "cpu", compute_type: str = "int8", cpu_threads: int | None = None) -> Any:
+    """The process-wide ``faster_whisper.WhisperModel`` for a resolved model directory (loaded on
+    first use, then shared: CTranslate2 models are safe to call from several threads).
+
+    Args:
+        path: the CTranslate2 Whisper model directory (:func:`lipdub.models.resolve_whisper_model`).
+        device / compute_type: as ``WhisperModel`` takes them.
+        cpu_threads: intra-op threads (None: :func:`model_threads`).
+
+    Raises:
+        BackendUnavailable: faster-whisper is missing, or the directory is not a loadable model.
+        ConfigError: CTranslate2 rejects ``compute_type`` on ``device``.
+    """
+    threads = model_threads() if cpu_threads is None else int(cpu_threads)
+    key = (str(Path(path).resolve()), device, compute_type, threads)
+    with _whisper_lock:
+        model = _whisper.get(key)
+        if model is not None:
+            return model
+        fw = require_module("faster_whisper", "faster-whisper")
+        try:
+            model = fw.WhisperModel(key[0], device=device, compute_type=compute_type, cpu_threads=threads, local_files_only=True)
+        except ValueError as exc:  # CTranslate2 rejects unsupported compute types with ValueError
+            raise ConfigError(f"faster-whisper cannot load {path} with compute_type={compute_type!r} on {device} ({exc})",
+                              "use compute_type int8 on CPU, float16 or int8_float16 on GPU") from exc
+        except RuntimeError as exc:
+            raise BackendUnavailable(f"faster-whisper cannot load the model at {path} ({exc})",
+                                     "check that the directory holds a complete CTranslate2 Whisper model") from exc
+        _whisper[key] = model
+        return model
+
+
+def loaded_whisper_models() -> int:
+    """How many Whisper models this process holds (for tests and benches)."""
+    with _whisper_lock:
+        return len(_whisper)

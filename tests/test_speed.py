@@ -1,0 +1,263 @@
+"""The speed work keeps every result: the two branches of a dub run concurrently with the hooks on the
+caller's thread and a killed run still resumes; the fast SSIM is skimage's; the blockwise true peak is
+the whole signal's; donors on disk come back byte for byte; decoding ahead keeps order and errors; one
+Whisper model per process; a lip-synced output's faces measured on the changed frames only agree with
+a full analysis of the output. Nothing here times anything (speed figures: bench/)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from lipdub.config import DubConfig
+from lipdub.contracts.lipsync import Donor
+from lipdub.errors import InputError
+from lipdub.media.prefetch import prefetched
+from lipdub.pipeline import Dubber, PipelineHooks
+from lipdub.pipeline.branches import Branches
+
+
+class Recorder(PipelineHooks):
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+        self.events: list[tuple[str, str]] = []
+
+    def stage_started(self, stage, total=None):
+        self.threads.add(threading.current_thread().name)
+        self.events.append(("start", stage))
+
+    def stage_progress(self, stage, done, total):
+        self.threads.add(threading.current_thread().name)
+
+    def stage_finished(self, stage, record, skipped):
+        self.threads.add(threading.current_thread().name)
+        self.events.append(("end", stage))
+
+
+def test_branches_run_concurrently_and_hooks_stay_on_the_callers_thread():
+    hooks = Recorder()
+    b = Branches(hooks)
+    audio_ready, video_ready = threading.Event(), threading.Event()
+    seen = {}
+
+    def video_stage():
+        b.hooks.stage_started("faces", 2)
+        audio_ready.set()
+        seen["video saw audio"] = video_ready.wait(30)  # only true if the audio branch runs meanwhile
+        b.hooks.stage_progress("faces", 1, 2)
+
+    def audio_branch():
+        b.submit_video(video_stage)
+        assert audio_ready.wait(30)
+        b.hooks.stage_started("separate", None)
+        video_ready.set()
+        b.wait_video()
+        return "done"
+
+    assert b.run(audio_branch) == "done"
+    assert seen["video saw audio"]
+    assert hooks.threads == {threading.current_thread().name}
+    assert ("start", "faces") in hooks.events and ("start", "separate") in hooks.events
+
+
+def test_a_hook_that_raises_in_the_video_branch_stops_both_branches():
+    class Cancel(PipelineHooks):
+        def stage_progress(self, stage, done, total):
+            if stage == "faces":
+                raise KeyboardInterrupt
+
+    b = Branches(Cancel())
+    after = []
+
+    def video_stage():
+        b.hooks.stage_progress("faces", 1, 2)
+        after.append("video went on")
+
+    def audio_branch():
+        b.submit_video(video_stage)
+        for _ in range(200):  # the audio branch stops at one of its next hook calls
+            b.hooks.stage_progress("vad", 1, 2)
+            threading.Event().wait(0.01)
+        after.append("audio went on")
+
+    with pytest.raises(KeyboardInterrupt):
+        b.run(audio_branch)
+    assert after == []
+
+
+def test_killed_video_branch_resumes(testdata, tmp_path):
+    """Interrupted inside the faces stage (the video branch) while the audio stages ran beside it: the
+    finished stages are kept, faces has no record, and the next run reuses the rest and runs faces."""
+
+    class Killer(PipelineHooks):
+        def stage_progress(self, stage, done, total):
+            if stage == "faces" and done >= 20:
+                raise KeyboardInterrupt
+
+    cfg = DubConfig(input=testdata / "th_voxceleb_pcavs_00086.mp4", targets=[], output=tmp_path, separation="none", speakers=1,
+                    lipsync="none")
+    with pytest.raises(KeyboardInterrupt):
+        Dubber(cfg, Killer()).run(until="faces")
+    manifest = json.loads((tmp_path / "th_voxceleb_pcavs_00086.lipdub" / "manifest.json").read_text())
+    assert "ingest" in manifest["stages"] and "faces" not in manifest["stages"]
+    again = Dubber(cfg)
+    again.run(until="faces")
+    assert "ingest" in again.skipped and {"faces", "speakers"} <= set(again.ran)
+
+
+def test_ssim_map_is_skimages(testdata):
+    import cv2
+    from skimage.metrics import structural_similarity
+
+    from lipdub.faces.analyze import iter_frames
+    from lipdub.qc.visual import ssim_map
+
+    frames = [rgb for i, rgb in iter_frames(testdata / "th2_retalking_face1.mp4") if i in (10, 30)]
+    a, b = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames)
+    ref, ref_map = structural_similarity(a, b, data_range=255, full=True)
+    ours, our_map = ssim_map(a, b)
+    assert ref < 0.99 and abs(ours - ref) < 1e-9 and np.abs(our_map - ref_map).max() < 1e-9
+    with pytest.raises(InputError):
+        ssim_map(a, b[:-1])
+
+
+def test_blockwise_true_peak_is_the_whole_signals():
+    from scipy.signal import resample_poly
+
+    from lipdub import mixing
+
+    rng = np.random.default_rng(1)
+    n = 2 * mixing.TRUE_PEAK_BLOCK_SAMPLES + 12345
+    x = (rng.standard_normal((n, 2)) * 0.3).astype(np.float32)
+    up = np.abs(resample_poly(x, 4, 1, axis=0))[: n * 4].reshape(n, 4, 2)
+    whole = np.maximum(up.max(axis=(1, 2)), np.abs(x).max(axis=1))
+    assert np.array_equal(mixing._true_peak_envelope(x, 48000), whole)
+
+
+def test_donor_store_gives_the_crops_back():
+    from lipdub.lipsync.render import DonorStore
+
+    rng = np.random.default_rng(2)
+    store = DonorStore()
+    crops = {(0, k): rng.integers(0, 256, (30 + k, 40 + 2 * k, 3), dtype=np.uint8) for k in range(5)}
+    for key, rgb in crops.items():
+        store.add(key, Donor(rgb, rng.random((478, 3)).astype(np.float32), (key[1], 2 * key[1])))
+    try:
+        assert len(store) == 5 and set(store) == set(crops)
+        for key, rgb in crops.items():
+            d = store[key]
+            assert np.array_equal(d.rgb, rgb) and d.offset == (key[1], 2 * key[1])
+    finally:
+        store.close()
+
+
+def test_prefetched_keeps_order_and_errors():
+    assert list(prefetched(range(100), depth=3)) == list(range(100))
+
+    def broken():
+        yield 1
+        raise InputError("bad frame", "re-export")
+
+    got = []
+    with pytest.raises(InputError):
+        for x in prefetched(broken()):
+            got.append(x)
+    assert got == [1]
+    it = prefetched(iter(range(10**9)), depth=2)
+    assert next(it) == 0
+    it.close()  # stops the producer instead of running to the end
+
+
+def test_one_whisper_model_per_process():
+    from lipdub.backends.transcribe.faster_whisper import FasterWhisperTranscriber
+    from lipdub.qc.intelligibility import load_whisper
+
+    a = FasterWhisperTranscriber(model="tiny.en")
+    b = FasterWhisperTranscriber(model="tiny.en")
+    assert a._model is b._model is load_whisper("tiny.en")
+    assert FasterWhisperTranscriber(model="tiny.en", cpu_threads=2)._model is not a._model
+
+
+def test_output_faces_on_the_changed_frames_agree_with_a_full_analysis(testdata, tmp_path):
+    """The report's analysis of a lip-synced output (source tracks, changed frames measured again)
+    against a full analysis of the output: the mouth opening of the changed frames agrees, and the
+    untouched frames keep the source's."""
+    from lipdub.backends.lipsync.retrieval import RetrievalBackend
+    from lipdub.faces.analyze import analyze_video
+    from lipdub.lipsync.render import render_lipsync
+    from lipdub.media.probe import decode_audio, probe, video_frame_times
+    from lipdub.qc.output_faces import output_analysis
+
+    path = testdata / "th2_retalking_face1.mp4"
+    analysis = analyze_video(path)
+    times = video_frame_times(path)
+    _, audio = decode_audio(path, probe(path))
+    _, jfk = decode_audio(testdata / "sp_en_jfk.flac", probe(testdata / "sp_en_jfk.flac"))
+    dub = np.zeros_like(audio)
+    dub[: len(jfk)] = jfk[: len(dub)]
+    track = analysis.tracks[0]
+    frames = np.arange(30, 110, dtype=np.int64)
+    plan = RetrievalBackend().plan(analysis, track, frames, times, audio, dub, 16000, None)
+    out = tmp_path / "dub.mp4"
+    render_lipsync(path, analysis, [(plan, track)], out)
+    derived = output_analysis(out, analysis, {track.id: frames}, video_frame_times(out))
+    full = analyze_video(out)
+    d, f = derived.tracks[0], max(full.tracks, key=lambda t: len(t.frames))
+    assert derived.details["remeasured_frames"] == len(frames)
+    rows = [d.index_of(int(i)) for i in frames if f.index_of(int(i)) is not None]
+    frows = [f.index_of(int(i)) for i in frames if f.index_of(int(i)) is not None]
+    assert len(rows) > 60
+    diff = np.abs(d.mouth_opening[rows] - f.mouth_opening[frows])
+    moved = np.abs(d.mouth_opening[rows] - track.mouth_opening[rows])
+    assert np.median(diff) < 0.01 and np.median(diff) < 0.5 * np.median(moved)  # measured the new mouth, not the source's
+    assert np.array_equal(d.landmarks_raw[:20], track.landmarks_raw[:20])  # before the changed frames: the source's
+
+
+def test_seeking_to_sparse_frames_gives_the_decoded_pictures(testdata):
+    """A long video's sampled frames reached by seeking are the pictures sequential decoding gives."""
+    from lipdub.qc import visual
+
+    path = testdata / "th_latentsync_demo2_video.mp4"
+    picks = [3, 140, 260, 401, 499]
+    sought = dict(visual._seek_selected(path, picks))
+    decoded = {i: rgb for i, rgb in __import__("lipdub.faces.analyze", fromlist=["iter_frames"]).iter_frames(path) if i in picks}
+    assert sorted(sought) == picks
+    assert all(np.array_equal(sought[i], decoded[i]) for i in picks)
+
+
+def test_composited_frames_keep_the_decoded_pictures_outside_the_face(testdata, tmp_path):
+    """Only the region the compositor changed goes back through RGB: losslessly encoded, a composited
+    frame's planes outside the face box equal the source's decoded planes."""
+    import av
+
+    from lipdub.backends.lipsync.retrieval import RetrievalBackend
+    from lipdub.faces.analyze import analyze_video
+    from lipdub.lipsync.render import render_lipsync
+    from lipdub.media.probe import decode_audio, probe, video_frame_times
+
+    path = testdata / "th2_retalking_face1.mp4"
+    analysis = analyze_video(path)
+    track = analysis.tracks[0]
+    _, audio = decode_audio(path, probe(path))
+    frames = np.arange(40, 60, dtype=np.int64)
+    plan = RetrievalBackend().plan(analysis, track, frames, video_frame_times(path), audio, audio[::-1].copy(), 16000, None)
+    out = tmp_path / "lossless.mp4"
+    render_lipsync(path, analysis, [(plan, track)], out, lossless=True)
+
+    def y_planes(p):
+        with av.open(str(p)) as c:
+            return [f.to_ndarray(format="yuv420p")[: f.height] for f in c.decode(video=0)]
+
+    src, dst = y_planes(path), y_planes(out)
+    changed = 0
+    for f in frames:
+        x0, y0, x1, y1 = track.boxes[track.index_of(int(f))]
+        s = (x1 - x0) * 0.6  # the compositor's region stays well inside the face box plus this margin
+        keep = np.ones(src[f].shape, bool)
+        keep[int(max(0, y0 - s)):int(y1 + s), int(max(0, x0 - s)):int(x1 + s)] = False
+        assert np.array_equal(src[f][keep], dst[f][keep])
+        changed += not np.array_equal(src[f], dst[f])
+    assert changed > len(frames) // 2
