@@ -114,22 +114,28 @@ def lipsync_video(
                          progress=(lambda d, t: progress("lipsync", d, t)) if progress else None)
     if run.video is None:
         raise InputError(f"face track {track.id} has no frame that can be lip-synced (turned away, too small or occluded)", "choose another --face")
+    _mux(silent, dub48, duration_s, analysis.rotation_deg % 360, work, output)
+    plan, _ = run.plans[0]
+    details.update({**run.render, **{k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))}})
+    return LipsyncResult(output, track.id, int(len(plan.frames)), details)
+
+
+
+def _mux(silent: Path, dub48: np.ndarray, duration_s: float, ccw: int, work: Path, output: Path) -> None:
+    """``output``: the lip-synced video stream ``silent`` with AUDIO (float32 ``(n, 2)`` at
+    :data:`MIX_RATE_HZ`, cut or padded to ``duration_s``) as AAC, and the source's display rotation
+    ``ccw`` (degrees counter-clockwise)."""
     n48 = int(round(duration_s * MIX_RATE_HZ))
     mix = dub48[:n48] if len(dub48) >= n48 else np.pad(dub48, ((0, n48 - len(dub48)), (0, 0)))
     wav = work / "lipsync_audio.wav"
     sf.write(str(wav), mix, MIX_RATE_HZ, subtype="PCM_24")
     output.parent.mkdir(parents=True, exist_ok=True)
-    ccw = analysis.rotation_deg % 360  # the source's display rotation, given to the output
     before, rot_out = rotation_args(ccw) if ccw else ([], [])
     args = [*before, "-i", str(silent), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *rot_out,
             "-c:a", "aac", "-b:a", "192k"]
     run_ffmpeg([*args, str(output)], f"writing {output.name}")
     if ccw:
         check_rotation(output, ccw)
-    plan, _ = run.plans[0]
-    details.update({**run.render, **{k: v for k, v in plan.details.items() if isinstance(v, (int, float, str))}})
-    return LipsyncResult(output, track.id, int(len(plan.frames)), details)
-
 
 def _phonemes(backend, dub16: np.ndarray, source16: np.ndarray, details: dict, asr_model: str):
     """For a backend that uses phonemes: the speech of AUDIO and of the video's own soundtrack
