@@ -47,12 +47,12 @@ from pathlib import Path
 import numpy as np
 
 from ...audio import read_audio, resample
+from ...contracts.synthesize import TTS_BACKENDS
 from ...errors import ConfigError, StageFailed
 from ...languages import Language, parse_language
 from ...qc.intelligibility import hear_line, load_whisper
-from ...voice.params import REGISTER_SPLIT_HZ, measure_voice
+from ...voice.params import REGISTER_SPLIT_HZ, count_syllables, measure_voice
 from ...voice.profile import VoiceProfile, bank_key, cosine, embed_speech
-from .kokoro import KokoroTts
 from .kokoro_model import TIMBRE_DIMS, stock_packs
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ CHECK_CANDIDATES = 3
 INITIAL_STEP = 0.35
 #: Extra syntheses the search may make to find a voice distinct from the ones already given.
 MAX_EXTRA_EVALUATIONS = 24
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: syllables_per_s
 
 
 @dataclass
@@ -105,8 +105,11 @@ class KokoroVoice:
         start_similarity: the same for the start pack.
         check_similarity / start_check_similarity: on the check sentence (adapted / start pack).
         check_wer / check_language_p: Whisper on the check sentence (None: not checked).
+        syllables_per_s: the voice's speaking rate on the check sentence at rate 1.0 (syllables of the
+            text over the span of its phonemes), for :func:`lipdub.voice.params.natural_speed`.
         evaluations: syntheses the search made; reference_sha: hash of the reference d-vector it used.
-        source: ``"search"``, ``"voice bank"`` or ``"most intelligible candidate (none passed the check)"``.
+        source: ``"search"``, ``"voice bank"``, ``"cache"`` (the project's voice, reused) or
+            ``"most intelligible candidate (none passed the check)"``.
         style_sha: SHA-256 (16 hex) of the float32 style: for cache keys of the lines spoken with it.
     """
 
@@ -123,6 +126,7 @@ class KokoroVoice:
     start_check_similarity: float | None = None
     check_wer: float | None = None
     check_language_p: float | None = None
+    syllables_per_s: float | None = None
     evaluations: int = 0
     seed: int = 0
     reference_sha: str = ""
@@ -245,15 +249,25 @@ def _search(scorer: _Scorer, packs, names, start: str, ref: np.ndarray, taken: l
     return sorted(kept, key=lambda c: -c[0])
 
 
-def _check(scorer: _Scorer, style: np.ndarray, ref: np.ndarray, whisper) -> tuple[float, float | None, float | None]:
-    """Held-out sentence: ``(similarity, WER, expected-language probability)`` (WER None without Whisper)."""
+def _check(scorer: _Scorer, style: np.ndarray, ref: np.ndarray, whisper) -> tuple[float, float | None, float | None, float | None]:
+    """Held-out sentence: ``(similarity, WER, expected-language probability, syllables/s)`` (WER None
+    without Whisper)."""
     text = CHECK_TEXTS[scorer.language.code]
     s = scorer.speech(style, text)
     sim = cosine(ref, embed_speech(resample(s.samples, s.sample_rate_hz, 16000)))
+    rate = speech_rate(text, s, scorer.language.code)
     if whisper is None:
-        return sim, None, None
+        return sim, None, None, rate
     heard = hear_line(whisper, s.samples, s.sample_rate_hz, scorer.language.code)
-    return sim, heard.wer(text), heard.expected_probability
+    return sim, heard.wer(text), heard.expected_probability, rate
+
+
+def speech_rate(text: str, speech, language: str) -> float | None:
+    """Syllables of ``text`` (:func:`lipdub.voice.params.count_syllables`) per second of ``speech``'s
+    phonemes (first start to last end); None without phoneme timings."""
+    ph = speech.phonemes or []
+    span = ph[-1].end_s - ph[0].start_s if ph else 0.0
+    return round(count_syllables(text, language) / span, 3) if span > 0 else None
 
 
 def reference_embedding(profile: VoiceProfile, reference_wav: Path | None) -> np.ndarray:
@@ -303,7 +317,7 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     cached = _reuse(voices_dir, profile, lang.code, ref_sha, evaluations, seed, taken_emb, bank_dir)
     if cached is not None:
         return cached
-    tts = tts or KokoroTts()
+    tts = tts or TTS_BACKENDS.create("kokoro")
     packs = stock_packs()
     names = sorted(packs)
     scorer = _Scorer(tts, lang)
@@ -340,9 +354,9 @@ def _choose(scorer, packs, names, start, ref, found, whisper, start_emb) -> Koko
     passed, failed = [], []
     for score, wt, wp, emb in order:
         weights_t, weights_p = _rounded(names, wt), _rounded(names, wp)
-        sim, wer, p = _check(scorer, blend_style(packs, weights_t, weights_p), ref, whisper)
+        sim, wer, p, rate = _check(scorer, blend_style(packs, weights_t, weights_p), ref, whisper)
         voice = KokoroVoice("", "", "", "", start, weights_t, weights_p, round(score, 4), round(cosine(ref, start_emb), 4),
-                            round(sim, 4), round(start_sim, 4), _r(wer), _r(p), embedding=[round(float(v), 6) for v in emb])
+                            round(sim, 4), round(start_sim, 4), _r(wer), _r(p), rate, embedding=[round(float(v), 6) for v in emb])
         if wer is None or (wer <= MAX_CHECK_WER and (p or 0.0) >= MIN_LANGUAGE_P):
             passed.append(voice)
         else:
@@ -399,6 +413,7 @@ def _reuse(voices_dir: Path, profile: VoiceProfile, code: str, ref_sha: str, eva
     local = voices_dir / voice_file_name(profile.speaker, code)
     v = load_voice(local)
     if v is not None and v.reference_sha == ref_sha and v.evaluations == evaluations and v.seed == seed and distinct(v):
+        v.source = "cache"
         return v
     named = profile.name.strip() and profile.name != profile.speaker
     if bank_dir is not None and named:

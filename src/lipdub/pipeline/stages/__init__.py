@@ -22,8 +22,9 @@ from .synthesize import Synthesize
 from .transcribe import Transcribe
 from .translate import Translate
 from .vad import Vad
+from .voices import Voices
 
 SOURCE_STAGES = (Ingest(), Separate(), Vad(), Diarize(), Faces(), Speakers(), Transcribe(), BuildScript(), Profiles())
-LANGUAGE_STAGES = (Translate(), Synthesize(), Mix(), Lipsync(), Render(), Report())
+LANGUAGE_STAGES = (Translate(), Voices(), Synthesize(), Mix(), Lipsync(), Render(), Report())
 #: Source stages needed only for dubbing (they run after the target languages were checked).
 DUBBING_ONLY = frozenset({"profiles"})
