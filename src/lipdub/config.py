@@ -13,7 +13,7 @@ from .mixing import LoudnessTarget, resolve_loudness
 
 #: Default ``--voice-search``: syntheses per speaker of the kokoro voice search (README "Voices": the
 #: held-out similarity gained against the seconds spent, bench/voice_search_budget.py).
-DEFAULT_VOICE_SEARCH = 6
+DEFAULT_VOICE_SEARCH = 8
 
 
 class DubConfig(BaseModel):

@@ -20,6 +20,7 @@ from ..layout import default_project_dir, output_paths
 from ..lipsync.api import create_backend
 from ..media.probe import probe
 from ..project import Project, RunRecord, StageRecord, input_sha256, now_iso
+from ..qc.intelligibility import multilingual
 from ..translation import Glossary
 from .context import PipelineContext
 from .hooks import PipelineHooks
@@ -97,7 +98,14 @@ class Dubber:
         if config.glossary is not None:
             Glossary.load(config.glossary)  # missing or malformed: fail before any work
         if config.tts != "auto":
-            TTS_BACKENDS.load(config.tts)
+            if TTS_BACKENDS.load(config.tts).clones and config.voice_match:
+                raise ConfigError(f"--voice-match does not apply to {config.tts}: it clones each speaker's voice",
+                                  "drop --voice-match (or use --no-voice-match)")
+        if config.check_intelligibility:
+            english_only = [t.code for t in self.targets if not multilingual(config.asr_model, t.code)]
+            if english_only:
+                raise ConfigError(f"--check-intelligibility: --asr-model {config.asr_model} is English-only and cannot hear "
+                                  f"{', '.join(english_only)}", "use a multilingual Whisper model (--asr-model base)")
         if config.transcript is not None and not Path(config.transcript).is_file():
             raise InputError(f"transcript {config.transcript} does not exist", "check the --transcript path")
         self.project = Project(config.project_dir or default_project_dir(config))

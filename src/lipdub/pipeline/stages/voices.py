@@ -7,6 +7,11 @@ searches blends toward the reference clip for ``--voice-search`` syntheses (0: t
 keeping every speaker's voice distinct from the others'. The voices go to ``voices/<lang>/`` (and the
 voice bank for named characters); ``voices/<lang>/voices.json`` lists them for the synthesize stage.
 An unchanged speaker is not searched again (the stage is skipped, or the backend reuses its file).
+
+The search's candidates are not checked by Whisper here: every line spoken with the voice is heard by
+the synthesize stage, and a misheard line is re-spoken with the speaker's fallback stock voice
+(:mod:`lipdub.pipeline.hearing`); a Whisper check of 4 candidates per speaker would cost about 6 s of
+CPU per speaker, far over issue 14's RTF budget (README "Voices").
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from pathlib import Path
 
 from ...contracts.synthesize import TTS_BACKENDS
 from ...layout import ProjectLayout as L
-from ...qc.intelligibility import load_whisper, multilingual
 from ..context import PipelineContext
 from ..lines import explicit_voice, tts_for
 from ..runner import Stage, StageDetails, StageOutput
@@ -30,7 +34,6 @@ log = logging.getLogger(__name__)
 class VoicesDetails(StageDetails):
     tts: str
     evaluations: int
-    checked_by: str | None
     speakers: dict[str, dict]  # per speaker: the backend's record (start voice, similarities, check WER, source)
     explicit: dict[str, str]  # speakers whose voice a person chose, and that voice
 
@@ -52,13 +55,6 @@ class Voices(Stage):
         script = ctx.script()
         return {spk: prof for spk, prof in ctx.voice_profiles().items() if explicit_voice(ctx, script, spk) is None}
 
-    def _checker(self, ctx: PipelineContext) -> str | None:
-        """The Whisper model that checks the search's candidates (None: no search, or an English-only model)."""
-        cfg = ctx.config
-        if cfg.voice_search == 0 or cfg.check_intelligibility is False or not multilingual(cfg.asr_model, ctx.language.code):
-            return None
-        return cfg.asr_model
-
     def inputs(self, ctx: PipelineContext) -> list:
         cfg, code = ctx.config, ctx.language.code
         vdir = ctx.layout.abs(L.VOICES_DIR)
@@ -67,7 +63,7 @@ class Voices(Stage):
         if cfg.voice_bank is not None:
             root = Path(cfg.voice_bank)
             bank = [str(root.resolve())] + sorted((f.parent.name, _file_sha(f)) for f in root.glob(f"*/*{code}.npy"))
-        return [tts_for(ctx, ctx.language), code, speakers, cfg.voice_search, self._checker(ctx), bank]
+        return [tts_for(ctx, ctx.language), code, speakers, cfg.voice_search, bank]
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         cfg, code, p = ctx.config, ctx.language.code, ctx.project
@@ -75,15 +71,9 @@ class Voices(Stage):
         out_dir = ctx.layout.abs(L.adapted_voices_dir(code))
         out_dir.mkdir(parents=True, exist_ok=True)
         tts = TTS_BACKENDS.create(tts_name, voice_dir=out_dir)
-        checker = self._checker(ctx)
-        whisper = None
-        if checker is not None:
-            if checker not in ctx.caches.whisper:
-                ctx.caches.whisper[checker] = load_whisper(checker)
-            whisper = ctx.caches.whisper[checker]
         wanted = self._wanted(ctx)
         voices = tts.adapt_voices(wanted, out_dir, ctx.language, reference_dir=ctx.layout.abs(L.VOICES_DIR),
-                                  evaluations=cfg.voice_search, whisper=whisper, bank_dir=cfg.voice_bank) if wanted else {}
+                                  evaluations=cfg.voice_search, whisper=None, bank_dir=cfg.voice_bank) if wanted else {}
         p.write_json(L.adapted_voices(code), {"tts": tts_name, "voices": {spk: asdict(v) for spk, v in voices.items()}})
         ctx.caches.adapted_voices.pop(code, None)  # the synthesize stage reads the new ones
         keep = {L.adapted_voices(code)}
@@ -94,7 +84,7 @@ class Voices(Stage):
                 f.unlink()
         script = ctx.script()
         explicit = {s.id: explicit_voice(ctx, script, s.id) for s in script.speakers if explicit_voice(ctx, script, s.id)}
-        details = VoicesDetails(tts=tts_name, evaluations=cfg.voice_search, checked_by=checker,
+        details = VoicesDetails(tts=tts_name, evaluations=cfg.voice_search,
                                 speakers={spk: v.details for spk, v in voices.items()}, explicit=explicit)
         log.info("voices:%s %s", code, json.dumps({spk: (v.voice_id, v.details.get("source")) for spk, v in voices.items()}))
         return StageOutput(sorted(k for k in keep if ctx.layout.abs(k).exists()), details, tts_name)
