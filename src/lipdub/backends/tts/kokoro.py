@@ -209,7 +209,8 @@ class KokoroTts(TtsBackend):
             pure = v.timbre_weights.get(v.start_pack) == 1.0 and v.prosody_weights.get(v.start_pack) == 1.0
             fallback = v.start_pack if not pure else (default if v.start_pack != default else None)
             speed = natural_speed(v.syllables_per_s, language.code, self.max_rate)
-            details = {"voice": v.voice_id, "source": v.source, "start_pack": v.start_pack, "nearest_pack": v.nearest_pack,
+            details = {"voice": v.voice_id, "source": "cache" if getattr(v, "from_cache", False) else v.source, "made_by": v.source,
+                       "start_pack": v.start_pack, "nearest_pack": v.nearest_pack,
                        "similarity": v.similarity, "start_similarity": v.start_similarity, "check_similarity": v.check_similarity,
                        "start_check_similarity": v.start_check_similarity, "check_wer": v.check_wer,
                        "check_language_p": v.check_language_p, "evaluations": v.evaluations,

@@ -109,8 +109,8 @@ class KokoroVoice:
         syllables_per_s: the voice's speaking rate on the check sentence at rate 1.0 (syllables of the
             text over the span of its phonemes), for :func:`lipdub.voice.params.natural_speed`.
         evaluations: syntheses the search made; reference_sha: hash of the reference d-vector it used.
-        source: ``"search"``, ``"voice bank"``, ``"cache"`` (the project's voice, reused) or
-            ``"most intelligible candidate (none passed the check)"``.
+        source: ``"search"``, ``"voice bank"`` or ``"most intelligible candidate (none passed the check)"``
+            (a voice reused from the project's cache also has the attribute ``from_cache`` True).
         style_sha: SHA-256 (16 hex) of the float32 style: for cache keys of the lines spoken with it.
     """
 
@@ -450,7 +450,7 @@ def _reuse(voices_dir: Path, profile: VoiceProfile, code: str, ref_sha: str, eva
     local = voices_dir / voice_file_name(profile.speaker, code)
     v = load_voice(local)
     if v is not None and v.reference_sha == ref_sha and v.evaluations == evaluations and v.seed == seed and distinct(v):
-        v.source = "cache"
+        v.from_cache = True  # not a field: the record on disk keeps how the voice was made
         return v
     named = profile.name.strip() and profile.name != profile.speaker
     if bank_dir is not None and named:
