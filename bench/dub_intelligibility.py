@@ -9,9 +9,10 @@ project, per variant:
 * ``espeak-ng``: the path before issue 14: ``--tts espeak-ng`` (Praat voice matching, its default),
   no hearing loop (``--no-check-intelligibility``);
 * ``default``: the defaults (``--tts auto``: kokoro with a voice adapted per speaker, the hearing loop);
+* ``search=N``: the defaults with ``--voice-search N``;
 * any other ``NAME`` is passed as ``--tts NAME``.
 
-``--lipsync none`` unless asked (the soundtrack does not depend on it). Each speaker's voice profile
+``--lipsync none`` unless asked (the soundtrack does not depend on it); the source is English (``--from en``: Whisper once took th_voxceleb_pcavs_00086 for Welsh). Each speaker's voice profile
 (and so the adapted voice and the Praat target) is made from the first half of their speech only
 (``--held-out``, default on: ``lipdub.voice.profile.select_reference`` is replaced for the run), so
 that the similarity is measured on speech the voice was not adapted to. Printed per dub:
@@ -91,9 +92,13 @@ def cpu_s() -> float:
 
 
 def variant_config(variant: str, clip: Path, out: Path, to: str, lipsync: str) -> DubConfig:
-    extra = {"tts": "espeak-ng", "check_intelligibility": False} if variant == "espeak-ng" else (
-        {} if variant == "default" else {"tts": variant})
-    return DubConfig(input=clip, targets=[to], output=out, lipsync=lipsync if clip.suffix != ".wav" else "none", **extra)
+    if variant == "espeak-ng":
+        extra = {"tts": "espeak-ng", "check_intelligibility": False}
+    elif variant.startswith("search="):
+        extra = {"voice_search": int(variant.split("=", 1)[1])}
+    else:
+        extra = {} if variant == "default" else {"tts": variant}
+    return DubConfig(input=clip, targets=[to], output=out, lipsync=lipsync if clip.suffix != ".wav" else "none", source_language="en", **extra)
 
 
 def similarities(project: Path, script: Script, to: str) -> dict[str, float | None]:

@@ -132,8 +132,8 @@ def test_two_speakers_get_two_voices(testdata, tmp_path):
     vdir = result.project_dir / "voices" / "es"
     loaded = {spk: load_voice(vdir / vid) for spk, vid in ids.items()}
     a, b = (np.asarray(v.embedding, np.float32) for v in loaded.values())
-    assert cosine(a, b) <= DISTINCT_MAX_COSINE
     assert len({v.style_sha for v in loaded.values()}) == 2
+    assert cosine(a, b) <= 0.92 == DISTINCT_MAX_COSINE  # resemblyzer: mostly above 0.75 for one speaker
     script = Script.load(result.project_dir / "script.json")
     for seg in script.segments:
         assert seg.targets["es"].fit.voice == ids[seg.speaker]

@@ -173,10 +173,15 @@ def hear_line(model, samples: np.ndarray, sample_rate_hz: int, language: str, *,
     if sample_rate_hz != WHISPER_RATE_HZ:
         x = resample(x, sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32)
     code = language.lower().split("-")[0]
-    detected, p_detected, all_probs = model.detect_language(audio=x)
+    opts = dict(beam_size=beam_size, condition_on_previous_text=False, vad_filter=False, word_timestamps=word_timestamps)
+    # one pass: Whisper identifies the language on the first 30 s, then decodes in it; only when it is not
+    # the expected one is the audio decoded again, forced (the same as detect_language + a forced pass)
+    segments, info = model.transcribe(x, language=None, **opts)
+    detected, p_detected = str(info.language), float(info.language_probability)
+    all_probs = info.all_language_probs or [(detected, p_detected)]
     expected_p = next((float(p) for lang, p in all_probs if lang == code), 0.0)
-    segments, _ = model.transcribe(x, language=code, beam_size=beam_size, condition_on_previous_text=False,
-                                   vad_filter=False, word_timestamps=word_timestamps)
+    if detected != code:
+        segments, _ = model.transcribe(x, language=code, **opts)
     texts, words = [], []
     for seg in segments:
         texts.append(seg.text.strip())
