@@ -47,7 +47,7 @@ def main() -> None:
         if t is None or t.fit is None:
             continue
         f = t.fit
-        speedup = f.tts_rate * f.stretch_ratio
+        speedup = f.speedup  # TTS rate x stretch / natural speed (lipdub.script.effective_speedup)
         last = f.history[-1] if f.history else None
         trimmed_last = last.duration_s if last else f.trimmed_duration_s
         expected_s = trimmed_last / f.stretch_ratio

@@ -1,6 +1,7 @@
 """Real-time factor (processing seconds per media second) of each stage and of the whole dub.
 
     .venv/bin/python bench/rtf.py [CLIP ...] [--to es] [--from en] [--separation dfn] [--no-episode]
+                                  [--tts auto] [--option KEY=VALUE ...]
 
 Without CLIP: th_latentsync_demo1_video.mp4 (10 s, 1080x1920 portrait talking head, from
 ../shared/testdata or $LIPDUB_TESTDATA; its speech is Russian, which no installed translator takes,
@@ -11,13 +12,15 @@ Printed per stage: when it started and ended (seconds from the start of the dub:
 runs beside the audio branch), its time and RTF, and its share of the CPU time (the CPU time between
 two progress events split evenly over the stages running then); then the whole dub's wall-clock time and RTF (model
 loading included, imports excluded), its CPU time (all threads and child processes), the load
-average before and after (other jobs on the machine), and the re-run's time. Prints figures; asserts
-nothing.
+average before and after (other jobs on the machine), and the re-run's time. ``--tts`` /
+``--option KEY=VALUE`` set DubConfig fields (e.g. ``--tts espeak-ng``, ``--option voice_search=0``).
+Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import tempfile
@@ -68,8 +71,9 @@ def _cpu_s() -> float:
 
 def bench(clip: Path, args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        extra = {k: json.loads(v) if v[:1] in "0123456789-[{tfn\"" else v for k, v in (o.split("=", 1) for o in args.option)}
         cfg = DubConfig(input=clip, targets=args.to.split(","), output=Path(tmp), separation=args.separation,
-                        source_language=args.source)
+                        source_language=args.source, tts=args.tts, **extra)
         load0, cpu0 = os.getloadavg()[0], _cpu_s()
         clock = Clock()
         result = dub(cfg, clock)
@@ -96,6 +100,8 @@ def main() -> None:
     ap.add_argument("--from", dest="source", default="en")
     ap.add_argument("--separation", default="dfn")
     ap.add_argument("--no-episode", action="store_true", help="without CLIP: only the 10 s clip")
+    ap.add_argument("--tts", default="auto")
+    ap.add_argument("--option", action="append", default=[], help="KEY=VALUE (JSON value) of DubConfig")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         clips = [Path(c) for c in args.clips] or [TESTDATA / "th_latentsync_demo1_video.mp4"]

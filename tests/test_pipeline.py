@@ -82,6 +82,28 @@ def test_spanish_speech_is_detected(dubbed):
     assert t.language == "es"
 
 
+def test_dub_is_understood(dubbed):
+    """Issue 14: with the defaults (kokoro, a voice adapted to the speaker, every line heard back),
+    Whisper base forced to Spanish understands the dub's dialogue stem: WER against the dub's own
+    subtitles within the report's pass limit; every line was heard, and the report says the same."""
+    from lipdub.audio import resample, to_mono
+    from lipdub.qc.intelligibility import hear_line, load_whisper
+
+    cfg, result = dubbed
+    assert result.stages["synthesize:es"].backend == "kokoro" and "voices:es" in result.stages
+    out = result.outputs["es"]
+    text = " ".join(c.content.replace("\n", " ") for c in srt.parse(out.subtitles["target_srt"].read_text()))
+    data, sr = read_audio(out.stems["dialogue"])
+    heard = hear_line(load_whisper("base"), resample(to_mono(data), sr, 16000), 16000, "es")
+    assert heard.wer(text) <= 0.3, heard.text
+    assert heard.detected_language == "es" and heard.expected_probability >= 0.9
+    script = Script.load(result.project_dir / "script.json")
+    assert all(s.targets["es"].fit.hearing is not None for s in script.segments)
+    rep = json.loads(out.media.with_suffix("").with_name(out.media.stem + ".report.json").read_text())
+    checks = {c["name"]: c for c in rep["checks"]}
+    assert checks["dub_wer"]["value"] <= 0.3 and checks["dub_language_p"]["verdict"] == "pass"
+
+
 def test_rerun_skips_everything(dubbed):
     cfg, _ = dubbed
     again = dub(cfg)

@@ -83,8 +83,10 @@ def dub(
     timecode: Optional[str] = typer.Option(None, "--timecode", help="broadcast: start timecode HH:MM:SS:FF (';' for drop-frame); default: the source's."),
     keep_original_audio: bool = typer.Option(False, "--keep-original-audio", help="Add the source soundtrack as a second audio track."),
     voice_bank: Optional[Path] = typer.Option(None, "--voice-bank", help="Voice bank directory: characters keep their voice across episodes."),
-    voice_match: bool = typer.Option(True, "--voice-match/--no-voice-match", help="Shift each line's pitch and formants toward its speaker."),
-    max_attempts: int = typer.Option(3, "--max-attempts", help="Syntheses / re-translations per line to make it fit its slot."),
+    voice_match: Optional[bool] = typer.Option(None, "--voice-match/--no-voice-match", help="Shift each line's pitch and formants toward its speaker (default: the TTS's choice: espeak-ng and piper on, kokoro off)."),
+    voice_search: Optional[int] = typer.Option(None, "--voice-search", help="Syntheses per speaker of the kokoro voice search (0: the nearest stock voice; default: lipdub.config.DEFAULT_VOICE_SEARCH)."),
+    check_intelligibility: Optional[bool] = typer.Option(None, "--check-intelligibility/--no-check-intelligibility", help="Hear every line back with the --asr-model and re-synthesize misheard ones (default: when the model knows the target language)."),
+    max_attempts: int = typer.Option(3, "--max-attempts", help="Syntheses / re-translations per line to make it fit its slot and be understood."),
     redo_failed: bool = typer.Option(False, "--redo-failed", help="Re-fit the lines the last quality report did not pass (larger speed-up limit, more attempts)."),
 ) -> None:
     """Dub INPUT into the --to language(s)."""
@@ -105,7 +107,9 @@ def dub(
                       speakers=speakers, asr_model=asr_model or "base",
                       max_stretch=max_stretch, loudness_standard=loudness_standard, target_lufs=loudness, true_peak_dbtp=true_peak,
                       deliver=deliver, timecode=timecode, keep_original_audio=keep_original_audio,
-                      voice_bank=voice_bank, voice_match=voice_match, max_attempts=max_attempts, redo_failed=redo_failed)
+                      voice_bank=voice_bank, voice_match=voice_match,
+                      **({} if voice_search is None else {"voice_search": voice_search}), check_intelligibility=check_intelligibility,
+                      max_attempts=max_attempts, redo_failed=redo_failed)
         with _progress() as progress:
             result = run_dub(cfg, RichHooks(progress))
         _summary(result)

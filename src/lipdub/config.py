@@ -47,6 +47,11 @@ def config_error(exc: ValidationError) -> ConfigError:
                        f"{option} takes {_RANGES[field]}" if field in _RANGES else f"fix {option} (see lipdub dub --help)")
 
 
+#: Default ``--voice-search``: syntheses per speaker of the kokoro voice search (README "Voices": the
+#: held-out similarity gained against the seconds spent, bench/voice_search_budget.py).
+DEFAULT_VOICE_SEARCH = 8
+
+
 class DubConfig(BaseModel):
     """Everything a dub depends on.
 
@@ -102,7 +107,17 @@ class DubConfig(BaseModel):
         voice_bank: voice bank directory (one sub-directory per character, see
             :mod:`lipdub.voice.profile`): speakers named after a bank entry use it, new profiles are saved there.
         voice_match: shift each line's pitch and formants toward its speaker's profile (Praat
-            change-gender, :mod:`lipdub.voice.match`); ignored by cloning TTS backends, which clone instead.
+            change-gender, :mod:`lipdub.voice.match`); None: the TTS backend's default
+            (``TtsBackend.voice_match_default``: on for espeak-ng and piper, off for kokoro; README
+            "Voices"). True with a cloning backend (which clones instead) is a ConfigError.
+        voice_search: syntheses the per-speaker voice search of a TTS that adapts voices (kokoro) may
+            make per speaker (0: the stock voice nearest the speaker's profile); see
+            :data:`DEFAULT_VOICE_SEARCH`.
+        check_intelligibility: hear every dubbed line back with the ASR model (``asr_model``, forced to
+            the target language) and re-synthesize misheard lines (:mod:`lipdub.pipeline.hearing`).
+            None: whenever ``asr_model`` can transcribe the target language (an English-only
+            ``*.en`` model cannot: the check is then skipped and the report says so); True: required
+            (ConfigError when it cannot); False: off.
         max_attempts: syntheses / re-translations per line in the isochrony loop (:mod:`lipdub.timing.isochrony`).
         redo_failed: re-fit the lines the previous quality report (``report/<lang>/report.json``) did
             not pass, with a larger speed-up limit and more attempts (:mod:`lipdub.qc.redo`).
@@ -147,7 +162,9 @@ class DubConfig(BaseModel):
     timecode: str | None = None
     keep_original_audio: bool = False
     voice_bank: Path | None = None
-    voice_match: bool = True
+    voice_match: bool | None = None
+    voice_search: int = Field(default=DEFAULT_VOICE_SEARCH, ge=0, le=500)
+    check_intelligibility: bool | None = None
     max_attempts: int = 3
     redo_failed: bool = False
 

@@ -105,6 +105,16 @@ class ProjectLayout:
     def voice_reference(speaker: str) -> str:
         return f"voices/{speaker}.wav"
 
+    @staticmethod
+    def adapted_voices_dir(language: str) -> str:
+        """``voices/<lang>``: the voices a TTS that adapts voices made per speaker (the voices stage)."""
+        return f"voices/{language}"
+
+    @staticmethod
+    def adapted_voices(language: str) -> str:
+        """``voices/<lang>/voices.json``: the TTS and, per speaker, its adapted voice (:class:`lipdub.contracts.synthesize.AdaptedVoice`)."""
+        return f"voices/{language}/voices.json"
+
 
 def deliverable_paths(media: Path, deliver: str = "web", source_language: str | None = None) -> dict[str, Path]:
     """Files one language's deliverable consists of, beside ``media`` (``NAME.mp4`` or ``NAME.mov``).

@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from .errors import InputError
 from .subtitles import Cue
@@ -33,7 +33,11 @@ class FitAttempt(BaseModel):
     ``stage`` is ``"estimate"`` (before synthesis: syllables / speaker rate) or ``"synthesis"``
     (measured). ``needed_ratio`` is duration / window (window = slot plus the free time it may
     borrow); ``action`` says what was done next: ``"fit"``, ``"re-synthesize faster"``,
-    ``"re-translate shorter"``, ``"cannot shorten (rule-based translator)"``, ``"out of attempts"``.
+    ``"re-translate shorter"``, ``"cannot shorten (rule-based translator)"``, ``"out of attempts"``,
+    or after the line was heard back (:class:`LineHearing`) ``"misheard: <remedy>"`` / ``"misheard:
+    flagged"``. ``voice`` and ``remedy`` (``"other voice"``, ``"phrase split"``, ``"lower speed"``) say
+    how a re-synthesis for intelligibility was made; ``wer`` / ``heard`` what ASR heard of the fitted
+    speech of this attempt (None: this attempt was not kept or not heard).
     """
 
     stage: str
@@ -43,6 +47,28 @@ class FitAttempt(BaseModel):
     needed_ratio: float
     tts_rate: float = 1.0
     action: str = "fit"
+    voice: str | None = None
+    remedy: str | None = None
+    wer: float | None = None
+    heard: str | None = None
+
+
+class LineHearing(BaseModel):
+    """What ASR heard of a line's fitted speech (the intelligibility check, DESIGN.md section 4).
+
+    ``wer``: word error rate of ``transcript`` against the line's text
+    (:func:`lipdub.qc.intelligibility.word_error_rate`); ``threshold``: the WER above which the line
+    was re-synthesized; ``flagged``: still above it after every attempt (the line is kept, and the
+    quality report lists it); ``model``: the ASR model; ``attempts``: lines heard (first try plus
+    re-syntheses for intelligibility).
+    """
+
+    wer: float
+    transcript: str
+    threshold: float
+    flagged: bool = False
+    model: str = ""
+    attempts: int = 1
 
 
 class FitReport(BaseModel):
@@ -51,9 +77,13 @@ class FitReport(BaseModel):
     ``stretch_ratio`` is synthesized duration / placed duration: 1.0 untouched, 1.2 played 20 %
     faster (rubberband time-stretch, pitch kept). ``overrun_s`` is what still did not fit after
     borrowing free time and stretching to the limit. ``tts_rate`` is the TTS speaking rate of
-    the kept attempt (> 1 faster), ``max_stretch`` the limit that applied (off-screen lines may
-    get more), ``on_screen`` whether the speaker has a face track, ``voice_match`` the pitch and
-    formant change applied (None: not matched), ``history`` every isochrony attempt.
+    the kept attempt (> 1 faster), ``natural_speed`` the TTS rate at which the voice speaks the
+    language at its natural rate (:func:`lipdub.voice.params.natural_speed`; 1.0: the TTS's own rate),
+    ``speedup`` the effective speed-up, the one definition every figure uses: ``tts_rate x
+    stretch_ratio / natural_speed``. ``max_stretch`` is the speed-up limit that applied (off-screen
+    lines may get more), ``on_screen`` whether the speaker has a face track, ``voice_match`` the pitch
+    and formant change applied (None: not matched), ``hearing`` what ASR heard of the line (None: not
+    checked), ``history`` every isochrony attempt.
     """
 
     tts_backend: str
@@ -71,10 +101,25 @@ class FitReport(BaseModel):
     attempts: int = 1
     audio_path: str | None = None
     tts_rate: float = 1.0
+    natural_speed: float = 1.0
     max_stretch: float | None = None
     on_screen: bool | None = None
     voice_match: dict | None = None
+    hearing: LineHearing | None = None
     history: list[FitAttempt] = Field(default_factory=list)
+
+    @computed_field  # written to script.json, so that every reader shows the same figure
+    @property
+    def speedup(self) -> float:
+        """Effective speed-up: TTS rate x time-stretch ratio, over the voice's natural speed."""
+        return effective_speedup(self.tts_rate, self.stretch_ratio, self.natural_speed)
+
+
+def effective_speedup(tts_rate: float, stretch_ratio: float, natural_speed: float = 1.0) -> float:
+    """The effective speed-up of a line (rounded to 4 decimals): ``tts_rate x stretch_ratio /
+    natural_speed``, 1.0 = the voice's natural rate. The isochrony fit, the synthesize stage, the
+    quality report, its HTML page and the studio's script table all use this one definition."""
+    return round(tts_rate * stretch_ratio / (natural_speed if natural_speed > 0 else 1.0), 4)
 
 
 class RedoRequest(BaseModel):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,16 +35,47 @@ class Speech:
         return len(self.samples) / self.sample_rate_hz
 
 
+@dataclass
+class AdaptedVoice:
+    """A speaker's voice made by a TTS that adapts voices (:meth:`TextToSpeech.adapt_voices`).
+
+    Attributes:
+        speaker: speaker id.
+        voice_id: the ``voice=`` to give :meth:`TextToSpeech.synthesize` of a backend created with
+            ``voice_dir`` = the directory the voices were written to.
+        key: a content hash of the voice (e.g. the SHA-256 of a style vector), for the lines' cache keys.
+        natural_speed: the backend ``rate`` at which this voice speaks at the language's natural rate
+            (:func:`lipdub.timing.isochrony.natural_speed`); 1.0 when not measured.
+        fallback_voice: a stock voice of the backend near this one, tried when a line spoken with the
+            adapted voice is misheard (None: none).
+        details: what the adaptation did, for the stage record (start voice, similarities, check WER,
+            source: ``search`` / ``cache`` / ``voice bank``).
+    """
+
+    speaker: str
+    voice_id: str
+    key: str
+    natural_speed: float = 1.0
+    fallback_voice: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 class TextToSpeech(Protocol):
     """A TTS backend (adapters subclass :class:`TtsBackend`, which gives the capability defaults).
 
     Capabilities (class attributes):
         clones: the backend clones a speaker from a reference clip: :meth:`clone` gives the voice.
+        adapts_voices: the backend makes a voice per speaker from their profile and reference clip
+            before the lines are spoken (:meth:`adapt_voices`), e.g. kokoro's style search.
+        voice_match_default: whether Praat voice matching (:mod:`lipdub.voice.match`) is applied to
+            its lines when the config's ``voice_match`` is None (measured per backend, README "Voices").
         max_rate: the fastest ``rate`` :meth:`synthesize` accepts.
     """
 
     name: str
     clones: bool
+    adapts_voices: bool
+    voice_match_default: bool
     max_rate: float
 
     @classmethod
@@ -67,6 +99,26 @@ class TextToSpeech(Protocol):
         """A voice id cloned from ``reference_wav`` (only when ``clones``)."""
         ...
 
+    def adapt_voices(self, profiles: dict, voices_dir: Path, language: Language, *, reference_dir: Path,
+                     evaluations: int, whisper=None, bank_dir: Path | None = None) -> dict[str, AdaptedVoice]:
+        """One voice per speaker (only when ``adapts_voices``), each distinct from the others.
+
+        Args:
+            profiles: speaker id -> :class:`lipdub.voice.profile.VoiceProfile`.
+            voices_dir: where the voices are written (and cached: an unchanged speaker is not searched again).
+            language: the dub's language.
+            reference_dir: where the profiles' reference clips are.
+            evaluations: syntheses the search may make per speaker (0: the nearest stock voice).
+            whisper: a loaded faster-whisper model to check the voices' intelligibility (None: not checked).
+            bank_dir: the voice bank (named characters keep their voice across projects).
+        """
+        ...
+
+    def natural_speed(self, language: Language, voice: str | None) -> float:
+        """The ``rate`` at which ``voice`` speaks ``language`` at its natural rate (1.0: the backend's own
+        rate is taken as natural)."""
+        ...
+
     @classmethod
     def base_voice(cls, language: Language, voice_register: str, rank: int) -> str | None:
         """The voice for the ``rank``-th speaker (0-based) of ``voice_register`` (``"female"`` /
@@ -75,11 +127,14 @@ class TextToSpeech(Protocol):
 
 
 class TtsBackend:
-    """Defaults of the :class:`TextToSpeech` capabilities: no cloning, rates up to 2.0, never chosen
-    by ``--tts auto`` unless the backend says so."""
+    """Defaults of the :class:`TextToSpeech` capabilities: no cloning, no voice adaptation, Praat voice
+    matching on by default, rates up to 2.0 with 1.0 taken as natural, never chosen by ``--tts auto``
+    unless the backend says so."""
 
     name = ""
     clones = False
+    adapts_voices = False
+    voice_match_default = True
     max_rate = 2.0
 
     @classmethod
@@ -88,6 +143,13 @@ class TtsBackend:
 
     def clone(self, name: str, reference_wav) -> str:
         raise NotImplementedError(f"{self.name} does not clone voices")
+
+    def adapt_voices(self, profiles: dict, voices_dir: Path, language: Language, *, reference_dir: Path,
+                     evaluations: int, whisper=None, bank_dir: Path | None = None) -> dict[str, AdaptedVoice]:
+        return {}
+
+    def natural_speed(self, language: Language, voice: str | None) -> float:
+        return 1.0
 
     @classmethod
     def base_voice(cls, language: Language, voice_register: str, rank: int) -> str | None:

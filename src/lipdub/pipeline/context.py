@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -11,6 +12,7 @@ import numpy as np
 
 from ..audio import read_audio, resample
 from ..config import DubConfig
+from ..contracts.synthesize import AdaptedVoice
 from ..errors import InputError
 from ..languages import Language
 from ..layout import Deliverables, ProjectLayout
@@ -27,6 +29,8 @@ class RunCaches:
 
     profiles: dict | None = None
     translators: dict[str, str] = field(default_factory=dict)  # target language -> the translator chosen
+    whisper: dict[str, Any] = field(default_factory=dict)  # ASR model name -> loaded faster-whisper model (intelligibility)
+    adapted_voices: dict[str, dict] = field(default_factory=dict)  # language -> speaker -> AdaptedVoice
 
 
 @dataclass
@@ -101,6 +105,19 @@ class PipelineContext:
         if self.caches.profiles is None:
             self.caches.profiles = load_profiles(self.project.root)
         return self.caches.profiles
+
+    def adapted_voices(self, tts_name: str) -> dict[str, AdaptedVoice]:
+        """Speaker id -> the voice the voices stage adapted for this language with TTS ``tts_name``
+        (empty when it made none, or made them for another TTS); loaded once per run (the voices stage
+        clears it)."""
+        code = self.language.code
+        if code not in self.caches.adapted_voices:
+            path = self.layout.abs(ProjectLayout.adapted_voices(code))
+            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            self.caches.adapted_voices[code] = {"tts": data.get("tts"), "voices": {
+                spk: AdaptedVoice(**v) for spk, v in (data.get("voices") or {}).items()}}
+        got = self.caches.adapted_voices[code]
+        return got["voices"] if got["tts"] == tts_name else {}
 
     def progress(self, stage_name: str) -> Callable[[int, int], None]:
         """``(done, total)`` callback that reports ``stage_name``'s progress to the hooks."""

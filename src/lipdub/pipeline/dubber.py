@@ -24,6 +24,7 @@ from ..media.broadcast import check_timecode
 from ..media.probe import probe
 from ..models import resolve_whisper_model
 from ..project import Project, RunRecord, StageRecord, input_sha256, now_iso
+from ..qc.intelligibility import multilingual
 from ..runtime import apply_thread_policy
 from ..translation import Glossary
 from .branches import Branches
@@ -107,7 +108,14 @@ class Dubber:
         if config.glossary is not None:
             Glossary.load(check_input_file(config.glossary, "glossary"))  # missing, a FIFO, malformed: fail before any work
         if config.tts != "auto":
-            TTS_BACKENDS.load(config.tts)
+            if TTS_BACKENDS.load(config.tts).clones and config.voice_match:
+                raise ConfigError(f"--voice-match does not apply to {config.tts}: it clones each speaker's voice",
+                                  "drop --voice-match (or use --no-voice-match)")
+        if config.check_intelligibility:
+            english_only = [t.code for t in self.targets if not multilingual(config.asr_model, t.code)]
+            if english_only:
+                raise ConfigError(f"--check-intelligibility: --asr-model {config.asr_model} is English-only and cannot hear "
+                                  f"{', '.join(english_only)}", "use a multilingual Whisper model (--asr-model base)")
         self._check_files(config)
         self.info = probe(Path(config.input))  # the media is valid (or one clear line) before any work
         self.outputs = output_paths(config, self.info.has_video, [t.code for t in self.targets]) if self.targets else {}

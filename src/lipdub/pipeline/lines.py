@@ -109,19 +109,50 @@ def tts_for(ctx: PipelineContext, language: Language) -> str:
     return TTS_BACKENDS.auto_choice(language, voice_dir=ctx.config.voice_dir)
 
 
+def explicit_voice(ctx: PipelineContext, script: Script, speaker: str) -> str | None:
+    """The voice a person chose for ``speaker``: its ``voice`` in script.json, else ``--voice`` (None: none)."""
+    spk = script.speaker(speaker)
+    return (spk.voice if spk and spk.voice else None) or ctx.config.voice
+
+
 def voice_for(ctx: PipelineContext, seg: Segment, script: Script, language: str | None = None, tts_name: str | None = None) -> str | None:
-    """The voice of a segment: its speaker's ``voice`` in script.json, else ``--voice``, else the
-    base voice of the speaker's register (:func:`lipdub.voice.profiles.base_voice`)."""
-    spk = script.speaker(seg.speaker)
-    explicit = (spk.voice if spk and spk.voice else None) or ctx.config.voice
+    """The voice of a segment: its speaker's ``voice`` in script.json, else ``--voice``, else the voice
+    the voices stage adapted for the speaker (a TTS that adapts voices), else the base voice of the
+    speaker's register (:func:`lipdub.voice.profiles.base_voice`)."""
+    explicit = explicit_voice(ctx, script, seg.speaker)
     if explicit or language is None or tts_name is None:
         return explicit
+    adapted = ctx.adapted_voices(tts_name).get(seg.speaker) if ctx.language is not None and ctx.language.code == language else None
+    if adapted is not None:
+        return adapted.voice_id
     return base_voice(tts_name, parse_language(language), seg.speaker, ctx.voice_profiles())
 
 
-def segment_key(ctx: PipelineContext, seg: Segment, language: str, tts_name: str, slot: Slot, script: Script) -> str:
+def voice_match_on(ctx: PipelineContext, tts_name: str) -> bool:
+    """Whether Praat voice matching applies to the lines of TTS ``tts_name``: the config's
+    ``voice_match``, else the backend's declared ``voice_match_default`` (never for a cloning backend).
+
+    Raises:
+        ConfigError: ``--voice-match`` given for a backend that clones voices (it would be ignored).
+    """
+    cls = TTS_BACKENDS.load(tts_name)
+    if cls.clones:
+        if ctx.config.voice_match:
+            raise ConfigError(f"--voice-match does not apply to {tts_name}: it clones each speaker's voice",
+                              "drop --voice-match (or use --no-voice-match)")
+        return False
+    return cls.voice_match_default if ctx.config.voice_match is None else bool(ctx.config.voice_match)
+
+
+#: Bumped when what a line's files hold changes (2: natural speed, the adapted voice, the hearing loop).
+LINE_FORMAT = 2
+
+
+def segment_key(ctx: PipelineContext, seg: Segment, language: str, tts_name: str, slot: Slot, script: Script,
+                hearing: tuple | None = None) -> str:
     """Cache key of a line's speech: everything it depends on (text as first translated when the
-    isochrony loop shortened it, voice, speaker profile, matching, isochrony limits, slot)."""
+    isochrony loop shortened it, voice and the adapted voice's content, speaker profile, matching,
+    isochrony limits, slot, the intelligibility check: ``hearing`` = its model and threshold, None: off)."""
     cfg = ctx.config
     t = seg.targets.get(language)
     text = ""
@@ -131,5 +162,10 @@ def segment_key(ctx: PipelineContext, seg: Segment, language: str, tts_name: str
     prof = ctx.voice_profiles().get(seg.speaker)
     prof_hash = hash_json(prof.model_dump()) if prof is not None else None
     pol = line_policy(ctx, seg, script, language)
-    return hash_json(text, tts_name, voice, str(cfg.voice_dir), asdict(slot), cfg.max_stretch, MAX_BORROW_BEFORE_S,
-                     prof_hash, cfg.voice_match, asdict(pol), translator_name(ctx))[:16]
+    adapted = None
+    if explicit_voice(ctx, script, seg.speaker) is None and ctx.language is not None and ctx.language.code == language:
+        a = ctx.adapted_voices(tts_name).get(seg.speaker)
+        adapted = None if a is None else (a.key, a.natural_speed, a.fallback_voice)
+    return hash_json(LINE_FORMAT, text, tts_name, voice, adapted, str(cfg.voice_dir), asdict(slot), cfg.max_stretch,
+                     MAX_BORROW_BEFORE_S, prof_hash, voice_match_on(ctx, tts_name), asdict(pol), translator_name(ctx),
+                     list(hearing) if hearing else None)[:16]

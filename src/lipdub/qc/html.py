@@ -142,7 +142,7 @@ def plot_stretch(timing: dict, thresholds: dict) -> str | None:
     ax.axhline(1.0, color="grey", lw=0.8, label="1.0 = not stretched")
     ax.set_xticks(x, [str(s["id"]) for s in segs])
     ax.set_xlabel("segment id")
-    ax.set_ylabel("ratio (synthesized / placed duration)")
+    ax.set_ylabel("ratio (speed-up: TTS rate x stretch / natural speed)")
     ax.set_title("Per-segment time-stretch and speed-up")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
     lo = min(min(s["stretch_ratio"] for s in segs), 1.0)
@@ -223,16 +223,41 @@ def _segments_table(d: dict, sync: dict, e) -> list[str]:
     tim = d.get("timing") or {}
     if tim.get("segments"):
         per_seg = {r["segment"]: r for r in sync.get("per_segment", [])}
-        parts.append("<h2>Segments</h2><table><tr><th>id</th><th>speaker</th><th>source slot (s)</th><th>placed (s)</th><th>stretch</th><th>overrun (s)</th>"
-                     "<th>overlap (s)</th><th>speed-up / limit</th><th>sync offset / corr.</th><th>verdict</th><th>text</th></tr>")
+        parts.append("<h2>Segments</h2><p><small>speed-up = TTS rate &times; stretch / natural speed (the TTS rate at which the voice "
+                     "speaks the language at its natural rate); the limit applies to it.</small></p>"
+                     "<table><tr><th>id</th><th>speaker</th><th>source slot (s)</th><th>placed (s)</th><th>TTS rate / natural</th><th>stretch</th>"
+                     "<th>overrun (s)</th><th>overlap (s)</th><th>speed-up / limit</th><th>sync offset / corr.</th><th>verdict</th><th>text</th></tr>")
         for s in tim["segments"]:
             ps = per_seg.get(s["id"], {})
             sy = f"{ps['offset_frames']:+d} / {ps['peak_correlation']:.2f}" if ps.get("offset_frames") is not None else "-"
             placed = f"{s['placed_start_s']:.2f}-{s['placed_end_s']:.2f}" if s.get("placed_start_s") is not None else "-"
             reasons = "<br><small>" + e("; ".join(s["reasons"])) + "</small>" if s.get("reasons") else ""
             parts.append(f"<tr><td>{s['id']}</td><td>{e(s['speaker'])}</td><td>{s['start_s']:.2f}-{s['end_s']:.2f}</td><td>{placed}</td>"
-                         f"<td>{_fmt(s['stretch_ratio'])}</td><td>{_fmt(s['overrun_s'])}</td><td>{_fmt(s['overlap_s'])}</td><td>{_fmt(s.get('speedup'))} / {_fmt(s.get('speedup_limit'))}</td><td>{sy}</td>"
+                         f"<td>{_fmt(s.get('tts_rate'))} / {_fmt(s.get('natural_speed'))}</td><td>{_fmt(s['stretch_ratio'])}</td><td>{_fmt(s['overrun_s'])}</td><td>{_fmt(s['overlap_s'])}</td><td>{_fmt(s.get('speedup'))} / {_fmt(s.get('speedup_limit'))}</td><td>{sy}</td>"
                          f"<td>{_badge(s['verdict'])}{reasons}</td><td>{e(s['text'])}</td></tr>")
+        parts.append("</table>")
+    return parts
+
+
+def _intelligibility_table(it: dict | None, e) -> list[str]:
+    """The whole-dub figures and one row per line: what ASR heard, WER, verdict, re-syntheses."""
+    if not it:
+        return []
+    parts = ["<h2>Intelligibility</h2>"]
+    if it.get("dub_wer") is not None:
+        parts.append(f"<p>Whole dub (dialogue stem, {e(str(it.get('model')))} forced to the language): WER {it['dub_wer']:.3f} "
+                     f"against the subtitles; unforced detection {e(str(it.get('detected_language')))} (p {it['detected_probability']:.2f}), "
+                     f"p(target) {it['language_probability']:.2f}.<br><small>heard: {e(it.get('dub_transcript') or '')}</small></p>")
+    for k in ("dub_note", "lines_note"):
+        if it.get(k):
+            parts.append(f"<p><small>{e(it[k])}</small></p>")
+    rows = it.get("lines") or []
+    if rows:
+        parts.append("<table><tr><th>id</th><th>speaker</th><th>text</th><th>heard</th><th>WER</th><th>verdict</th><th>re-syntheses</th></tr>")
+        for r in rows:
+            flag = " <b>flagged</b>" if r.get("flagged") else ""
+            parts.append(f"<tr><td>{r['id']}</td><td>{e(r['speaker'])}</td><td>{e(r['text'])}</td><td>{e(r.get('heard') or '-')}</td>"
+                         f"<td>{_fmt(r.get('wer'))}</td><td>{_badge(r['verdict'])}{flag}</td><td>{e(', '.join(r.get('remedies') or [])) or '-'}</td></tr>")
         parts.append("</table>")
     return parts
 
@@ -312,6 +337,7 @@ def render_html(report: Report) -> str:
         parts.append("</div><p><small>Lowest correlation (1 s window) between the measured mouth opening and the one predicted from the audio, during speech.</small></p>")
     parts += _visemes_table(d.get("visemes") or {}, e)
     parts += _segments_table(d, sync, e)
+    parts += _intelligibility_table(d.get("intelligibility"), e)
     parts += _changes_table(d.get("changes"), e)
     parts.append("<p><small>Made by lipdub qc (DESIGN.md section 4). Thresholds are configurable with --thresholds FILE; report.json holds every figure.</small></p></body></html>")
     return "".join(parts)

@@ -10,12 +10,19 @@
 * :func:`hear_line`: one line transcribed by a loaded faster-whisper model, forced to the line's
   language, plus Whisper's unforced language identification on the same audio (its 30 s window):
   the detected language, its probability, and the probability Whisper gives the expected language.
+* :func:`hear_lines`: many lines heard in few Whisper calls: they are packed, with silence between
+  them, into windows of at most :data:`BATCH_WINDOW_S` (Whisper encodes a 30 s window whatever the
+  audio's length, so one call per line would cost one encoder pass each), transcribed forced to the
+  language with word timestamps, and each word is given to the line its midpoint falls in.
 * :func:`load_whisper`: a faster-whisper model resolved offline (:func:`lipdub.models.resolve_whisper_model`).
+* :func:`multilingual`: whether a Whisper model name can transcribe a given language (``*.en`` models
+  are English-only).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -33,6 +40,10 @@ log = logging.getLogger(__name__)
 #: Languages written without spaces between words: compared per character.
 UNSPACED_LANGUAGES = frozenset({"ja", "zh", "th", "lo", "km", "my", "bo", "yue"})
 WHISPER_RATE_HZ = 16000
+#: Longest window :func:`hear_lines` packs lines into (Whisper's own window is 30 s).
+BATCH_WINDOW_S = 28.0
+#: Silence between two lines packed into one window, seconds.
+BATCH_GAP_S = 1.0
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
@@ -109,17 +120,18 @@ class HeardLine:
     Attributes:
         text: the transcript, decoding forced to the expected language.
         language: the expected language (ISO 639-1).
-        detected_language: Whisper's unforced language identification.
-        detected_probability: its probability.
-        expected_probability: the probability Whisper gives ``language`` (0 when it is not a Whisper language).
+        detected_language: Whisper's unforced language identification (None: not asked, :func:`hear_lines`).
+        detected_probability: its probability (None: not asked).
+        expected_probability: the probability Whisper gives ``language`` (0 when it is not a Whisper
+            language; None: not asked).
         words: ``(start_s, end_s, word)`` of the forced transcript (seconds from the start of the line).
     """
 
     text: str
     language: str
-    detected_language: str
-    detected_probability: float
-    expected_probability: float
+    detected_language: str | None
+    detected_probability: float | None
+    expected_probability: float | None
     words: list[tuple[float, float, str]] = field(default_factory=list)
 
     def wer(self, reference: str) -> float:
@@ -164,10 +176,15 @@ def hear_line(model, samples: np.ndarray, sample_rate_hz: int, language: str, *,
     if sample_rate_hz != WHISPER_RATE_HZ:
         x = resample(x, sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32)
     code = language.lower().split("-")[0]
-    detected, p_detected, all_probs = model.detect_language(audio=x)
+    opts = dict(beam_size=beam_size, condition_on_previous_text=False, vad_filter=False, word_timestamps=word_timestamps)
+    # one pass: Whisper identifies the language on the first 30 s, then decodes in it; only when it is not
+    # the expected one is the audio decoded again, forced (the same as detect_language + a forced pass)
+    segments, info = model.transcribe(x, language=None, **opts)
+    detected, p_detected = str(info.language), float(info.language_probability)
+    all_probs = info.all_language_probs or [(detected, p_detected)]
     expected_p = next((float(p) for lang, p in all_probs if lang == code), 0.0)
-    segments, _ = model.transcribe(x, language=code, beam_size=beam_size, condition_on_previous_text=False,
-                                   vad_filter=False, word_timestamps=word_timestamps)
+    if detected != code:
+        segments, _ = model.transcribe(x, language=code, **opts)
     texts, words = [], []
     for seg in segments:
         texts.append(seg.text.strip())
@@ -175,3 +192,79 @@ def hear_line(model, samples: np.ndarray, sample_rate_hz: int, language: str, *,
             words.append((float(w.start), float(w.end), w.word.strip()))
     return HeardLine(text=" ".join(t for t in texts if t), language=code, detected_language=str(detected),
                      detected_probability=float(p_detected), expected_probability=expected_p, words=words)
+
+
+def multilingual(model: str, language: str) -> bool:
+    """Whether Whisper model ``model`` (a name or a directory) can transcribe ``language``: the
+    ``*.en`` models (``tiny.en``, ``base.en``...) are English-only (openai/whisper README)."""
+    name = str(model).rstrip("/").rsplit("/", 1)[-1].lower()
+    return language.lower().split("-")[0] == "en" or not (name.endswith(".en") or name.endswith("-en") or ".en-" in name)
+
+
+def _windows(durations_s: list[float], window_s: float, gap_s: float) -> list[list[int]]:
+    """Consecutive line indices packed into windows of at most ``window_s`` (a longer line gets its own)."""
+    out: list[list[int]] = []
+    used = math.inf
+    for i, d in enumerate(durations_s):
+        if used + gap_s + d > window_s:
+            out.append([])
+            used = -gap_s
+        out[-1].append(i)
+        used += gap_s + d
+    return out
+
+
+def _owner(spans: list[tuple[float, float]], start_s: float, end_s: float) -> int:
+    """Index of the span ``[start_s, end_s]`` overlaps most; the nearest one when it overlaps none."""
+    overlaps = [min(end_s, b) - max(start_s, a) for a, b in spans]
+    best = max(range(len(spans)), key=lambda j: overlaps[j])
+    if overlaps[best] > 0:
+        return best
+    mid = (start_s + end_s) / 2
+    return min(range(len(spans)), key=lambda j: min(abs(mid - spans[j][0]), abs(mid - spans[j][1])))
+
+
+def hear_lines(model, clips: list[np.ndarray], sample_rate_hz: int, language: str, *, beam_size: int = 5,
+               window_s: float = BATCH_WINDOW_S, gap_s: float = BATCH_GAP_S) -> list[HeardLine]:
+    """Transcribe many lines (forced to ``language``) in as few Whisper windows as they fit in.
+
+    Args:
+        model: a ``faster_whisper.WhisperModel``.
+        clips: float mono ``(n,)`` speech of each line, all at ``sample_rate_hz``.
+        sample_rate_hz: their rate (resampled to 16 kHz here).
+        language: ISO 639-1 code the decoding is forced to.
+        beam_size: beam width.
+        window_s / gap_s: longest packed window and the silence between two lines, seconds.
+
+    Returns:
+        One :class:`HeardLine` per clip, in order (no language identification: its detected fields
+        are None); a word belongs to the line its time span overlaps most (Whisper's word times often
+        start a word early, in the silence before it), else to the nearest line.
+
+    Raises:
+        ConfigError: a clip that is not non-empty mono audio.
+    """
+    code = language.lower().split("-")[0]
+    xs = []
+    for c in clips:
+        x = np.asarray(c, dtype=np.float32)
+        if x.ndim != 1 or x.size == 0:
+            raise ConfigError(f"a line to transcribe must be non-empty mono audio, got shape {x.shape}", "mix down to mono first")
+        xs.append(resample(x, sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32) if sample_rate_hz != WHISPER_RATE_HZ else x)
+    gap = np.zeros(int(round(gap_s * WHISPER_RATE_HZ)), np.float32)
+    words: list[list[tuple[float, float, str]]] = [[] for _ in xs]
+    for idx in _windows([x.size / WHISPER_RATE_HZ for x in xs], window_s, gap_s):
+        spans, parts, t = [], [], 0.0
+        for i in idx:
+            parts += [xs[i], gap]
+            spans.append((t, t + xs[i].size / WHISPER_RATE_HZ))
+            t += (xs[i].size + gap.size) / WHISPER_RATE_HZ
+        segments, _ = model.transcribe(np.concatenate(parts), language=code, beam_size=beam_size, condition_on_previous_text=False,
+                                       vad_filter=False, word_timestamps=True)
+        for seg in segments:
+            for w in seg.words or []:
+                k = _owner(spans, float(w.start), float(w.end))
+                a = spans[k][0]
+                words[idx[k]].append((round(float(w.start) - a, 3), round(float(w.end) - a, 3), w.word.strip()))
+    return [HeardLine(text=" ".join(w for _, _, w in ws if w), language=code, detected_language=None, detected_probability=None,
+                      expected_probability=None, words=ws) for ws in words]

@@ -12,7 +12,7 @@ import numpy as np
 
 from .thresholds import Verdict
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: intelligibility group; one effective speed-up (TTS rate x stretch / natural speed)
 
 
 @dataclass

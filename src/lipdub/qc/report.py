@@ -10,7 +10,9 @@ measured depends on what is known:
 * with the source video: also the source reference and the no-lip-sync floor (source video + dub
   audio), and visual fidelity (SSIM / PSNR whole frame and outside the mouth, VMAF);
 * with the project directory: also timing per segment (fit reports in ``script.json``), voice
-  similarity per speaker, per-segment sync, and the source face analysis is reused.
+  similarity per speaker, intelligibility (each line's hearing record, the dialogue stem heard by
+  Whisper against the subtitles, :mod:`lipdub.qc.intelligibility_report`), per-segment sync, and the
+  source face analysis is reused.
 
 ``lipdub dub`` runs it as the ``report:<lang>`` stage after ``render:<lang>``
 (:mod:`lipdub.pipeline.stages.report`): the report goes to ``<project>/report/<lang>/`` and is copied
@@ -39,6 +41,7 @@ from ..media.probe import decode_audio, probe, video_frame_times
 from ..mixing import loudness_compliance
 from ..script import Script
 from .html import render_html
+from .intelligibility_report import intelligibility_section
 from .loudness import audio_figures
 from .model import REPORT_VERSION, Check, Report, json_safe, judge
 from .sync_section import SyncInputs, sync_section
@@ -221,13 +224,16 @@ def _visual_section(source: Path | None, output: Path, inp: SyncInputs, vmaf, ma
 def _timing_checks(script: Script, L_code: str, duration_s: float, th: Thresholds, data: dict) -> list[Check]:
     tim = timing_figures(script, L_code, duration_s, th)
     data["timing"] = tim.as_dict()
-    checks = [judge("timing", "fit_share", "segments fitted without a stretch above the limit", tim.fit_share, th.fit_share),
+    checks = [judge("timing", "fit_share", "share of lines fitted: speed-up (TTS rate x stretch / natural speed) within the "
+                    "line's limit, no overrun", tim.fit_share, th.fit_share),
               judge("timing", "overlap_s", "largest overlap of two lines", tim.max_overlap_s, th.overlap_s),
               judge("timing", "subtitle_outside_s", "subtitles outside the video", tim.subtitle_outside_s, th.subtitle_outside_s)]
     seg_v = worst(s.verdict for s in tim.segments)
     bad = [s.id for s in tim.segments if s.verdict == "fail"]
-    checks.append(Check("timing", "segments", f"per-segment fit ({len(bad)} failing)", float(len(bad)), "segments", seg_v,
-                        "each segment: stretch ratio, overrun, overlap", "see the segment table"))
+    warned = [s.id for s in tim.segments if s.verdict == "warn"]
+    checks.append(Check("timing", "segments", f"lines not passing: {len(bad)} fail, {len(warned)} warn "
+                        f"({len(tim.over_limit)} over their speed-up limit)", float(len(bad) + len(warned)), "segments", seg_v,
+                        "each line: speed-up within its limit, overrun, overlap (the worst line's verdict)", "see the segment table"))
     return checks
 
 
@@ -261,6 +267,7 @@ def build_report(
     vmaf: "bool | VisualRun" = True,
     visual_max_frames: int = 40,
     output_analysis=None,
+    whisper=None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Measure and judge ``output`` (see the module docstring for what each input adds).
@@ -278,6 +285,8 @@ def build_report(
         visual_max_frames: frames sampled for SSIM / PSNR.
         output_analysis: a face analysis of ``output`` to reuse (the pipeline passes the source's when
             the video stream was copied bit for bit); default: analysed here.
+        whisper: a loaded faster-whisper model for the intelligibility group (the pipeline passes the
+            run's); default: the project's ``asr_model`` loaded here.
     Raises:
         InputError: unreadable media, a project without the language, an unknown face track.
         MissingWeights: ``syncnet`` does not exist.
@@ -323,6 +332,14 @@ def build_report(
         checks += _timing_checks(script, L_code, info.duration_s, th, data)
         say("voice")
         data["voice"] = _voice(project, script, L_code, th, checks)
+        say("intelligibility")
+        stem = project / L.stem(L_code, "dialogue")
+        dialogue = None
+        if stem.exists():
+            a, sr = read_audio(stem, mono=True)
+            dialogue = resample(a, sr, 16000)
+        data["intelligibility"], more = intelligibility_section(script, L_code, dialogue, whisper, th, config.get("asr_model") or "base")
+        checks += more
     elif project is not None and L_code is None:
         data["timing"] = {"note": "language of the output not found in the project: pass --language"}
     _conclude(data, checks, th, project, L_code)

@@ -123,6 +123,16 @@ class Thresholds(BaseModel):
     fit_share: Threshold = _t(0.90, 0.75, True, "share of segments",
                               "DESIGN.md section 4: share of speech fitted without a stretch above the limit; limits: project choice")
     subtitle_outside_s: Threshold = _t(0.0, 0.5, False, "s", "project choice: subtitle cues must lie inside the video")
+    line_wer: Threshold = _t(0.25, 0.5, False, "WER",
+                             "project choice: word error rate of ASR (Whisper, forced to the target language) on one dubbed line "
+                             "against its text; a short line makes one word a large share (1 of 4 words = 0.25). Above the pass "
+                             "limit the synthesize step re-synthesizes the line (lipdub.pipeline.hearing)")
+    dub_wer: Threshold = _t(0.15, 0.30, False, "WER",
+                            "issue 14: the dub's dialogue stem heard by Whisper base against the dub's own subtitles, WER <= 0.15; "
+                            "warn limit: project choice")
+    dub_language_p: Threshold = _t(0.90, 0.70, True, "probability",
+                                   "issue 14: Whisper's unforced language identification on the dialogue stem gives the target "
+                                   "language p >= 0.9; warn limit: project choice")
 
     @classmethod
     def load(cls, path: str | Path | None) -> "Thresholds":

@@ -17,8 +17,10 @@ from .thresholds import Thresholds, worst
 class SegmentTiming:
     """Timing of one dubbed line.
 
-    ``stretch_ratio`` is the rubberband time-stretch, ``speedup`` the effective speed-up (TTS rate x
-    stretch) judged against ``speedup_limit``: the limit that applied to the line (``FitReport.max_stretch``,
+    ``stretch_ratio`` is the rubberband time-stretch, ``tts_rate`` the TTS's speaking rate and
+    ``natural_speed`` the rate at which the voice speaks the language naturally; ``speedup`` is the
+    effective speed-up, ``FitReport.speedup`` (:func:`lipdub.script.effective_speedup`: TTS rate x
+    stretch / natural speed, the one definition of the fit, this report and the studio), judged against ``speedup_limit``: the limit that applied to the line (``FitReport.max_stretch``,
     off-screen lines may get more; for a line re-fitted by ``--redo-failed`` the limit it had before,
     ``redo`` saying what was asked), else ``thresholds.stretch_ratio.pass_at``. ``overlap_s``: how far
     the line runs into the next placed line.
@@ -31,6 +33,8 @@ class SegmentTiming:
     placed_start_s: float | None
     placed_end_s: float | None
     stretch_ratio: float | None
+    tts_rate: float | None
+    natural_speed: float | None
     speedup: float | None
     speedup_limit: float | None
     overrun_s: float | None
@@ -46,7 +50,9 @@ class TimingFigures:
     """Timing of all lines of one language.
 
     Attributes:
-        fit_share: share of dubbed segments whose speed-up is within its limit and whose overrun passes.
+        fit_share: share of dubbed segments whose speed-up is within its limit and whose overrun passes
+            (the segments whose speed-up and overrun verdicts are both ``pass``).
+        over_limit: ids of the segments whose speed-up is above their limit (warn or fail).
         fit_share_of_speech: the same weighted by source segment duration.
         max_stretch_ratio / max_overrun_s / max_overlap_s: worst line.
         subtitle_outside_s: the largest distance (s) a subtitle cue lies outside ``[0, duration_s]``.
@@ -54,6 +60,7 @@ class TimingFigures:
 
     segments: list[SegmentTiming]
     fit_share: float | None
+    over_limit: list[int]
     fit_share_of_speech: float | None
     max_stretch_ratio: float | None
     max_overrun_s: float | None
@@ -79,7 +86,8 @@ def timing_figures(script: Script, language: str, duration_s: float, thresholds:
             id=s.id, speaker=s.speaker, start_s=s.start_s, end_s=s.end_s,
             placed_start_s=f.placed_start_s if f else None, placed_end_s=f.placed_end_s if f else None,
             stretch_ratio=round(f.stretch_ratio, 4) if f else None,
-            speedup=round(f.stretch_ratio * getattr(f, "tts_rate", 1.0), 4) if f else None,
+            tts_rate=round(f.tts_rate, 4) if f else None, natural_speed=round(f.natural_speed, 4) if f else None,
+            speedup=f.speedup if f else None,
             speedup_limit=(t.redo.base_speedup_limit if t.redo is not None else
                            (getattr(f, "max_stretch", None) or thresholds.stretch_ratio.pass_at)) if f else None,
             overrun_s=round(f.overrun_s, 4) if f else None,
@@ -114,6 +122,7 @@ def timing_figures(script: Script, language: str, duration_s: float, thresholds:
     return TimingFigures(
         segments=rows,
         fit_share=round(len(ok) / len(fitted), 4) if fitted else None,
+        over_limit=[r.id for r in fitted if r.speedup > (r.speedup_limit or thresholds.stretch_ratio.pass_at) + 1e-6],
         fit_share_of_speech=round(sum(r.end_s - r.start_s for r in ok) / total_s, 4) if total_s > 0 else None,
         max_stretch_ratio=max((r.stretch_ratio for r in fitted), default=None),
         max_overrun_s=max((r.overrun_s for r in fitted), default=None),

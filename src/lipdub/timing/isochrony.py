@@ -17,7 +17,11 @@ delivery, and only then the audio):
    else spoken at the limit and, as a last resort so that nothing is cut or overlaps, stretched past
    it up to :data:`HARD_MAX_SPEEDUP` (reported: the line fails the stretch threshold).
 
-The speed-up limit applies to the effective speed-up ``tts_rate * stretch_ratio``. Lines whose
+The speed-up limit applies to the effective speed-up ``tts_rate * stretch_ratio / natural_speed``
+(:func:`lipdub.script.effective_speedup`), where ``natural_speed`` is the TTS rate at which the voice
+speaks the language at its natural rate (:func:`lipdub.voice.params.natural_speed`; 1.0 for a TTS
+whose own rate is taken as natural). A line spoken at the voice's default rate where it fits is left
+so; one that needs more is sped up to at most ``limit x natural_speed`` in TTS rate. Lines whose
 speaker is off-screen (no face track) get :data:`OFFSCREEN_EXTRA_SPEEDUP` more (no lips to follow).
 """
 
@@ -32,7 +36,7 @@ import numpy as np
 
 from ..contracts.synthesize import Speech
 from ..errors import ConfigError
-from ..script import FitAttempt, Script, Segment
+from ..script import FitAttempt, Script, Segment, effective_speedup
 from ..voice.params import count_syllables
 from .fit import FittedSpeech, Slot, fit_speech, trim_silence
 from .slots import MAX_BORROW_BEFORE_S
@@ -146,7 +150,8 @@ def estimate_line(text: str, slot: Slot, policy: IsochronyPolicy, syllables_per_
 @dataclass
 class LineFit:
     """Result of :func:`fit_line`: the fitted audio, the final text and TTS rate, the speed-up limit
-    that applied, every attempt, and the voice-match settings of the kept synthesis (None: none)."""
+    that applied, every attempt, the voice-match settings of the kept synthesis (None: none) and the
+    voice's natural speed."""
 
     fitted: FittedSpeech
     text: str
@@ -154,16 +159,23 @@ class LineFit:
     speedup_limit: float
     history: list[FitAttempt] = field(default_factory=list)
     match: dict | None = None
+    natural_speed: float = 1.0
 
     @property
     def speedup(self) -> float:
-        """Effective speed-up: TTS rate x time-stretch ratio."""
-        return self.tts_rate * self.fitted.stretch_ratio
+        """Effective speed-up (:func:`lipdub.script.effective_speedup`)."""
+        return effective_speedup(self.tts_rate, self.fitted.stretch_ratio, self.natural_speed)
+
+    @property
+    def syntheses(self) -> int:
+        """TTS calls this fit made."""
+        return sum(1 for h in self.history if h.stage == "synthesis")
 
 
 def fit_line(text: str, slot: Slot, policy: IsochronyPolicy,
              synthesize: Callable[[str, float], tuple[Speech, dict | None]],
-             shorten: Shortener | None, sample_rate_hz: int, max_backend_rate: float = 2.0) -> LineFit:
+             shorten: Shortener | None, sample_rate_hz: int, max_backend_rate: float = 2.0,
+             natural_speed: float = 1.0, start_rate: float = 1.0) -> LineFit:
     """Post-synthesis loop (step 2 of the module docstring).
 
     Args:
@@ -175,6 +187,10 @@ def fit_line(text: str, slot: Slot, policy: IsochronyPolicy,
         shorten: re-translation (None: the translator cannot shorten).
         sample_rate_hz: rate of the fitted audio.
         max_backend_rate: the fastest rate the TTS backend accepts (1.0: it has no rate control).
+        natural_speed: the TTS rate at which the voice speaks at the language's natural rate (>= 1):
+            the limits apply to ``rate x stretch / natural_speed``.
+        start_rate: the TTS rate of the first synthesis (a re-synthesis for intelligibility keeps the
+            rate that fitted, or a lower one), 1.0 .. ``max_backend_rate``.
 
     Returns:
         :class:`LineFit`. Its audio is never cut: when nothing else works it is stretched up to
@@ -184,9 +200,11 @@ def fit_line(text: str, slot: Slot, policy: IsochronyPolicy,
         Whatever ``synthesize`` and ``shorten`` raise; StageFailed for silent speech.
     """
     win = window_s(slot, policy)
-    rate = 1.0
+    nat = max(1.0, float(natural_speed))
+    limit_rate = policy.max_speedup * nat  # the limit in TTS-rate units
     history: list[FitAttempt] = []
-    max_rate = max(1.0, min(policy.max_tts_rate, max_backend_rate))
+    max_rate = max(1.0, min(policy.max_tts_rate * nat, max_backend_rate))
+    rate = min(max(1.0, float(start_rate)), max_rate)
     attempt = 0
     while True:
         attempt += 1
@@ -197,9 +215,10 @@ def fit_line(text: str, slot: Slot, policy: IsochronyPolicy,
         entry = FitAttempt(stage="synthesis", text=text, duration_s=round(dur, 3), window_s=round(win, 3),
                            needed_ratio=round(min(needed, 1e6), 3), tts_rate=round(rate, 3))
         history.append(entry)
-        speedup_left = policy.max_speedup / rate
+        speedup_left = limit_rate / rate
         last = attempt >= policy.max_attempts
-        if needed <= 1.0 or (needed <= speedup_left and (needed < RESYNTH_MIN_RATIO or rate * needed > max_rate or last)):
+        # within the limit: speak faster when the TTS still can (it sounds better than stretching), else stretch
+        if needed <= 1.0 or (needed <= speedup_left and (needed < RESYNTH_MIN_RATIO or rate >= max_rate - 1e-3 or last)):
             entry.action = "fit"
             limit = speedup_left
             break
@@ -218,8 +237,9 @@ def fit_line(text: str, slot: Slot, policy: IsochronyPolicy,
             rate = max_rate
             continue
         entry.action = "out of attempts: stretched past the limit" if needed > speedup_left else "fit"
-        limit = max(speedup_left, min(needed, HARD_MAX_SPEEDUP / rate))
+        limit = max(speedup_left, min(needed, HARD_MAX_SPEEDUP * nat / rate, HARD_MAX_SPEEDUP))
         break
     fitted = fit_speech(speech, slot, max_stretch=max(1.0, limit), sample_rate_hz=sample_rate_hz,
                         max_borrow_before_s=policy.max_borrow_before_s)
-    return LineFit(fitted=fitted, text=text, tts_rate=rate, speedup_limit=policy.max_speedup, history=history, match=match)
+    return LineFit(fitted=fitted, text=text, tts_rate=rate, speedup_limit=policy.max_speedup, history=history, match=match,
+                   natural_speed=nat)

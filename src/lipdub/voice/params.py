@@ -158,6 +158,27 @@ def count_syllables(text: str, language: str | None = None) -> int:
 ENVELOPE_BANDS_HZ = tuple(float(100.0 * 2.0 ** (k / 3.0)) for k in range(22))
 
 
+#: Mean syllable rate of read speech per language, syllables/s, pauses removed (Pellegrino, Coupé &
+#: Marsico, "A cross-language perspective on speech information rate", Language 87(3):539-558, 2011:
+#: 59 native speakers reading the same texts). Languages without a published figure are not listed.
+NATURAL_SYLLABLES_PER_S = {"es": 7.82, "fr": 7.18, "it": 6.99, "en": 6.19, "de": 5.97}
+
+
+def natural_speed(voice_syllables_per_s: float | None, language: str, max_speed: float) -> float:
+    """The TTS ``rate`` at which a voice that speaks ``voice_syllables_per_s`` at rate 1.0 reaches the
+    natural rate of ``language`` (:data:`NATURAL_SYLLABLES_PER_S`), between 1.0 and ``max_speed``.
+
+    A voice already at or above the natural rate keeps 1.0 (it is never slowed down); a language
+    without a figure, or a voice not measured (None), gives 1.0: the backend's own rate is taken as
+    natural. The isochrony fit judges every line's speed-up against this rate
+    (:func:`lipdub.timing.isochrony.fit_line`).
+    """
+    ref = NATURAL_SYLLABLES_PER_S.get(language.lower().split("-")[0])
+    if ref is None or not voice_syllables_per_s or voice_syllables_per_s <= 0:
+        return 1.0
+    return round(min(max(1.0, ref / voice_syllables_per_s), max(1.0, max_speed)), 4)
+
+
 def spectral_envelope_db(samples: np.ndarray, sample_rate_hz: int) -> list[float | None]:
     """Long-term average spectrum (LTAS) of speech in third-octave bands, dB relative to the mean band.
 

@@ -22,6 +22,7 @@ onnx onnxruntime`` and, for Japanese, ``pip install --no-deps pyopenjtalk-plus s
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -30,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ...contracts.synthesize import PhonemeTiming, Speech, TtsBackend
+from ...contracts.synthesize import AdaptedVoice, PhonemeTiming, Speech, TtsBackend
 from ...errors import ConfigError, InputError, StageFailed
 from ...languages import Language
 from ...registry import require_module
-from . import kokoro_g2p, kokoro_model
+from ...voice.params import NATURAL_SYLLABLES_PER_S, natural_speed
+from . import kokoro_g2p, kokoro_model, kokoro_voice
 from .kokoro_model import FRAME_SAMPLES, PACK_ROWS, SAMPLE_RATE_HZ, STYLE_DIM
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ MAX_RATE = 2.0
 #: (bench/tts_intelligibility.py), so faster than 1.5 is left to the time-stretch.
 MAX_INTELLIGIBLE_RATE = 1.5
 _lock = threading.Lock()  # one onnxruntime session per process, run by one caller at a time
+_natural: dict[tuple[str, str], float] = {}  # (language, style SHA-256) -> natural speed, per process
 
 
 def parse_blend(spec: str) -> list[tuple[str, float]]:
@@ -113,13 +116,19 @@ class KokoroTts(TtsBackend):
         max_phrase_tokens: longest model call in tokens (1..510), :data:`kokoro_g2p.MAX_PHRASE_TOKENS`.
 
     Capabilities: ``max_rate`` (:data:`MAX_INTELLIGIBLE_RATE`, the fastest rate the fit should ask
-    for) and ``min_rate``; ``synthesize`` accepts :data:`MIN_RATE`..:data:`MAX_RATE`.
+    for) and ``min_rate``; ``synthesize`` accepts :data:`MIN_RATE`..:data:`MAX_RATE`. ``adapts_voices``:
+    a voice per speaker (:meth:`adapt_voices`). ``voice_match_default`` False: Praat matching on top of
+    Kokoro lowered the similarity of two of five speakers and the Spanish language probability by up to
+    0.29 (bench/kokoro_voices.py, README "Voices"). :meth:`natural_speed`: the packs are Japanese
+    speakers' and speak Spanish at 4.1-5.1 syllables/s at rate 1.0, against 7.82 for read Spanish.
 
     Raises:
         ConfigError: a negative pause or a phrase limit out of range.
     """
 
     name = "kokoro"
+    adapts_voices = True
+    voice_match_default = False
     max_rate = MAX_INTELLIGIBLE_RATE
     min_rate = MIN_RATE
     languages = LANGUAGES
@@ -181,6 +190,50 @@ class KokoroTts(TtsBackend):
                 raise ConfigError(f"unknown kokoro voice {pack!r}", f"choose one of: {', '.join(sorted(packs))}, a blend or an .npy file")
             style += w * packs[pack]
         return name, style
+
+    def adapt_voices(self, profiles: dict, voices_dir: Path, language: Language, *, reference_dir: Path,
+                     evaluations: int, whisper=None, bank_dir: Path | None = None) -> dict[str, AdaptedVoice]:
+        """A Kokoro voice per speaker (:func:`lipdub.backends.tts.kokoro_voice.adapt_voices`): the pack
+        nearest the speaker, adapted toward their reference clip with ``evaluations`` syntheses, cached
+        in ``voices_dir`` and the voice bank. The fallback voice (tried on a misheard line) is the start
+        pack when the adapted voice differs from it, else the language's default pack.
+
+        Raises:
+            ConfigError: a language Kokoro does not speak, negative ``evaluations``.
+        """
+        got = kokoro_voice.adapt_voices(profiles, Path(voices_dir), language, reference_dir=reference_dir, whisper=whisper,
+                                        evaluations=evaluations, bank_dir=bank_dir, tts=self)
+        default = DEFAULT_VOICE_JA if language.code.lower() == "ja" else DEFAULT_VOICE
+        out = {}
+        for spk, v in got.items():
+            pure = v.timbre_weights.get(v.start_pack) == 1.0 and v.prosody_weights.get(v.start_pack) == 1.0
+            fallback = v.start_pack if not pure else (default if v.start_pack != default else None)
+            speed = natural_speed(v.syllables_per_s, language.code, self.max_rate)
+            details = {"voice": v.voice_id, "source": "cache" if getattr(v, "from_cache", False) else v.source, "made_by": v.source,
+                       "start_pack": v.start_pack, "nearest_pack": v.nearest_pack,
+                       "similarity": v.similarity, "start_similarity": v.start_similarity, "check_similarity": v.check_similarity,
+                       "start_check_similarity": v.start_check_similarity, "check_wer": v.check_wer,
+                       "check_language_p": v.check_language_p, "evaluations": v.evaluations,
+                       "syllables_per_s": v.syllables_per_s, "natural_speed": speed, "fallback_voice": fallback}
+            out[spk] = AdaptedVoice(spk, v.voice_id, v.style_sha, speed, fallback, details)
+        return out
+
+    def natural_speed(self, language: Language, voice: str | None) -> float:
+        """Kokoro's ``speed`` at which ``voice`` speaks ``language`` at the rate of read speech
+        (:func:`lipdub.voice.params.natural_speed`, capped at :data:`MAX_INTELLIGIBLE_RATE`): the voice
+        speaks the check sentence of :data:`kokoro_voice.CHECK_TEXTS` once (then cached per process).
+        1.0 for a language without a natural-rate figure.
+        """
+        code = language.code.lower()
+        if code not in NATURAL_SYLLABLES_PER_S or code not in kokoro_voice.CHECK_TEXTS:
+            return 1.0
+        name, style = self.resolve_style(voice, language)
+        key = (code, hashlib.sha256(style.tobytes()).hexdigest())
+        if key not in _natural:
+            text = kokoro_voice.CHECK_TEXTS[code]
+            rate = kokoro_voice.speech_rate(text, self.synthesize_style(text, language, style, voice_name=name), code)
+            _natural[key] = natural_speed(rate, code, self.max_rate)
+        return _natural[key]
 
     def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
         """Speak ``text``.

@@ -47,12 +47,13 @@ from pathlib import Path
 import numpy as np
 
 from ...audio import read_audio, resample
+from ...contracts.synthesize import TTS_BACKENDS
 from ...errors import ConfigError, StageFailed
 from ...languages import Language, parse_language
+from ...models import model_dir
 from ...qc.intelligibility import hear_line, load_whisper
-from ...voice.params import REGISTER_SPLIT_HZ, measure_voice
+from ...voice.params import REGISTER_SPLIT_HZ, count_syllables, measure_voice
 from ...voice.profile import VoiceProfile, bank_key, cosine, embed_speech
-from .kokoro import KokoroTts
 from .kokoro_model import TIMBRE_DIMS, stock_packs
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ CHECK_CANDIDATES = 3
 INITIAL_STEP = 0.35
 #: Extra syntheses the search may make to find a voice distinct from the ones already given.
 MAX_EXTRA_EVALUATIONS = 24
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: syllables_per_s
 
 
 @dataclass
@@ -105,8 +106,11 @@ class KokoroVoice:
         start_similarity: the same for the start pack.
         check_similarity / start_check_similarity: on the check sentence (adapted / start pack).
         check_wer / check_language_p: Whisper on the check sentence (None: not checked).
+        syllables_per_s: the voice's speaking rate on the check sentence at rate 1.0 (syllables of the
+            text over the span of its phonemes), for :func:`lipdub.voice.params.natural_speed`.
         evaluations: syntheses the search made; reference_sha: hash of the reference d-vector it used.
-        source: ``"search"``, ``"voice bank"`` or ``"most intelligible candidate (none passed the check)"``.
+        source: ``"search"``, ``"voice bank"`` or ``"most intelligible candidate (none passed the check)"``
+            (a voice reused from the project's cache also has the attribute ``from_cache`` True).
         style_sha: SHA-256 (16 hex) of the float32 style: for cache keys of the lines spoken with it.
     """
 
@@ -123,6 +127,7 @@ class KokoroVoice:
     start_check_similarity: float | None = None
     check_wer: float | None = None
     check_language_p: float | None = None
+    syllables_per_s: float | None = None
     evaluations: int = 0
     seed: int = 0
     reference_sha: str = ""
@@ -170,21 +175,48 @@ class _Scorer:
         self.count += 1
         return self.tts.synthesize_style(text, self.language, style, voice_name="candidate")
 
-    def embed(self, style: np.ndarray, text: str) -> np.ndarray:
+    def embed(self, style: np.ndarray, text: str) -> tuple[np.ndarray, float | None]:
+        """``(d-vector, syllables/s)`` of ``text`` spoken with ``style``."""
         s = self.speech(style, text)
-        return embed_speech(resample(s.samples, s.sample_rate_hz, 16000))
+        return embed_speech(resample(s.samples, s.sample_rate_hz, 16000)), speech_rate(text, s, self.language.code)
 
 
-_pack_cache: dict[str, dict[str, tuple[np.ndarray, float]]] = {}
+_pack_cache: dict[str, dict[str, tuple[np.ndarray, float, float | None]]] = {}
 
 
-def pack_measures(scorer: _Scorer, packs: dict[str, np.ndarray], language: str) -> dict[str, tuple[np.ndarray, float]]:
-    """Per pack: ``(d-vector, median F0 Hz)`` of the search sentence (cached per process and language)."""
+def pack_cache_file(packs: dict[str, np.ndarray], language: str) -> Path:
+    """Where :func:`pack_measures` keeps its figures on disk: ``<model dir>/../kokoro/packs-<lang>-<hash>.json``
+    (the hash covers the packs, the search sentence and :data:`FORMAT_VERSION`)."""
+    h = hashlib.sha256(f"{FORMAT_VERSION}|rate|{SEARCH_TEXTS[language]}".encode())
+    for name in sorted(packs):
+        h.update(name.encode() + packs[name].tobytes())
+    return model_dir().parent / "kokoro" / f"packs-{language}-{h.hexdigest()[:16]}.json"
+
+
+def pack_measures(scorer: _Scorer, packs: dict[str, np.ndarray], language: str) -> dict[str, tuple[np.ndarray, float, float | None]]:
+    """Per pack: ``(d-vector, median F0 Hz, syllables/s)`` of the search sentence, measured once per
+    machine and language (kept in :func:`pack_cache_file`, and per process)."""
     if language not in _pack_cache:
-        out = {}
-        for name in sorted(packs):
-            s = scorer.speech(packs[name], SEARCH_TEXTS[language])
-            out[name] = (embed_speech(resample(s.samples, s.sample_rate_hz, 16000)), measure_voice(s.samples, s.sample_rate_hz).f0_median_hz)
+        path = pack_cache_file(packs, language)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            out = {n: (np.asarray(data[n]["embedding"], np.float32), float(data[n]["f0_median_hz"]), data[n]["syllables_per_s"])
+                   for n in sorted(packs)}
+        except (OSError, ValueError, KeyError, TypeError):
+            out = {}
+            for name in sorted(packs):
+                s = scorer.speech(packs[name], SEARCH_TEXTS[language])
+                out[name] = (embed_speech(resample(s.samples, s.sample_rate_hz, 16000)), measure_voice(s.samples, s.sample_rate_hz).f0_median_hz,
+                             speech_rate(SEARCH_TEXTS[language], s, language))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({n: {"embedding": [float(x) for x in e], "f0_median_hz": f, "syllables_per_s": r}
+                                           for n, (e, f, r) in out.items()}),
+                               encoding="utf-8")
+                os.replace(tmp, path)
+            except OSError as exc:  # a read-only home: measured again next time
+                log.warning("kokoro pack measurements not cached (%s)", exc)
         _pack_cache[language] = out
     return _pack_cache[language]
 
@@ -208,8 +240,9 @@ def _propose(w: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray
 
 
 def _search(scorer: _Scorer, packs, names, start: str, ref: np.ndarray, taken: list[np.ndarray], evaluations: int,
-            seed: int, start_emb: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
-    """(1+1)-ES over (timbre, prosody) weights; returns the accepted candidates ``(score, wt, wp, emb)``, best first.
+            seed: int, start_emb: np.ndarray, start_rate: float | None = None) -> list[tuple]:
+    """(1+1)-ES over (timbre, prosody) weights; returns the accepted candidates ``(score, wt, wp, emb,
+    syllables/s)``, best first.
 
     Candidates too close to a ``taken`` voice are not accepted; when none is accepted after
     ``evaluations`` syntheses the search goes on (at most :data:`MAX_EXTRA_EVALUATIONS` more) until one is.
@@ -220,8 +253,8 @@ def _search(scorer: _Scorer, packs, names, start: str, ref: np.ndarray, taken: l
     def ok(emb):
         return all(cosine(emb, t) <= DISTINCT_MAX_COSINE for t in taken)
 
-    kept = [(cosine(ref, start_emb), w0, w0.copy(), start_emb)] if ok(start_emb) else []
-    best = kept[0] if kept else (-1.0, w0, w0.copy(), start_emb)
+    kept = [(cosine(ref, start_emb), w0, w0.copy(), start_emb, start_rate)] if ok(start_emb) else []
+    best = kept[0] if kept else (-1.0, w0, w0.copy(), start_emb, start_rate)
     step = INITIAL_STEP
     i = 0
     while i < evaluations or (not kept and i < evaluations + MAX_EXTRA_EVALUATIONS):
@@ -230,12 +263,12 @@ def _search(scorer: _Scorer, packs, names, start: str, ref: np.ndarray, taken: l
         wt = _propose(best[1], step, rng) if part != 1 else best[1]
         wp = _propose(best[2], step, rng) if part != 0 else best[2]
         style = blend_style(packs, dict(zip(names, wt)), dict(zip(names, wp)))
-        emb = scorer.embed(style, SEARCH_TEXTS[scorer.language.code])
+        emb, rate = scorer.embed(style, SEARCH_TEXTS[scorer.language.code])
         score = cosine(ref, emb)
         if ok(emb):
-            kept.append((score, wt, wp, emb))
+            kept.append((score, wt, wp, emb, rate))
             if score > best[0]:
-                best = (score, wt, wp, emb)
+                best = (score, wt, wp, emb, rate)
                 step = min(INITIAL_STEP, step * 1.5)
                 continue
         step = max(0.05, step * 0.85) if kept else min(2 * INITIAL_STEP, step * 1.2)
@@ -245,15 +278,25 @@ def _search(scorer: _Scorer, packs, names, start: str, ref: np.ndarray, taken: l
     return sorted(kept, key=lambda c: -c[0])
 
 
-def _check(scorer: _Scorer, style: np.ndarray, ref: np.ndarray, whisper) -> tuple[float, float | None, float | None]:
-    """Held-out sentence: ``(similarity, WER, expected-language probability)`` (WER None without Whisper)."""
+def _check(scorer: _Scorer, style: np.ndarray, ref: np.ndarray, whisper) -> tuple[float, float | None, float | None, float | None]:
+    """Held-out sentence: ``(similarity, WER, expected-language probability, syllables/s)`` (WER None
+    without Whisper)."""
     text = CHECK_TEXTS[scorer.language.code]
     s = scorer.speech(style, text)
     sim = cosine(ref, embed_speech(resample(s.samples, s.sample_rate_hz, 16000)))
+    rate = speech_rate(text, s, scorer.language.code)
     if whisper is None:
-        return sim, None, None
+        return sim, None, None, rate
     heard = hear_line(whisper, s.samples, s.sample_rate_hz, scorer.language.code)
-    return sim, heard.wer(text), heard.expected_probability
+    return sim, heard.wer(text), heard.expected_probability, rate
+
+
+def speech_rate(text: str, speech, language: str) -> float | None:
+    """Syllables of ``text`` (:func:`lipdub.voice.params.count_syllables`) per second of ``speech``'s
+    phonemes (first start to last end); None without phoneme timings."""
+    ph = speech.phonemes or []
+    span = ph[-1].end_s - ph[0].start_s if ph else 0.0
+    return round(count_syllables(text, language) / span, 3) if span > 0 else None
 
 
 def reference_embedding(profile: VoiceProfile, reference_wav: Path | None) -> np.ndarray:
@@ -303,15 +346,15 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     cached = _reuse(voices_dir, profile, lang.code, ref_sha, evaluations, seed, taken_emb, bank_dir)
     if cached is not None:
         return cached
-    tts = tts or KokoroTts()
+    tts = tts or TTS_BACKENDS.create("kokoro")
     packs = stock_packs()
     names = sorted(packs)
     scorer = _Scorer(tts, lang)
     measures = pack_measures(scorer, packs, lang.code)
-    prior = nearest_pack(profile, {n: f0 for n, (_, f0) in measures.items()})
+    prior = nearest_pack(profile, {n: m[1] for n, m in measures.items()})
     closest = max(names, key=lambda n: cosine(ref, measures[n][0]))
     start = closest if cosine(ref, measures[closest][0]) > cosine(ref, measures[prior][0]) else prior
-    found = _search(scorer, packs, names, start, ref, taken_emb, evaluations, seed, measures[start][0])
+    found = _search(scorer, packs, names, start, ref, taken_emb, evaluations, seed, measures[start][0], measures[start][2])
     if isinstance(whisper, str):
             whisper = load_whisper(whisper)
     voice = _choose(scorer, packs, names, start, ref, found, whisper, measures[start][0])
@@ -331,18 +374,26 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
 def _choose(scorer, packs, names, start, ref, found, whisper, start_emb) -> KokoroVoice:
     """Among the best candidates (and the start pack) that pass the check sentence, the one with the
     best mean similarity over the search and check sentences (less overfit to the search sentence);
-    when none passes, the most intelligible one (``found`` holds only voices distinct from the others')."""
+    when none passes, the most intelligible one (``found`` holds only voices distinct from the others').
+
+    Without Whisper (``whisper`` None: the pipeline hears every line instead) no check sentence is
+    spoken: the candidate with the best similarity on the search sentence is kept (saves up to
+    :data:`CHECK_CANDIDATES` + 2 syntheses per speaker)."""
+    if whisper is None:
+        score, wt, wp, emb, rate = found[0]
+        return KokoroVoice("", "", "", "", start, _rounded(names, wt), _rounded(names, wp), round(score, 4),
+                           round(cosine(ref, start_emb), 4), syllables_per_s=rate, embedding=[round(float(v), 6) for v in emb])
     start_sim = _check(scorer, packs[start], ref, None)[0]
     w0 = np.array([1.0 if n == start else 0.0 for n in names])
     order = found[:CHECK_CANDIDATES]
     if not any(np.array_equal(c[1], w0) and np.array_equal(c[2], w0) for c in order):
         order += [c for c in found if np.array_equal(c[1], w0) and np.array_equal(c[2], w0)][:1]
     passed, failed = [], []
-    for score, wt, wp, emb in order:
+    for score, wt, wp, emb, _ in order:
         weights_t, weights_p = _rounded(names, wt), _rounded(names, wp)
-        sim, wer, p = _check(scorer, blend_style(packs, weights_t, weights_p), ref, whisper)
+        sim, wer, p, rate = _check(scorer, blend_style(packs, weights_t, weights_p), ref, whisper)
         voice = KokoroVoice("", "", "", "", start, weights_t, weights_p, round(score, 4), round(cosine(ref, start_emb), 4),
-                            round(sim, 4), round(start_sim, 4), _r(wer), _r(p), embedding=[round(float(v), 6) for v in emb])
+                            round(sim, 4), round(start_sim, 4), _r(wer), _r(p), rate, embedding=[round(float(v), 6) for v in emb])
         if wer is None or (wer <= MAX_CHECK_WER and (p or 0.0) >= MIN_LANGUAGE_P):
             passed.append(voice)
         else:
@@ -399,6 +450,7 @@ def _reuse(voices_dir: Path, profile: VoiceProfile, code: str, ref_sha: str, eva
     local = voices_dir / voice_file_name(profile.speaker, code)
     v = load_voice(local)
     if v is not None and v.reference_sha == ref_sha and v.evaluations == evaluations and v.seed == seed and distinct(v):
+        v.from_cache = True  # not a field: the record on disk keeps how the voice was made
         return v
     named = profile.name.strip() and profile.name != profile.speaker
     if bank_dir is not None and named:

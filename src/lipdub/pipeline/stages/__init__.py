@@ -23,10 +23,11 @@ from .synthesize import Synthesize
 from .transcribe import Transcribe
 from .translate import Translate
 from .vad import Vad
+from .voices import Voices
 
 #: Faces (the video branch) is queued right after ingest and runs beside separate ... transcribe;
 #: speakers waits for it (:mod:`lipdub.pipeline.branches`).
 SOURCE_STAGES = (Ingest(), Faces(), Separate(), Vad(), Diarize(), Transcribe(), Speakers(), BuildScript(), Profiles(), Align())
-LANGUAGE_STAGES = (Translate(), Synthesize(), Mix(), Lipsync(), Render(), Report())
+LANGUAGE_STAGES = (Translate(), Voices(), Synthesize(), Mix(), Lipsync(), Render(), Report())
 #: Source stages needed only for dubbing (they run after the target languages were checked).
 DUBBING_ONLY = frozenset({"profiles", "align"})

@@ -54,7 +54,8 @@ class Profiles(Stage):
             else:
                 log.warning("profiles: DeepFilterNet unusable (%s): noisy references stay noisy", status.detail)
         for stale in p.root.glob(f"{L.VOICES_DIR}/*"):
-            stale.unlink()
+            if stale.is_file():  # voices/<lang>/ (adapted voices) stay: they are keyed by the reference clip
+                stale.unlink()
         res = make_profiles(p.root, script, audio, sr, denoised, ctx.config.voice_bank, denoise, script.source_language)
         details = ProfilesDetails(**res.details, source="dialogue stem (DeepFilterNet)" if denoised else "mix",
                                   denoiser_available=denoised or denoise is not None)

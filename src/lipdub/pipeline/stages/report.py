@@ -51,13 +51,14 @@ def _start_visual(ctx: PipelineContext) -> "VisualRun | bool":
 
 class Report(Stage):
     name = "report"
-    version = 5  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots; 5: a lip-synced output's faces measured on the changed frames only
+    version = 6  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots;
+    # 5: a lip-synced output's faces measured on the changed frames only; 6: intelligibility group, one effective speed-up
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
         code, p = ctx.language.code, ctx.project
         lt = ctx.config.loudness()
-        return [p.output_hash(f"render:{code}"), p.output_hash(f"synthesize:{code}"), lt.target_lufs, lt.standard]
+        return [p.output_hash(f"render:{code}"), p.output_hash(f"synthesize:{code}"), lt.target_lufs, lt.standard, ctx.config.asr_model]
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
@@ -69,8 +70,9 @@ class Report(Stage):
                 vmaf.cancel()
             raise
         lt = ctx.config.loudness()
+        whisper = ctx.caches.whisper.get(ctx.config.asr_model)  # the run's, when the synthesize stage loaded it
         rep = build_report(ctx.output, source=ctx.source, project_dir=p.root, language=code, target_lufs=lt.target_lufs,
-                           loudness_standard=lt.standard, output_analysis=analysis, vmaf=vmaf)
+                           loudness_standard=lt.standard, output_analysis=analysis, vmaf=vmaf, whisper=whisper)
         j, h = write_report(rep, p.root / L.report_dir(code))
         out = ctx.deliverables
         for src, dst in ((j, out.report_json), (h, out.report_html)):

@@ -1,10 +1,15 @@
 """Stage 8, synthesize (per language): speak, voice-match and fit every line whose key changed,
 through the closed isochrony loop (:func:`lipdub.timing.isochrony.fit_line`): faster TTS,
-re-translation, time-stretch. One fitted WAV, fit JSON and phoneme JSON per line in ``tts/<lang>/``."""
+re-translation, time-stretch; then hear every new line back and re-synthesize the misheard ones
+(:mod:`lipdub.pipeline.hearing`). One fitted WAV, fit JSON and phoneme JSON per line in ``tts/<lang>/``.
+
+Lines are made in batches of :data:`BATCH_LINES` (fitted, heard together, re-synthesized, then
+written), so a killed run loses at most one batch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +17,21 @@ from ...audio import write_audio
 from ...contracts.synthesize import TTS_BACKENDS, Speech
 from ...layout import ProjectLayout as L
 from ...media.probe import MIX_RATE_HZ
+from ...qc.intelligibility import hear_lines
 from ...qc.redo import mark_failed_segments
-from ...script import FitReport, Script, Segment, TargetLine
+from ...qc.thresholds import Thresholds
+from ...script import FitReport, LineHearing, Script, Segment, TargetLine
 from ...timing.isochrony import fit_line
 from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
 from ..context import PipelineContext
-from ..lines import create_translator, line_policy, line_translator, segment_key, shortener, translator_name, tts_for, voice_for
+from ..hearing import LOWER_SPEED_FACTOR, Candidate, Hearing, best_candidate, hearing_for, join_speech, next_remedy, split_phrases
+from ..lines import (create_translator, explicit_voice, line_policy, line_translator, segment_key, shortener,
+                     translator_name, tts_for, voice_for, voice_match_on)
 from ..runner import Stage, StageDetails, StageOutput
+
+#: Lines fitted, heard (one Whisper window) and written together.
+BATCH_LINES = 8
 
 
 class SynthesizeDetails(StageDetails):
@@ -31,21 +43,29 @@ class SynthesizeDetails(StageDetails):
     over_limit_segments: list[int]
     overrun_segments: list[int]
     voice_matched: bool
+    adapted_voices: dict[str, str]  # speaker -> the voice the voices stage made for them
+    hearing: str  # the ASR model and threshold, or why the lines were not heard
+    resynthesized_misheard: list[int]  # lines re-synthesized because ASR misheard them
+    flagged_misheard: list[int]  # lines still misheard after every attempt (kept, and flagged)
 
 
 class _LineSynth:
-    """The TTS, translator and voice clones of one run of the stage, created when first needed."""
+    """The TTS, translator, voice clones and hearing of one run of the stage, created when first needed."""
 
     def __init__(self, ctx: PipelineContext, tts_name: str) -> None:
         self.ctx, self.tts_name = ctx, tts_name
         self._tts = self._translator = None
         self.clones: dict[str, str] = {}
+        self.match = voice_match_on(ctx, tts_name)
 
     @property
     def tts(self):
         if self._tts is None:
             opts: dict[str, Any] = {}
-            if self.tts_name == "piper" and self.ctx.config.voice_dir is not None:
+            cls = TTS_BACKENDS.load(self.tts_name)
+            if cls.adapts_voices:  # its adapted voices are files of voices/<lang>/
+                opts["voice_dir"] = self.ctx.layout.abs(L.adapted_voices_dir(self.ctx.language.code))
+            elif self.tts_name == "piper" and self.ctx.config.voice_dir is not None:
                 opts["voice_dir"] = self.ctx.config.voice_dir
             self._tts = TTS_BACKENDS.create(self.tts_name, **opts)
         return self._tts
@@ -56,19 +76,42 @@ class _LineSynth:
             self._translator = line_translator(self.ctx, create_translator(self.ctx, translator_name(self.ctx)), script)
         return self._translator
 
-    def fit(self, seg: Segment, script: Script, target: TargetLine, slot):
-        """Speak ``target`` for ``seg`` and fit it into ``slot``; returns ``(LineFit, voice, policy)``."""
-        ctx, tts, code = self.ctx, self.tts, self.ctx.language.code
-        voice = voice_for(ctx, seg, script, code, self.tts_name)
-        prof = ctx.voice_profiles().get(seg.speaker)
-        if tts.clones and voice is None and prof is not None:
-            if seg.speaker not in self.clones:
-                self.clones[seg.speaker] = tts.clone(prof.name, ctx.layout.abs(L.VOICES_DIR) / prof.reference_path)
-            voice = self.clones[seg.speaker]
-        matcher = prof if (ctx.config.voice_match and prof is not None and not tts.clones) else None
+    def fallback_voice(self, seg: Segment, script: Script) -> str | None:
+        """The stock voice a misheard line of ``seg``'s speaker may be re-spoken with (none for a voice a person chose)."""
+        if explicit_voice(self.ctx, script, seg.speaker) is not None:
+            return None
+        adapted = self.ctx.adapted_voices(self.tts_name).get(seg.speaker)
+        return adapted.fallback_voice if adapted is not None else None
 
-        def speak(text: str, rate: float, voice=voice, matcher=matcher):
-            speech: Speech = tts.synthesize(text, ctx.language, voice=voice, rate=rate)
+    def _voice(self, seg: Segment, script: Script, voice: str | None) -> tuple[str | None, float]:
+        """The voice to speak ``seg`` with (``voice`` when given) and its natural speed."""
+        ctx, tts = self.ctx, self.tts
+        prof = ctx.voice_profiles().get(seg.speaker)
+        if voice is None:
+            voice = voice_for(ctx, seg, script, ctx.language.code, self.tts_name)
+            if tts.clones and voice is None and prof is not None:
+                if seg.speaker not in self.clones:
+                    self.clones[seg.speaker] = tts.clone(prof.name, ctx.layout.abs(L.VOICES_DIR) / prof.reference_path)
+                voice = self.clones[seg.speaker]
+            adapted = ctx.adapted_voices(self.tts_name).get(seg.speaker)
+            if adapted is not None and voice == adapted.voice_id:
+                return voice, adapted.natural_speed
+        return voice, tts.natural_speed(ctx.language, voice)
+
+    def fit(self, seg: Segment, script: Script, target: TargetLine, slot, *, voice: str | None = None, split: bool = False,
+            start_rate: float = 1.0, text: str | None = None, remedies: tuple[str, ...] = ()) -> Candidate:
+        """Speak ``target`` (or ``text``) for ``seg`` and fit it into ``slot``. With no remedy the whole
+        isochrony loop runs (faster TTS, re-translation, stretch); a re-synthesis for intelligibility
+        (``remedies``) makes one synthesis at ``start_rate`` with ``voice`` / ``split`` and stretches the rest."""
+        ctx, tts, code = self.ctx, self.tts, self.ctx.language.code
+        voice, natural = self._voice(seg, script, voice)
+        prof = ctx.voice_profiles().get(seg.speaker)
+        matcher = prof if (self.match and prof is not None) else None
+
+        def speak(text: str, rate: float) -> tuple[Speech, dict | None]:
+            phrases = split_phrases(text) if split else [text]
+            parts = [tts.synthesize(t, ctx.language, voice=voice, rate=rate) for t in phrases]
+            speech = parts[0] if len(parts) == 1 else join_speech(parts)
             if matcher is None:
                 return speech, None
             try:
@@ -78,14 +121,22 @@ class _LineSynth:
             return Speech(samples, speech.sample_rate_hz, speech.phonemes, speech.voice), settings.as_dict()
 
         policy = line_policy(ctx, seg, script, code)
-        shorten = shortener(self.line_translator(script), script, seg, slot, ctx)
-        line = fit_line(target.text, slot, policy, speak, shorten, MIX_RATE_HZ, max_backend_rate=float(tts.max_rate))
-        return line, voice, policy
+        shorten = None
+        if not remedies:
+            shorten = shortener(self.line_translator(script), script, seg, slot, ctx)
+        else:
+            policy = replace(policy, max_attempts=1)
+        line = fit_line(text or target.text, slot, policy, speak, shorten, MIX_RATE_HZ, max_backend_rate=float(tts.max_rate),
+                        natural_speed=natural, start_rate=start_rate)
+        for h in line.history:
+            if h.stage == "synthesis":
+                h.voice, h.remedy = voice, (remedies[-1] if remedies else None)
+        return Candidate(line, voice, remedies, split, extra={"policy": line_policy(ctx, seg, script, code)})
 
 
 class Synthesize(Stage):
     name = "synthesize"
-    version = 2
+    version = 3  # 3: natural speed, adapted voices, intelligibility loop
     per_language = True
 
     def prepare(self, ctx: PipelineContext) -> None:
@@ -93,11 +144,18 @@ class Synthesize(Stage):
             script = ctx.script()
             mark_failed_segments(ctx.project, script, ctx.language.code, lambda seg: line_policy(ctx, seg, script, ctx.language.code))
 
+    def _hearing_key(self, ctx: PipelineContext) -> tuple | None:
+        cfg = ctx.config
+        if cfg.check_intelligibility is False:
+            return None
+        return (cfg.asr_model, cfg.check_intelligibility, Thresholds().line_wer.pass_at)
+
     def _keys(self, ctx: PipelineContext) -> dict[int, str]:
         script = ctx.script()
         slots = compute_slots(script.segments, ctx.info.duration_s)
         tts_name = tts_for(ctx, ctx.language)
-        return {s.id: segment_key(ctx, s, ctx.language.code, tts_name, slots[s.id], script) for s in script.segments}
+        hk = self._hearing_key(ctx)
+        return {s.id: segment_key(ctx, s, ctx.language.code, tts_name, slots[s.id], script, hk) for s in script.segments}
 
     def inputs(self, ctx: PipelineContext) -> list:
         return [tts_for(ctx, ctx.language), self._keys(ctx)]
@@ -113,8 +171,8 @@ class Synthesize(Stage):
         synth = _LineSynth(ctx, tts_name)
         tts_dir = p.path(f"{L.tts_dir(code)}/.keep").parent
         wanted: set[str] = set()
-        made, reused, retranslated = [], [], []
-        for i, seg in enumerate(script.segments):
+        made, reused, retranslated, todo = [], [], [], []
+        for seg in script.segments:
             stem = L.tts_stem(seg.id, keys[seg.id])
             wav, meta = tts_dir / f"{stem}.wav", tts_dir / f"{stem}.json"
             wanted |= {wav.name, meta.name}
@@ -122,25 +180,76 @@ class Synthesize(Stage):
             if target is None or not target.text.strip():
                 continue
             if wav.exists() and meta.exists():
-                fit = _reuse_fit(meta, target)
+                target.fit = _reuse_fit(meta, target)
                 reused.append(seg.id)
             else:
-                fit, shortened = _new_fit(ctx, synth, seg, script, target, slots[seg.id], wav, meta)
-                if shortened:
+                todo.append((seg, target, slots[seg.id], wav, meta))
+        hearing, note = hearing_for(ctx) if todo else (None, "no new line")
+        done = len(reused)
+        for i in range(0, len(todo), BATCH_LINES):
+            batch = todo[i:i + BATCH_LINES]
+            chosen = _fit_batch(ctx, synth, script, batch, hearing)
+            for (seg, target, slot, wav, meta), (cand, history) in zip(batch, chosen):
+                if _write_fit(ctx, synth, cand, history, hearing, target, slot, wav, meta):
                     retranslated.append(seg.id)
                 made.append(seg.id)
-            phonemes = Path(L.phonemes_of(fit.audio_path)).name if fit.audio_path else None
-            if phonemes and (tts_dir / phonemes).exists():
-                wanted.add(phonemes)
-            target.fit = fit
-            ctx.hooks.stage_progress(self.record_name(ctx), i + 1, len(script.segments))
+            done += len(batch)
+            ctx.hooks.stage_progress(self.record_name(ctx), done, len(script.segments))
+        for seg in script.segments:
+            t = seg.targets.get(code)
+            if t is not None and t.fit is not None and t.fit.audio_path:
+                phonemes = Path(L.phonemes_of(t.fit.audio_path)).name
+                if (tts_dir / phonemes).exists():
+                    wanted.add(phonemes)
         for f in tts_dir.iterdir():  # lines whose text or slot changed leave stale files
             if f.is_file() and f.name not in wanted and f.name != ".keep":
                 f.unlink()
         p.save_script(script)
         arts = sorted(f"{L.tts_dir(code)}/{n}" for n in wanted if (tts_dir / n).exists())
-        details = _details(script, code, made, reused, retranslated, ctx.config.voice_match and bool(ctx.voice_profiles()))
+        adapted = {spk: v.voice_id for spk, v in ctx.adapted_voices(tts_name).items()}
+        details = _details(script, code, made, reused, retranslated, synth.match and bool(ctx.voice_profiles()), adapted,
+                           note if todo else _reused_note(script, code))
         return StageOutput(arts or [L.SCRIPT], details, tts_name)
+
+
+def _fit_batch(ctx: PipelineContext, synth: _LineSynth, script: Script, batch: list, hearing: Hearing | None) -> list:
+    """Fit every line of ``batch``, hear them together, re-synthesize the misheard ones (one remedy per
+    round, within each line's ``max_attempts``); returns per line ``(kept candidate, full history)``."""
+    cands = [[synth.fit(seg, script, target, slot)] for seg, target, slot, _, _ in batch]
+    pending = list(range(len(batch))) if hearing is not None else []
+    while pending:
+        heard = hear_lines(hearing.model, [cands[i][-1].line.fitted.samples for i in pending], MIX_RATE_HZ, hearing.language)
+        again = []
+        for i, h in zip(pending, heard):
+            seg, target, slot, _, _ = batch[i]
+            c = cands[i][-1]
+            c.heard, c.wer = h, round(h.wer(c.line.text), 4)
+            last = [a for a in c.line.history if a.stage == "synthesis"][-1]
+            last.wer, last.heard = c.wer, h.text
+            if c.wer <= hearing.threshold:
+                continue
+            used = sum(x.line.syntheses for x in cands[i])
+            remedy = next_remedy(c, synth.fallback_voice(seg, script)) if used < c.extra["policy"].max_attempts else None
+            last.action = f"{last.action}; misheard (WER {c.wer:g}): " + (remedy or "flagged")
+            if remedy is None:
+                continue
+            voice = synth.fallback_voice(seg, script) if remedy == "other voice" else c.voice
+            rate = max(1.0, c.line.tts_rate / LOWER_SPEED_FACTOR) if remedy == "lower speed" else c.line.tts_rate
+            cands[i].append(synth.fit(seg, script, target, slot, voice=voice, split=c.split or remedy == "phrase split",
+                                      start_rate=rate, text=c.line.text, remedies=(*c.remedies, remedy)))
+            again.append(i)
+        pending = again
+    out = []
+    for cs in cands:
+        best = best_candidate(cs, hearing.threshold) if hearing is not None else cs[0]
+        out.append((best, [a for c in cs for a in c.line.history]))
+    return out
+
+
+def _reused_note(script: Script, code: str) -> str:
+    heard = [s.targets[code].fit.hearing for s in script.segments if code in s.targets and s.targets[code].fit]
+    models = sorted({h.model for h in heard if h is not None})
+    return f"lines reused (heard by {', '.join(models)})" if models else "lines reused (not heard)"
 
 
 def _reuse_fit(meta: Path, target: TargetLine) -> FitReport:
@@ -153,19 +262,23 @@ def _reuse_fit(meta: Path, target: TargetLine) -> FitReport:
     return fit
 
 
-def _new_fit(ctx: PipelineContext, synth: _LineSynth, seg: Segment, script: Script, target: TargetLine, slot,
-             wav: Path, meta: Path) -> tuple[FitReport, bool]:
-    """Synthesize and fit one line, write its WAV, fit JSON (atomically, last) and phoneme timings;
-    returns its fit record and whether the isochrony loop re-translated it shorter."""
-    p = ctx.project
-    line, voice, policy = synth.fit(seg, script, target, slot)
+def _write_fit(ctx: PipelineContext, synth: _LineSynth, cand: Candidate, history: list, hearing: Hearing | None,
+               target: TargetLine, slot, wav: Path, meta: Path) -> bool:
+    """Write one line's WAV, fit JSON (atomically, last) and phoneme timings, and set ``target.fit``;
+    returns whether the isochrony loop re-translated it shorter."""
+    p, line = ctx.project, cand.line
     fitted = line.fitted
     write_audio(wav, fitted.samples, MIX_RATE_HZ)
-    fit = fitted.report(synth.tts_name, slot, attempts=len(line.history), audio_path=p.rel(wav))
-    fit.tts_rate, fit.max_stretch, fit.on_screen = round(line.tts_rate, 4), policy.max_speedup, policy.on_screen
-    fit.voice_match, fit.history = line.match, line.history
-    if fit.voice is None:
-        fit.voice = voice
+    policy = cand.extra["policy"]
+    fit = fitted.report(synth.tts_name, slot, attempts=sum(1 for a in history if a.stage == "synthesis"), audio_path=p.rel(wav))
+    fit.tts_rate, fit.natural_speed = round(line.tts_rate, 4), round(line.natural_speed, 4)
+    fit.max_stretch, fit.on_screen = policy.max_speedup, policy.on_screen
+    fit.voice_match, fit.history = line.match, history
+    fit.voice = cand.voice if cand.voice is not None else fit.voice
+    if hearing is not None and cand.wer is not None:
+        fit.hearing = LineHearing(wer=cand.wer, transcript=cand.heard.text if cand.heard else "", threshold=hearing.threshold,
+                                  flagged=cand.wer > hearing.threshold, model=hearing.model_name,
+                                  attempts=sum(1 for a in history if a.stage == "synthesis" and a.wer is not None))
     shortened = line.text != target.text
     if shortened:
         target.shortened_from = target.shortened_from or target.text
@@ -173,17 +286,20 @@ def _new_fit(ctx: PipelineContext, synth: _LineSynth, seg: Segment, script: Scri
     if fitted.phonemes:
         p.write_json(L.phonemes_of(p.rel(wav)), [asdict(ph) for ph in fitted.phonemes])
     p.write_json(p.rel(meta), fit)  # atomic: a killed run never leaves half a record
-    return fit, shortened
+    target.fit = fit
+    return shortened
 
 
-def _details(script: Script, code: str, made: list[int], reused: list[int], retranslated: list[int], voice_matched: bool) -> SynthesizeDetails:
+def _details(script: Script, code: str, made: list[int], reused: list[int], retranslated: list[int], voice_matched: bool,
+             adapted: dict[str, str], hearing: str) -> SynthesizeDetails:
     fits = {s.id: s.targets[code].fit for s in script.segments if code in s.targets and s.targets[code].fit}
-    speedups = [f.tts_rate * f.stretch_ratio for f in fits.values()]
     return SynthesizeDetails(
         synthesized=made, reused=reused, retranslated=retranslated,
         max_stretch_ratio=max((f.stretch_ratio for f in fits.values()), default=1.0),
-        max_speedup=round(max(speedups, default=1.0), 4),
-        over_limit_segments=[i for i, f in fits.items() if f.max_stretch is not None and f.tts_rate * f.stretch_ratio > f.max_stretch + 1e-3],
+        max_speedup=max((f.speedup for f in fits.values()), default=1.0),
+        over_limit_segments=[i for i, f in fits.items() if f.max_stretch is not None and f.speedup > f.max_stretch + 1e-3],
         overrun_segments=[i for i, f in fits.items() if f.overrun_s > 0.01],
-        voice_matched=voice_matched,
+        voice_matched=voice_matched, adapted_voices=adapted, hearing=hearing,
+        resynthesized_misheard=[i for i, f in fits.items() if any(a.remedy for a in f.history)],
+        flagged_misheard=[i for i, f in fits.items() if f.hearing is not None and f.hearing.flagged],
     )

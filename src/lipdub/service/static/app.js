@@ -135,7 +135,9 @@ async function loadScript() {
     const t = seg.targets[L];
     const sel = el("select", { "data-field": "speaker" }, ...script.speakers.map(s => { const o = el("option", { value: s.id }, s.name); if (s.id === seg.speaker) o.selected = true; return o; }));
     const ta = el("textarea", { "data-field": "text" }); ta.value = t ? t.text : "";
-    const fit = t && t.fit ? `×${t.fit.stretch_ratio.toFixed(2)}${t.fit.overrun_s > 0.01 ? ` +${t.fit.overrun_s.toFixed(2)} s` : ""}` : "—";
+    // the effective speed-up (TTS rate x stretch / natural speed), the figure the fit and the QC report judge
+    const fit = t && t.fit ? `×${(t.fit.speedup ?? t.fit.stretch_ratio * (t.fit.tts_rate || 1)).toFixed(2)}${t.fit.overrun_s > 0.01 ? ` +${t.fit.overrun_s.toFixed(2)} s` : ""}` +
+      (t.fit.hearing ? ` · WER ${t.fit.hearing.wer.toFixed(2)}${t.fit.hearing.flagged ? " ⚠" : ""}` : "") : "—";
     const row = el("tr", { "data-segment": seg.id, class: t && t.machine_text && t.text !== t.machine_text ? "edited" : "" },
       el("td", {}, String(seg.id)), el("td", {}, sel),
       el("td", { class: "times" }, `${seg.start_s.toFixed(2)}–${seg.end_s.toFixed(2)}`),

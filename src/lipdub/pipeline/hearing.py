@@ -1,0 +1,151 @@
+"""The intelligibility loop of the synthesize stage (DESIGN.md section 1, stage 8): every fitted line
+is heard back by Whisper and re-synthesized when misheard.
+
+The model is the transcribe backend's: faster-whisper with the run's ``--asr-model``, loaded once per
+run (:func:`hearing_for`), decoding forced to the target language. The lines of a batch are heard
+together (:func:`lipdub.qc.intelligibility.hear_lines`: one Whisper window holds several lines). A
+line whose word error rate against its text is above :attr:`Hearing.threshold` (the ``line_wer``
+pass limit of :class:`lipdub.qc.thresholds.Thresholds`) is re-synthesized with the next remedy of
+:data:`REMEDIES` that applies (:func:`next_remedy`), as long as the line's syntheses stay within
+``--max-attempts``; of all its versions the one kept is the best heard (:func:`best_candidate`). A line
+still misheard is kept and flagged (``FitReport.hearing.flagged``), never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..contracts.synthesize import PhonemeTiming, Speech
+from ..errors import ConfigError
+from ..qc.intelligibility import HeardLine, load_whisper, multilingual
+from ..qc.thresholds import Thresholds
+from ..timing.isochrony import LineFit
+from .context import PipelineContext
+
+log = logging.getLogger(__name__)
+
+#: Re-syntheses for a misheard line, in the order they are tried: the speaker's fallback stock voice
+#: (an adapted voice can garble what the stock pack says clearly), each phrase spoken on its own, and
+#: a lower TTS rate (Kokoro's WER grows with its speed: 0.00 / 0.07 / 0.44 at 1.0 / 1.5 / 1.75,
+#: bench/tts_intelligibility.py), the time-stretch taking up the rest.
+REMEDIES = ("other voice", "phrase split", "lower speed")
+#: "lower speed" divides the TTS rate by this (not below 1.0).
+LOWER_SPEED_FACTOR = 1.25
+#: Silence between two phrases of a split line, seconds.
+PHRASE_PAUSE_S = 0.12
+_PHRASE_END = re.compile(r"(?<=[,;:.!?…])\s+")
+
+
+@dataclass
+class Hearing:
+    """The loaded ASR model of a run and the WER above which a line is re-synthesized."""
+
+    model: Any
+    model_name: str
+    language: str
+    threshold: float
+
+    @property
+    def key(self) -> tuple:
+        """What a line's speech depends on (its cache key)."""
+        return (self.model_name, self.threshold)
+
+
+def hearing_for(ctx: PipelineContext) -> tuple[Hearing | None, str]:
+    """The run's hearing (None: not checked) and a note for the stage record.
+
+    Raises:
+        ConfigError: ``check_intelligibility`` True with an English-only model and another target language.
+        BackendUnavailable / MissingWeights: faster-whisper or the model is missing (not with ``--no-check-intelligibility``).
+    """
+    cfg, code = ctx.config, ctx.language.code
+    if cfg.check_intelligibility is False:
+        return None, "off (--no-check-intelligibility)"
+    if not multilingual(cfg.asr_model, code):
+        note = f"not checked: --asr-model {cfg.asr_model} is English-only and the dub is in {code}"
+        if cfg.check_intelligibility:
+            raise ConfigError(note, "use a multilingual Whisper model (--asr-model base) or drop --check-intelligibility")
+        log.warning("intelligibility %s", note)
+        return None, note
+    if cfg.asr_model not in ctx.caches.whisper:
+        ctx.caches.whisper[cfg.asr_model] = load_whisper(cfg.asr_model)
+    threshold = Thresholds().line_wer.pass_at
+    return Hearing(ctx.caches.whisper[cfg.asr_model], cfg.asr_model, code, threshold), f"faster-whisper {cfg.asr_model}, WER <= {threshold:g}"
+
+
+@dataclass
+class Candidate:
+    """One fitted version of a line: the fit, the voice and remedies it was made with, and what was heard."""
+
+    line: LineFit
+    voice: str | None
+    remedies: tuple[str, ...] = ()
+    split: bool = False
+    heard: HeardLine | None = None
+    wer: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def over_limit(self) -> bool:
+        return self.line.speedup > self.line.speedup_limit + 1e-3
+
+
+def split_phrases(text: str) -> list[str]:
+    """``text`` cut after each comma, semicolon, colon or sentence end (the phrases a split line speaks)."""
+    return [p for p in (x.strip() for x in _PHRASE_END.split(text.strip())) if p]
+
+
+def join_speech(parts: list[Speech], pause_s: float = PHRASE_PAUSE_S) -> Speech:
+    """The speeches one after the other with ``pause_s`` of silence between them (phoneme times shifted).
+
+    Raises:
+        ConfigError: no parts, or parts at different sample rates.
+    """
+    if not parts or len({p.sample_rate_hz for p in parts}) != 1:
+        raise ConfigError("join_speech needs speeches at one sample rate", "synthesize every phrase with the same TTS")
+    sr = parts[0].sample_rate_hz
+    gap = np.zeros(int(round(pause_s * sr)), np.float32)
+    samples, phonemes, offset = [], [], 0.0
+    has_phonemes = all(p.phonemes is not None for p in parts)
+    for i, p in enumerate(parts):
+        if i:
+            samples.append(gap)
+            offset += gap.size / sr
+        samples.append(np.asarray(p.samples, np.float32))
+        if has_phonemes:
+            phonemes += [PhonemeTiming(round(ph.start_s + offset, 4), round(ph.end_s + offset, 4), ph.phoneme) for ph in p.phonemes]
+        offset += p.samples.size / sr
+    return Speech(np.concatenate(samples), sr, phonemes if has_phonemes else None, parts[0].voice)
+
+
+def next_remedy(c: Candidate, fallback_voice: str | None) -> str | None:
+    """The first remedy of :data:`REMEDIES` that ``c`` has not had and that applies to it: another
+    voice only when the speaker has a fallback voice it is not already using, a phrase split only
+    for a line of two phrases or more, a lower speed only above TTS rate 1.0. None: nothing left."""
+    for r in REMEDIES:
+        if r in c.remedies:
+            continue
+        if r == "other voice" and (fallback_voice is None or c.voice == fallback_voice):
+            continue
+        if r == "phrase split" and len(split_phrases(c.line.text)) < 2:
+            continue
+        if r == "lower speed" and c.line.tts_rate <= 1.0 + 1e-3:
+            continue
+        return r
+    return None
+
+
+def best_candidate(cands: list[Candidate], threshold: float) -> Candidate:
+    """The version to keep: understood (WER within ``threshold``) before misheard, then within its
+    speed-up limit before over it, then the lowest WER, then the earliest."""
+    def key(ic):
+        i, c = ic
+        wer = c.wer if c.wer is not None else 0.0
+        return (wer > threshold + 1e-9, c.over_limit, round(wer, 4), i)
+
+    return min(enumerate(cands), key=key)[1]
