@@ -295,14 +295,8 @@ def build_report(
     th = thresholds or Thresholds()
     output = Path(output)
     project = Path(project_dir) if project_dir else None
-    config: dict = {}
-    if project is not None:
-        if not (project / L.MANIFEST).exists():
-            raise InputError(f"{project} is not a lipdub project (no manifest.json)", "pass the directory `lipdub dub` wrote (--project)")
-        config = json.loads((project / L.MANIFEST).read_text()).get("config", {}) or {}
-        if source is None and config.get("input"):
-            source = config["input"]
-    source = Path(source) if source else None
+    config = _project_config(project)
+    source = Path(source) if source else (Path(config["input"]) if config.get("input") else None)
     L_code = _project_language(project, output, language) if project else language
     info = probe(output)
     data: dict[str, Any] = {
@@ -333,18 +327,37 @@ def build_report(
         say("voice")
         data["voice"] = _voice(project, script, L_code, th, checks)
         say("intelligibility")
-        stem = project / L.stem(L_code, "dialogue")
-        dialogue = None
-        if stem.exists():
-            a, sr = read_audio(stem, mono=True)
-            dialogue = resample(a, sr, 16000)
-        data["intelligibility"], more = intelligibility_section(script, L_code, dialogue, whisper, th, config.get("asr_model") or "base")
+        data["intelligibility"], more = _intelligibility(project, script, L_code, whisper, th, config.get("asr_model") or "base")
         checks += more
     elif project is not None and L_code is None:
         data["timing"] = {"note": "language of the output not found in the project: pass --language"}
     _conclude(data, checks, th, project, L_code)
     return Report(json_safe(data), thumbs)
 
+
+
+
+def _project_config(project: Path | None) -> dict:
+    """The dub's configuration from the project manifest ({} without a project).
+
+    Raises:
+        InputError: ``project`` has no manifest.json.
+    """
+    if project is None:
+        return {}
+    if not (project / L.MANIFEST).exists():
+        raise InputError(f"{project} is not a lipdub project (no manifest.json)", "pass the directory `lipdub dub` wrote (--project)")
+    return json.loads((project / L.MANIFEST).read_text()).get("config", {}) or {}
+
+def _intelligibility(project: Path, script: Script, L_code: str, whisper, th: Thresholds, asr_model: str) -> tuple[dict, list[Check]]:
+    """The intelligibility group on the dub's dialogue stem (16 kHz mono; None when the project has
+    none), see :func:`lipdub.qc.intelligibility.intelligibility_section`."""
+    stem = project / L.stem(L_code, "dialogue")
+    dialogue = None
+    if stem.exists():
+        a, sr = read_audio(stem, mono=True)
+        dialogue = resample(a, sr, 16000)
+    return intelligibility_section(script, L_code, dialogue, whisper, th, asr_model)
 
 def _voice(project: Path, script: Script, L_code: str, th: Thresholds, checks: list[Check]) -> dict:
     if (project / L.DIALOGUE_48K).exists():
