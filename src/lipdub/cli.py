@@ -135,6 +135,13 @@ def _summary(result) -> None:
             out.print(f"   {k}: {p}")
         if o.stems:
             out.print(f"   stems: {next(iter(o.stems.values())).parent}")
+        report = result.stages.get(f"report:{lang}")
+        if report is not None and report.details.get("verdict"):
+            verdict = report.details["verdict"]
+            colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(verdict, "white")
+            out.print(f"   report: {report.details.get('report', '')}  verdict [{colour}]{verdict.upper()}[/]")
+            for reason in report.details.get("reasons", [])[:5]:
+                out.print(f"      {reason}")
 
 
 @app.command()
