@@ -72,6 +72,18 @@ def cut(x: np.ndarray, spans) -> np.ndarray:
     return np.concatenate([x[int(a * 16000): int(b * 16000)] for a, b in spans])
 
 
+def held_out_profiles(x16, spans: dict, vdir: Path) -> tuple[dict, dict]:
+    """Per speaker: a profile (and reference clip in ``vdir``) from the first half of their turns
+    ``spans`` in ``x16`` (16 kHz), and the audio of the other half, held out."""
+    profiles, held = {}, {}
+    for spk, sp in spans.items():
+        sp = sorted(sp)
+        k = max(1, len(sp) // 2)
+        profiles[spk] = make_profile(spk, cut(x16, sp[:k]), vdir / f"{spk}.wav")
+        held[spk] = cut(x16, sp[k:])
+    return profiles, held
+
+
 def make_profile(speaker: str, ref: np.ndarray, wav: Path) -> VoiceProfile:
     write_audio(wav, ref, 16000)
     p = measure_voice(ref, 16000)
@@ -115,12 +127,7 @@ def main() -> None:
         x16, spans = clip_audio(clip)
         vdir = work / clip
         vdir.mkdir()
-        profiles, held = {}, {}
-        for spk, sp in spans.items():
-            sp = sorted(sp)
-            k = max(1, len(sp) // 2)
-            profiles[spk] = make_profile(spk, cut(x16, sp[:k]), vdir / f"{spk}.wav")
-            held[spk] = cut(x16, sp[k:])
+        profiles, held = held_out_profiles(x16, spans, vdir)
         t0 = time.perf_counter()
         voices = adapt_voices(profiles, vdir, lang, whisper=whisper, evaluations=args.evaluations, tts=kokoro)
         adapt_s = time.perf_counter() - t0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import TESTDATA  # noqa: F401  (sets up the test clips' location)
-from kokoro_voices import TEXTS, clip_audio, cut, make_profile, speak
+from kokoro_voices import TEXTS, clip_audio, held_out_profiles, speak
 
 from lipdub.backends.tts import kokoro_voice
 from lipdub.backends.tts.kokoro_model import stock_packs
@@ -50,12 +50,7 @@ def main() -> None:
         x16, spans = clip_audio(clip)
         for b in budgets:
             vdir = Path(tempfile.mkdtemp(prefix=f"lipdub-budget-{clip}-{b}-"))
-            profiles, held = {}, {}
-            for spk, sp in spans.items():
-                sp = sorted(sp)
-                k = max(1, len(sp) // 2)
-                profiles[spk] = make_profile(spk, cut(x16, sp[:k]), vdir / f"{spk}.wav")
-                held[spk] = cut(x16, sp[k:])
+            profiles, held = held_out_profiles(x16, spans, vdir)
             t0 = time.perf_counter()
             voices = kokoro_voice.adapt_voices(profiles, vdir, lang, whisper=whisper if b > 0 else None, evaluations=b, tts=kokoro)
             secs = (time.perf_counter() - t0) / len(voices)

@@ -1,8 +1,10 @@
-"""Shared fixtures: the real test clips of ../shared/testdata (or $LIPDUB_TESTDATA)."""
+"""Shared fixtures: the real test clips of ../shared/testdata (or $LIPDUB_TESTDATA), speech over music
+made from them, and the embedded apertium translator."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,3 +19,35 @@ def testdata() -> Path:
     if not TESTDATA.is_dir():
         pytest.skip(f"test clips not found at {TESTDATA}; set LIPDUB_TESTDATA")
     return TESTDATA
+
+
+#: Tests that need the apertium binary (the ``apertium`` fixture also skips without the en-es pair).
+needs_apertium = pytest.mark.skipif(shutil.which("apertium") is None, reason="apertium is not installed")
+
+
+@pytest.fixture(scope="module")
+def speech_and_music(testdata):
+    """Speech (JFK) and music (hallo_4), float32 at 48 kHz, cut to the same length (about 11 s):
+    speech mono ``(n,)``, music as read (stereo ``(n, 2)``)."""
+    from lipdub.audio import read_audio, resample
+
+    speech, sr = read_audio(testdata / "sp_en_jfk.flac", mono=True)
+    speech = resample(speech, sr, 48000)
+    music, sr2 = read_audio(testdata / "mu_hallo_4.wav")
+    music = resample(music, sr2, 48000)
+    n = min(len(speech), len(music))
+    return speech[:n], music[:n]
+
+
+@pytest.fixture(scope="module")
+def apertium():
+    """The apertium translator; skipped when apertium-eng-spa is not installed."""
+    from lipdub.contracts.translate import TRANSLATORS
+    from lipdub.languages import parse_language
+
+    if shutil.which("apertium") is None:
+        pytest.skip("apertium is not installed")
+    translator = TRANSLATORS.create("apertium")
+    if not translator.supports(parse_language("en"), parse_language("es")):
+        pytest.skip("apertium-eng-spa is not installed")
+    return translator

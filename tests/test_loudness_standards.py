@@ -7,19 +7,8 @@ import numpy as np
 import pytest
 
 from lipdub import mixing as mix_stage
-from lipdub.audio import read_audio, resample
 from lipdub.errors import ConfigError
 
-
-@pytest.fixture(scope="module")
-def dub_like_mix(testdata):
-    """Speech (JFK) over music (hallo_4), 48 kHz stereo, 11 s."""
-    speech, sr = read_audio(testdata / "sp_en_jfk.flac", mono=True)
-    speech = resample(speech, sr, 48000)
-    music, sr2 = read_audio(testdata / "mu_hallo_4.wav")
-    music = resample(music, sr2, 48000)
-    n = min(len(speech), len(music))
-    return speech[:n], music[:n]
 
 
 def test_table_has_the_standard_figures():
@@ -56,8 +45,8 @@ def test_conflicts_are_errors(standard, target, peak):
 
 
 @pytest.mark.parametrize("name", ["ebu-r128", "atsc-a85", "streaming"])
-def test_mix_normalised_to_each_standard_complies(dub_like_mix, name):
-    speech, music = dub_like_mix
+def test_mix_normalised_to_each_standard_complies(speech_and_music, name):
+    speech, music = speech_and_music
     target = mix_stage.resolve_loudness(name)
     res = mix_stage.mix([mix_stage.PlacedLine(0.5, speech[: 48000 * 6])], original=music, music_effects=music * 0.7,
                         source_dialogue=None, sample_rate_hz=48000, duck_spans_s=[(0.5, 6.5)],

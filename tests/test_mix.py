@@ -6,18 +6,8 @@ import numpy as np
 import pytest
 
 from lipdub import mixing as mix_stage
-from lipdub.audio import read_audio, resample
 from lipdub.errors import ConfigError
 
-
-@pytest.fixture(scope="module")
-def speech_and_music(testdata):
-    speech, sr = read_audio(testdata / "sp_en_jfk.flac", mono=True)
-    speech = resample(speech, sr, 48000)
-    music, sr2 = read_audio(testdata / "mu_hallo_4.wav")
-    music = resample(music, sr2, 48000)
-    n = min(len(speech), len(music))
-    return speech[:n], music[:n]
 
 
 def test_normalize_hits_target_and_ceiling(speech_and_music):

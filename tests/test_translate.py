@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import needs_apertium
 
 from lipdub.contracts.translate import TRANSLATORS, TranslationRequest
 from lipdub.errors import BackendUnavailable, ConfigError, StageFailed
@@ -16,15 +16,6 @@ from lipdub.languages import parse_language
 
 EN, ES, JA, FR = (parse_language(c) for c in ("en", "es", "ja", "fr"))
 
-needs_apertium = pytest.mark.skipif(shutil.which("apertium") is None, reason="apertium is not installed")
-
-
-@pytest.fixture(scope="module")
-def apertium():
-    translator = TRANSLATORS.create("apertium")
-    if not translator.supports(EN, ES):
-        pytest.skip("apertium-eng-spa is not installed")
-    return translator
 
 
 @needs_apertium

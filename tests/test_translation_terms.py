@@ -4,11 +4,11 @@ apertium with names and glossary terms on the pyannote sample's transcript."""
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
+from conftest import needs_apertium
 
-from lipdub.contracts.translate import TRANSLATORS, Hypothesis, Term, TranslationRequest, TranslatorBackend
+from lipdub.contracts.translate import Hypothesis, Term, TranslationRequest, TranslatorBackend
 from lipdub.errors import ConfigError, InputError
 from lipdub.languages import parse_language
 from lipdub.translation import Glossary, LineTranslator, SourceLine, choose_hypothesis, detect_names, group_sentences, split_translation, translate_lines
@@ -150,15 +150,6 @@ def test_choose_hypothesis_rules():
 
 # --- apertium with names and glossary on a shared clip's transcript --------------------------
 
-needs_apertium = pytest.mark.skipif(shutil.which("apertium") is None, reason="apertium is not installed")
-
-
-@pytest.fixture(scope="module")
-def apertium():
-    translator = TRANSLATORS.create("apertium")
-    if not translator.supports(EN, ES):
-        pytest.skip("apertium-eng-spa is not installed")
-    return translator
 
 
 @needs_apertium
