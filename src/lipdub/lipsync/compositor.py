@@ -36,12 +36,15 @@ pixels inside it where the mask is 0):
    of the inter-ocular distance). Where the donor image does not cover the warped area (a generated
    face crop), the mask is cut back with the same feather.
 4. **Colour transfer** (Reinhard, Ashikhmin, Gooch, Shirley, "Color Transfer between Images", IEEE
-   CG&A 2001) in CIE L*a*b* (OpenCV float conversion, L in [0, 100]): per channel mean and standard
+   CG&A 2001; :mod:`lipdub.lipsync.colour_match`) in CIE L*a*b*: per channel mean and standard
    deviation of the warped donor and of the target over the *same* skin pixels (the part of the mask
    inside both lower faces, lips of both excluded, so a mouth that opens does not read as a colour
-   change), ``lab' = (lab - mean_d) * std_t / std_d + mean_t`` with the gain clamped to [0.67, 1.5].
-   The four statistics are smoothed in time per key (EMA); a statistic that jumps by more than
-   ``SNAP_LAB`` (a donor from another shot, a cut) restarts its average instead of fading.
+   change), ``lab' = (lab - mean_d) * std_t / std_d + mean_t`` with the gain clamped to [0.75, 1.33];
+   and the lip tone: the same transfer fitted on the lips (between the outer and inner lip contours)
+   of the donor and of the target, applied over the donor's lips through a feathered weight, so
+   donor lips darker or redder than the target frame's take the target's tone. The statistics are
+   smoothed in time per key (EMA); a statistic that jumps by more than ``SNAP_LAB`` (a donor from
+   another shot, a cut) restarts its average instead of fading.
 5. **Blend.** ``out = target + alpha * (donor - target)`` in float, rounded; optionally Poisson
    image editing first (Pérez, Gangnet, Blake, "Poisson Image Editing", SIGGRAPH 2003, through
    ``cv2.seamlessClone`` with ``NORMAL_CLONE`` on the opaque part of the mask), which hides residual
@@ -61,6 +64,13 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from .colour_match import (
+    lip_tissue_mask,
+    region_stats,
+    reinhard_map,
+    rgb_to_lab,
+    smooth_stats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +107,7 @@ _WARP_IDS = np.array(sorted(WARP_WEIGHTS), np.int64)
 _WARP_W = np.array([WARP_WEIGHTS[i] for i in _WARP_IDS], np.float64)[:, None]
 
 MASK_RAYS = 72  # vertices of the star-shaped mask polygon
-SNAP_LAB = 8.0  # a colour statistic jumping by more than this (L*a*b* units) restarts its average
-GAIN_RANGE = (0.75, 1.33)  # clamp of the Reinhard std ratio
-STD_PRIOR_LAB = 2.0  # added to both standard deviations: a small skin std (a*, b*) gives no wild gain
+LIP_FEATHER = 0.05  # Gaussian sigma of the lip-tone weight, in mouth widths (corner to corner)
 DEFAULT_FEATHER_IOD = 0.07  # default feather sigma as a fraction of the inter-ocular distance
 NECK_EXTENSION_IOD = 0.04  # mask reach below the lower chin besides 2.5 feather sigmas (inter-ocular units): short, the neck and collar below belong to the body, not the head
 
@@ -210,6 +218,8 @@ class CompositeInfo:
         lab_gain, lab_offset: float64 ``(3,)`` the applied L*a*b* transfer ``lab * gain + offset``
             (gain 1, offset 0 when colour transfer is off).
         alignment: float64 ``(2, 3)`` donor -> target affine of the face plane (see :func:`align_donor`).
+        lip_gain, lip_offset: float64 ``(3,)`` the L*a*b* lip-tone transfer applied over the donor's
+            lips (gain 1, offset 0 when off or when a mouth shows too few lip pixels).
     """
 
     box: tuple[int, int, int, int]
@@ -217,6 +227,8 @@ class CompositeInfo:
     lab_gain: np.ndarray
     lab_offset: np.ndarray
     alignment: np.ndarray
+    lip_gain: np.ndarray = field(default_factory=lambda: np.ones(3))
+    lip_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
 @dataclass
@@ -233,6 +245,8 @@ class Compositor:
             distance (outer eye corners), i.e. about 8 px for a face 120 px between the eyes.
         poisson: Poisson-blend (``cv2.seamlessClone``, ``NORMAL_CLONE``) before the feathered blend.
         color_transfer: match the donor's L*a*b* skin statistics to the target's (Reinhard 2001).
+        lip_tone: with ``color_transfer``, also match the donor's lip statistics to the target's lips,
+            over the donor's lips (see :mod:`lipdub.lipsync.colour_match`).
         temporal_smoothing: weight in [0, 1) of the previous frame's state in the exponential moving
             averages of the colour statistics and the mask polygon (0: no smoothing). 0.6 is a time
             constant of about 2 frames.
@@ -242,7 +256,7 @@ class Compositor:
     """
 
     def __init__(self, *, feather_px: float | None = None, poisson: bool = False, color_transfer: bool = True,
-                 temporal_smoothing: float = 0.6) -> None:
+                 temporal_smoothing: float = 0.6, lip_tone: bool = True) -> None:
         if feather_px is not None and not (0.5 <= float(feather_px) <= 200.0):
             raise ConfigError(f"feather_px must be in [0.5, 200] pixels, got {feather_px}", "use None for the automatic feather")
         if not (0.0 <= float(temporal_smoothing) < 1.0):
@@ -250,6 +264,7 @@ class Compositor:
         self.feather_px = None if feather_px is None else float(feather_px)
         self.poisson = bool(poisson)
         self.color_transfer = bool(color_transfer)
+        self.lip_tone = bool(lip_tone)
         self.temporal_smoothing = float(temporal_smoothing)
         self._state: dict[int, _KeyState] = {}
         self.last: CompositeInfo | None = None
@@ -318,7 +333,7 @@ class Compositor:
             donor_is_frame = donor.shape == target.shape
         warped, alpha = self._warp(donor, dl, tl, dst_lmk, sim, (x0, y0, x1, y1), alpha, sigma, ksize, donor_is_frame)
         tcrop = target[y0:y1, x0:x1]
-        src, gain, offset = self._colour(warped, tcrop, hard, tl, dst_lmk, origin, state)
+        src, gain, offset, lip_gain, lip_offset = self._colour(warped, tcrop, hard, tl, dst_lmk, origin, state)
         if self.poisson:
             src = self._poisson(src, tcrop, alpha)
         t32 = tcrop.astype(np.float32)
@@ -327,7 +342,7 @@ class Compositor:
         blended = cv2.convertScaleAbs(blended)  # round to nearest and saturate to uint8
         out = target if inplace else target.copy()
         out[y0:y1, x0:x1] = blended
-        self.last = CompositeInfo((x0, y0, x1, y1), alpha, gain, offset, sim)
+        self.last = CompositeInfo((x0, y0, x1, y1), alpha, gain, offset, sim, lip_gain, lip_offset)
         return out
 
     def _mask(self, tl: np.ndarray, dst_lmk: np.ndarray, iod: float, sigma: float, rot: np.ndarray, state: "_KeyState",
@@ -403,33 +418,56 @@ class Compositor:
 
     def _colour(self, warped: np.ndarray, tcrop: np.ndarray, hard: np.ndarray, tl: np.ndarray, dst_lmk: np.ndarray,
                 origin: np.ndarray, state: "_KeyState"):
-        """LAB colour transfer of the warped donor to the target's skin (Reinhard et al. 2001), its
-        statistics smoothed over time: ``(float32 RGB, gain, offset)``."""
+        """LAB colour transfer of the warped donor to the target (Reinhard et al. 2001): the skin map
+        everywhere, the lip-tone map over the donor's lips (feathered), statistics smoothed over time:
+        ``(float32 RGB, skin gain, skin offset, lip gain, lip offset)``."""
         k = self.temporal_smoothing
         gain, offset = np.ones(3), np.zeros(3)
+        lip_gain, lip_offset = np.ones(3), np.zeros(3)
         src = warped.astype(np.float32)
-        if self.color_transfer:
-            skin = self._skin_mask(hard, tl, dst_lmk, origin)
-            ys, xs = np.nonzero(skin[::2, ::2])  # every other pixel is plenty for 6 statistics
-            if len(ys) >= 25:
-                ys, xs = ys * 2, xs * 2
-                tlab = cv2.cvtColor((tcrop[ys, xs].astype(np.float32) * (1.0 / 255.0))[:, None], cv2.COLOR_RGB2LAB)[:, 0]
-                dlab = cv2.cvtColor((src[ys, xs] * (1.0 / 255.0))[:, None], cv2.COLOR_RGB2LAB)[:, 0]
-                now = {"mu_t": tlab.mean(0, dtype=np.float64), "sd_t": tlab.std(0, dtype=np.float64),
-                       "mu_d": dlab.mean(0, dtype=np.float64), "sd_d": dlab.std(0, dtype=np.float64)}
-                for name, value in now.items():
-                    prev = state.stats.get(name)
-                    if prev is not None and k > 0 and np.abs(value - prev).max() <= SNAP_LAB:
-                        value = k * prev + (1.0 - k) * value
-                    state.stats[name] = value
-                st = state.stats
-                gain = np.clip((st["sd_t"] + STD_PRIOR_LAB) / (st["sd_d"] + STD_PRIOR_LAB), *GAIN_RANGE)
-                offset = st["mu_t"] - gain * st["mu_d"]
-                wlab = cv2.cvtColor(src * (1.0 / 255.0), cv2.COLOR_RGB2LAB)
-                wlab = cv2.transform(wlab, np.hstack([np.diag(gain), offset[:, None]]).astype(np.float32))
-                src = cv2.cvtColor(wlab, cv2.COLOR_LAB2RGB) * 255.0  # out-of-gamut values saturate below
+        if not self.color_transfer:
+            return src, gain, offset, lip_gain, lip_offset
+        skin = self._skin_mask(hard, tl, dst_lmk, origin)
+        t_skin, d_skin = region_stats(tcrop, skin, 2), region_stats(src, skin, 2)
+        if t_skin is None or d_skin is None:
+            return src, gain, offset, lip_gain, lip_offset
+        now = {"mu_t": t_skin[0], "sd_t": t_skin[1], "mu_d": d_skin[0], "sd_d": d_skin[1]}
+        lip_w = None
+        if self.lip_tone:
+            outer, inner = list(LIPS_OUTER_IDS), list(LIPS_INNER_IDS)
+            t_lips = region_stats(tcrop, lip_tissue_mask(hard.shape, tl[outer] - origin, tl[inner] - origin, 1))
+            d_mask = lip_tissue_mask(hard.shape, dst_lmk[outer] - origin, dst_lmk[inner] - origin)
+            d_lips = region_stats(src, cv2.erode(d_mask, np.ones((3, 3), np.uint8)))
+            if t_lips is not None and d_lips is not None:
+                now.update({"lip_mu_t": t_lips[0], "lip_sd_t": t_lips[1], "lip_mu_d": d_lips[0], "lip_sd_d": d_lips[1]})
+                lip_w = d_mask
+        smooth_stats(state.stats, now, k)
+        st = state.stats
+        gain, offset = reinhard_map(st["mu_t"], st["sd_t"], st["mu_d"], st["sd_d"])
+        lab = rgb_to_lab(src)
+        out = cv2.transform(lab, np.hstack([np.diag(gain), offset[:, None]]).astype(np.float32))
+        if lip_w is not None:
+            lip_gain, lip_offset = reinhard_map(st["lip_mu_t"], st["lip_sd_t"], st["lip_mu_d"], st["lip_sd_d"])
+            self._blend_lip_tone(out, lab, lip_w, gain, offset, lip_gain, lip_offset, tl)
+        src = cv2.cvtColor(out, cv2.COLOR_LAB2RGB) * 255.0  # out-of-gamut values saturate below
+        return src, gain, offset, lip_gain, lip_offset
 
-        return src, gain, offset
+    @staticmethod
+    def _blend_lip_tone(out: np.ndarray, lab: np.ndarray, lips: np.ndarray, gain: np.ndarray, offset: np.ndarray,
+                        lip_gain: np.ndarray, lip_offset: np.ndarray, tl: np.ndarray) -> None:
+        """Over the donor's lips (``lips`` 0/1, feathered by a Gaussian of ``LIP_FEATHER`` mouth widths),
+        move ``out`` (skin-mapped L*a*b*) towards the lip-tone map of ``lab``, in place, on the lips' box."""
+        ys, xs = np.nonzero(lips)
+        sigma = max(1.0, LIP_FEATHER * float(np.linalg.norm(tl[291, :2] - tl[61, :2])))
+        reach = math.ceil(3.0 * sigma)
+        h, w = lips.shape
+        y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, h)
+        x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, w)
+        wgt = cv2.GaussianBlur(lips[y0:y1, x0:x1].astype(np.float32), (2 * reach + 1, 2 * reach + 1), sigma,
+                               borderType=cv2.BORDER_CONSTANT)
+        delta = cv2.transform(lab[y0:y1, x0:x1], np.hstack([np.diag(lip_gain - gain),
+                                                            (lip_offset - offset)[:, None]]).astype(np.float32))
+        out[y0:y1, x0:x1] += delta * wgt[:, :, None]
 
     # ------------------------------------------------------------------------------------------------
     def _ray_lengths(self, pts: np.ndarray) -> np.ndarray:

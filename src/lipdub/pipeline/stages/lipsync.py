@@ -78,7 +78,8 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
 
 class Lipsync(Stage):
     name = "lipsync"
-    version = 4  # 2: source's colour matrix and tags kept, each actor's model fitted on their own speech; 3: visemes; 4: x264 preset/CRF set, decoded planes kept outside the face
+    version = 5  # 2: source's colour matrix and tags kept, each actor's model fitted on their own speech; 3: visemes; 4: x264 preset/CRF set, decoded planes kept outside the face;
+    # 5: lip tone (the donor's lips colour-matched to the target frame's lips)
     per_language = True
     video = True  # runs beside the mix (and the next language's stages)
 
