@@ -9,7 +9,9 @@ pipeline's defaults, driven through the library), align the source's phonemes (t
 espeak G2P + DTW, :mod:`lipdub.lipsync.align`), plan with the retrieval backend, render, analyse the
 faces of the output, and print for the dub, the reference (source video + its own audio) and the floor
 (source video + dub audio): the landmark sync score's confidence, AV offset and peak correlation; the
-dub's confidence as a share of the reference's and its margin over the floor; and the viseme check
+dub's confidence as a share of the reference's and its margin over the floor; per dub line, how the
+output's and the floor's mouth opening follow the dub's level, and how much of the donors' opening the
+output shows (slope, r); and the viseme check
 (:mod:`lipdub.qc.visemes`: share of p/b/m with the lips closed, of open vowels with the mouth open), and
 the SSIM outside the mouth against the source (:func:`lipdub.qc.visual.compare_videos`, 40 frames).
 
@@ -32,6 +34,7 @@ import numpy as np
 from _common import TESTDATA
 from _dub import SR, load_clip, source_phonemes, spanish_dub
 
+from lipdub.backends.lipsync.features import audio_features_per_frame
 from lipdub.backends.lipsync.retrieval import RetrievalBackend
 from lipdub.faces.analyze import analyze_video
 from lipdub.lipsync.render import render_lipsync
@@ -49,6 +52,31 @@ def viseme_figures(out_analysis, times, phonemes, lines, audio) -> str:
     track = max(out_analysis.tracks, key=lambda t: len(t.frames))
     vc = viseme_check(track, times, phonemes, lines, audio=audio, sample_rate_hz=SR)
     return f"{vc.bilabial_closed_share:>8.2f} ({vc.n_bilabial:>2d}){vc.open_vowel_open_share:>7.2f} ({vc.n_open_vowel:>2d})"
+
+
+def line_figures(out_analysis, clip, plan, dub) -> str:
+    """Per dub line: Pearson r of the output's mouth opening (and of the untouched source's, the floor)
+    with the dub's level (dBFS over +-50 ms, :func:`lipdub.backends.lipsync.features.audio_features_per_frame`)
+    on the line's frames; and the output's opening against the donors' own (measured in the source):
+    slope of the least-squares line and r, which says how much of the planned mouth the output shows."""
+    src = clip.track
+    out = max(out_analysis.tracks, key=lambda t: len(t.frames))
+    f = plan.frames[(plan.frames >= out.start_frame) & (plan.frames < out.end_frame)]
+    donors = plan.source_frames[np.isin(plan.frames, f)]
+    t = np.asarray(clip.times, np.float64)[f]
+    level = np.asarray(audio_features_per_frame(dub.audio, SR, t).energy_db, np.float64)
+    o_out = out.mouth_opening[f - out.start_frame].astype(np.float64)
+    o_src = src.mouth_opening[f - src.start_frame].astype(np.float64)
+    o_don = src.mouth_opening[donors - src.start_frame].astype(np.float64)
+    parts = []
+    for k, (a, b, _) in enumerate(dub.lines):
+        m = (t >= a) & (t < b)
+        if m.sum() >= 8:
+            parts.append(f"line {k}: r(dub, level) {np.corrcoef(o_out[m], level[m])[0, 1]:+.2f} "
+                         f"floor {np.corrcoef(o_src[m], level[m])[0, 1]:+.2f} ({int(m.sum())} frames)")
+    slope = np.polyfit(o_don, o_out, 1)[0] if len(f) > 2 else float("nan")
+    r = np.corrcoef(o_don, o_out)[0, 1] if len(f) > 2 else float("nan")
+    return "; ".join(parts) + f"; output vs donor opening: slope {slope:.2f}, r {r:.2f}"
 
 
 def keep_project(keep: Path, clip, plan, out: Path) -> None:
@@ -98,6 +126,7 @@ def main() -> None:
                 tail = (f"{dub_s.confidence / max(ref.confidence, 1e-9):>10.2f}{dub_s.confidence - floor.confidence:>+11.3f}  {vis}"
                         f"  {plan.details.get('mouth_model', '')}")
             print(f"{path.name:<30}{label:<7}{s.confidence:>7.3f}{s.offset_frames:>+5d}{s.peak_correlation:>7.3f}{tail}")
+        print(f"{path.name:<30}{line_figures(out_an, clip, plan, dub)}")
         print(f"{path.name:<30}SSIM outside the mouth {visual.ssim_outside_mouth:.4f} (whole frame {visual.ssim:.4f}, "
               f"{visual.frames_compared} frames); {plan.details.get('n_frames')} frames planned, mean run "
               f"{plan.details.get('mean_run_length')}")
