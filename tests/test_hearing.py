@@ -103,6 +103,8 @@ def test_batch_windows_and_word_owner():
     assert _owner(spans, 2.6, 3.4) == 1  # a word starting early in the gap belongs to the next line
     assert _owner(spans, 1.8, 2.4) == 0
     assert _owner(spans, 2.2, 2.3) == 0  # in the gap, nearer the first line
+    assert _owner(spans, 1.7, 3.2) == 1  # across the whole gap, more of it over the first line: the line it ends in
+    assert _owner(spans, 4.0, 5.6) == 1  # running on past the last line
     assert multilingual("base", "es") and multilingual("tiny.en", "en") and not multilingual("tiny.en", "es")
 
 
