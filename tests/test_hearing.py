@@ -76,7 +76,7 @@ def test_one_effective_speedup():
 def test_natural_speed():
     es = NATURAL_SYLLABLES_PER_S["es"]
     assert natural_speed(es / 1.2, "es", 1.5) == pytest.approx(1.2)
-    assert natural_speed(es / 1.8, "es", 1.5) == 1.5  # capped at the backend's intelligible rate
+    assert natural_speed(es / 1.8, "es", 1.5) == 1.5  # capped (kokoro.MAX_NATURAL_SPEED)
     assert natural_speed(es * 1.1, "es", 1.5) == 1.0  # a fast voice is never slowed
     assert natural_speed(None, "es", 1.5) == natural_speed(4.0, "xx", 1.5) == 1.0
 
