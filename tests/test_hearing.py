@@ -76,7 +76,7 @@ def test_one_effective_speedup():
 def test_natural_speed():
     es = NATURAL_SYLLABLES_PER_S["es"]
     assert natural_speed(es / 1.2, "es", 1.5) == pytest.approx(1.2)
-    assert natural_speed(es / 1.8, "es", 1.5) == 1.5  # capped at the backend's intelligible rate
+    assert natural_speed(es / 1.8, "es", 1.5) == 1.5  # capped (kokoro.MAX_NATURAL_SPEED)
     assert natural_speed(es * 1.1, "es", 1.5) == 1.0  # a fast voice is never slowed
     assert natural_speed(None, "es", 1.5) == natural_speed(4.0, "xx", 1.5) == 1.0
 
@@ -103,6 +103,8 @@ def test_batch_windows_and_word_owner():
     assert _owner(spans, 2.6, 3.4) == 1  # a word starting early in the gap belongs to the next line
     assert _owner(spans, 1.8, 2.4) == 0
     assert _owner(spans, 2.2, 2.3) == 0  # in the gap, nearer the first line
+    assert _owner(spans, 1.7, 3.2) == 1  # across the whole gap, more of it over the first line: the line it ends in
+    assert _owner(spans, 4.0, 5.6) == 1  # running on past the last line
     assert multilingual("base", "es") and multilingual("tiny.en", "en") and not multilingual("tiny.en", "es")
 
 

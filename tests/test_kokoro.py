@@ -11,6 +11,9 @@ import pytest
 from lipdub.backends.tts import kokoro_g2p
 from lipdub.errors import ConfigError, InputError
 from lipdub.languages import parse_language
+from lipdub.qc.thresholds import Thresholds
+from lipdub.timing.fit import Slot, trim_silence
+from lipdub.timing.isochrony import IsochronyPolicy, fit_line
 
 ES = parse_language("es")
 SENTENCE_ES = "Buenos días, me llamo Juan y vivo en Barcelona desde hace muchos años."
@@ -88,6 +91,25 @@ def test_kokoro_spanish_is_recognized_by_whisper(spanish, whisper):
     heard = hear_line(whisper, spanish.samples, spanish.sample_rate_hz, "es")
     assert heard.wer(SENTENCE_ES) <= 0.15, heard.text
     assert heard.detected_language == "es" and heard.expected_probability >= 0.9
+
+
+@needs_kokoro
+def test_kokoro_line_sped_up_to_fit_is_still_understood(kokoro, whisper):
+    """A line that must be 1.45x faster to fit, within the limit of a slow voice (natural speed 1.5),
+    is still heard right: the fit keeps Kokoro at its ``max_rate`` and stretches the rest (Kokoro's own
+    speed at 1.45 garbles it, "trayendo" heard "alliendo": bench/kokoro_rate_stretch.py)."""
+    from lipdub.qc.intelligibility import hear_line
+
+    text = "Trayendo en reformas para apretar aquel control."
+    at_one = kokoro.synthesize(text, ES)
+    natural_s = trim_silence(at_one.samples, at_one.sample_rate_hz)[0].size / at_one.sample_rate_hz
+    policy = IsochronyPolicy(max_speedup=1.25, max_attempts=3, max_tts_rate=1.25)
+    line = fit_line(text, Slot(0.0, natural_s / 1.45), policy, lambda t, r: (kokoro.synthesize(t, ES, rate=r), None), None,
+                    48000, max_backend_rate=float(kokoro.max_rate), natural_speed=1.5)
+    assert line.tts_rate <= kokoro.max_rate + 1e-6 and line.speedup <= policy.max_speedup + 1e-3
+    assert line.fitted.overrun_s == 0.0
+    heard = hear_line(whisper, line.fitted.samples, 48000, "es")
+    assert heard.wer(text) <= Thresholds().line_wer.pass_at, heard.text
 
 
 @needs_kokoro

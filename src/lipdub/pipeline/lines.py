@@ -144,8 +144,9 @@ def voice_match_on(ctx: PipelineContext, tts_name: str) -> bool:
     return cls.voice_match_default if ctx.config.voice_match is None else bool(ctx.config.voice_match)
 
 
-#: Bumped when what a line's files hold changes (2: natural speed, the adapted voice, the hearing loop).
-LINE_FORMAT = 2
+#: Bumped when what a line's files hold changes (2: natural speed, the adapted voice, the hearing loop;
+#: 3: Kokoro lines sped up by the time-stretch instead of Kokoro's speed, the hearing's word owner).
+LINE_FORMAT = 3
 
 
 def segment_key(ctx: PipelineContext, seg: Segment, language: str, tts_name: str, slot: Slot, script: Script,

@@ -215,8 +215,15 @@ def _windows(durations_s: list[float], window_s: float, gap_s: float) -> list[li
 
 
 def _owner(spans: list[tuple[float, float]], start_s: float, end_s: float) -> int:
-    """Index of the span ``[start_s, end_s]`` overlaps most; the nearest one when it overlaps none."""
+    """Index of the line a word ``[start_s, end_s]`` (seconds in the packed window) belongs to: the
+    span its end lies in when it overlaps two (Whisper starts a word early, in the silence before it:
+    a line's first word, a short "y", was seen spanning the whole 1 s gap and more of the line before
+    it than of its own), else the span it overlaps most, else the nearest one."""
     overlaps = [min(end_s, b) - max(start_s, a) for a, b in spans]
+    if sum(o > 0 for o in overlaps) > 1:
+        inside = [j for j, (a, b) in enumerate(spans) if a < end_s <= b and overlaps[j] > 0]
+        if inside:
+            return inside[0]
     best = max(range(len(spans)), key=lambda j: overlaps[j])
     if overlaps[best] > 0:
         return best

@@ -57,10 +57,20 @@ AUDIO_LEAD_FRAMES = 2.5
 #: Range of ``rate`` (Kokoro's ``speed``) accepted.
 MIN_RATE = 0.5
 MAX_RATE = 2.0
-#: Fastest rate offered to the isochrony fit (the ``max_rate`` capability): Whisper base WER on
-#: Spanish with jm_kumo is 0.00 / 0.07 / 0.07 / 0.44 at speed 1.0 / 1.25 / 1.5 / 1.75
-#: (bench/tts_intelligibility.py), so faster than 1.5 is left to the time-stretch.
-MAX_INTELLIGIBLE_RATE = 1.5
+#: Fastest rate offered to the isochrony fit (the ``max_rate`` capability), so that the fit speeds a
+#: line up by the time-stretch (rubberband R3) rather than by Kokoro's ``speed``: at the same speed-up,
+#: Kokoro's speed garbles consonant clusters first ("trayendo" heard "tallendo", "en reformas"
+#: "elefomas") where the stretch keeps them. Whisper base WER of dub lines with their speakers'
+#: adapted voices and fallback packs, speed-up 1.0-1.75, Kokoro speed capped at 1.0 / 1.1 / 1.5 (the
+#: rest stretched; bench/kokoro_rate_stretch.py): chosen on th_retalking_face5 (mean 0.00 / 0.05 / 0.27
+#: over 1.0-1.5), checked on th2_retalking_face1, th_voxceleb_pcavs_00086, sp_en_2spk and the
+#: sentences of bench/tts_intelligibility.py (README, "Voices and intelligibility").
+MAX_INTELLIGIBLE_RATE = 1.0
+#: Cap of a voice's natural speed (the Kokoro speed at which it reaches the language's natural rate,
+#: :func:`lipdub.voice.params.natural_speed`): the packs speak Spanish at 4.1-5.1 syllables/s at 1.0,
+#: adapted voices down to 3.3, against 7.82 for read Spanish; 1.5 is the speed-up Whisper base still
+#: follows (bench/kokoro_rate_stretch.py, stretch at speed 1.0).
+MAX_NATURAL_SPEED = 1.5
 _lock = threading.Lock()  # one onnxruntime session per process, run by one caller at a time
 _natural: dict[tuple[str, str], float] = {}  # (language, style SHA-256) -> natural speed, per process
 
@@ -208,7 +218,7 @@ class KokoroTts(TtsBackend):
         for spk, v in got.items():
             pure = v.timbre_weights.get(v.start_pack) == 1.0 and v.prosody_weights.get(v.start_pack) == 1.0
             fallback = v.start_pack if not pure else (default if v.start_pack != default else None)
-            speed = natural_speed(v.syllables_per_s, language.code, self.max_rate)
+            speed = natural_speed(v.syllables_per_s, language.code, MAX_NATURAL_SPEED)
             details = {"voice": v.voice_id, "source": "cache" if getattr(v, "from_cache", False) else v.source, "made_by": v.source,
                        "start_pack": v.start_pack, "nearest_pack": v.nearest_pack,
                        "similarity": v.similarity, "start_similarity": v.start_similarity, "check_similarity": v.check_similarity,
@@ -220,7 +230,7 @@ class KokoroTts(TtsBackend):
 
     def natural_speed(self, language: Language, voice: str | None) -> float:
         """Kokoro's ``speed`` at which ``voice`` speaks ``language`` at the rate of read speech
-        (:func:`lipdub.voice.params.natural_speed`, capped at :data:`MAX_INTELLIGIBLE_RATE`): the voice
+        (:func:`lipdub.voice.params.natural_speed`, capped at :data:`MAX_NATURAL_SPEED`): the voice
         speaks the check sentence of :data:`kokoro_voice.CHECK_TEXTS` once (then cached per process).
         1.0 for a language without a natural-rate figure.
         """
@@ -232,7 +242,7 @@ class KokoroTts(TtsBackend):
         if key not in _natural:
             text = kokoro_voice.CHECK_TEXTS[code]
             rate = kokoro_voice.speech_rate(text, self.synthesize_style(text, language, style, voice_name=name), code)
-            _natural[key] = natural_speed(rate, code, self.max_rate)
+            _natural[key] = natural_speed(rate, code, MAX_NATURAL_SPEED)
         return _natural[key]
 
     def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:

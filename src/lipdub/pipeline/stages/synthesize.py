@@ -136,7 +136,9 @@ class _LineSynth:
 
 class Synthesize(Stage):
     name = "synthesize"
-    version = 3  # 3: natural speed, adapted voices, intelligibility loop
+    # 3: natural speed, adapted voices, intelligibility loop; 4: kokoro lines sped up by the stretch
+    # rather than Kokoro's speed (kokoro.MAX_INTELLIGIBLE_RATE 1.0), a line's first word heard as its own
+    version = 4
     per_language = True
 
     def prepare(self, ctx: PipelineContext) -> None:
