@@ -11,6 +11,7 @@ import pytest
 from lipdub.backends.tts import kokoro_g2p
 from lipdub.errors import ConfigError, InputError
 from lipdub.languages import parse_language
+from lipdub.qc.intelligibility import hear_line
 from lipdub.qc.thresholds import Thresholds
 from lipdub.timing.fit import Slot, trim_silence
 from lipdub.timing.isochrony import IsochronyPolicy, fit_line
@@ -84,8 +85,6 @@ def test_kokoro_phonemize_spanish_and_long_text():
 
 @needs_kokoro
 def test_kokoro_spanish_is_recognized_by_whisper(spanish, whisper):
-    from lipdub.qc.intelligibility import hear_line
-
     assert spanish.sample_rate_hz == 24000 and spanish.voice == "jm_kumo"
     assert spanish.samples.dtype == np.float32 and np.abs(spanish.samples).max() <= 1.0
     heard = hear_line(whisper, spanish.samples, spanish.sample_rate_hz, "es")
