@@ -97,8 +97,6 @@ def test_kokoro_line_sped_up_to_fit_is_still_understood(kokoro, whisper):
     """A line that must be 1.45x faster to fit, within the limit of a slow voice (natural speed 1.5),
     is still heard right: the fit keeps Kokoro at its ``max_rate`` and stretches the rest (Kokoro's own
     speed at 1.45 garbles it, "trayendo" heard "alliendo": bench/kokoro_rate_stretch.py)."""
-    from lipdub.qc.intelligibility import hear_line
-
     text = "Trayendo en reformas para apretar aquel control."
     at_one = kokoro.synthesize(text, ES)
     natural_s = trim_silence(at_one.samples, at_one.sample_rate_hz)[0].size / at_one.sample_rate_hz
