@@ -83,3 +83,28 @@ def test_source_dialogue_kept_outside_the_lines(speech_and_music):
     np.testing.assert_allclose(out[inside] / post, dub_only.dialogue[inside, 0] / post_dub, atol=1e-5)  # no source speech under the line
     assert res.details["source_dialogue_kept_s"] > 5.0 and dub_only.details["source_dialogue_kept_s"] == 0.0
     assert np.abs(dub_only.dialogue[far, 0]).max() == 0
+
+
+def test_block_meter_equals_pyloudnorm_on_real_media(speech_and_music, monkeypatch):
+    """The block-wise meter (lipdub.meter) gives pyloudnorm's whole-array integrated loudness and
+    LRA, and the block-wise limiter the same samples whatever its block size."""
+    import pyloudnorm
+
+    from lipdub import meter
+
+    speech, music = speech_and_music
+    x = (np.repeat(speech[:, None], 2, axis=1) * 0.5 + music).astype(np.float32)
+    whole = pyloudnorm.Meter(48000)
+    ref_lufs, ref_lra = whole.integrated_loudness(x.astype(np.float64)), whole.loudness_range(x.astype(np.float64))
+    for block in (4_801, 100_003, len(x)):  # odd sizes: blocks end inside gating blocks and filter taps
+        m = meter.measure(x, 48000, block_samples=block, loudness_range=True)
+        assert m.integrated_lufs() == pytest.approx(ref_lufs, abs=1e-9)
+        assert m.loudness_range_lu() == pytest.approx(ref_lra, abs=1e-9)
+    hot = x * 6
+    monkeypatch.setattr(mix_stage, "LIMITER_BLOCK_SAMPLES", len(hot) + 1)
+    one, red_one = mix_stage.limit_true_peak(hot, 48000, -2.0)
+    monkeypatch.setattr(mix_stage, "LIMITER_BLOCK_SAMPLES", 9_601)
+    blocks, red_blocks = mix_stage.limit_true_peak(hot, 48000, -2.0)
+    assert red_one > 0
+    np.testing.assert_allclose(blocks, one, atol=1e-6)
+    assert red_blocks == pytest.approx(red_one, abs=1e-4)
