@@ -241,35 +241,44 @@ def loudness_range_lu(x: np.ndarray, sample_rate_hz: int) -> float | None:
     return meter.measure(x, sample_rate_hz, loudness_range=True).loudness_range_lu()
 
 
-def limit_true_peak(x: np.ndarray, sample_rate_hz: int, ceiling_dbtp: float, lookahead_s: float = 0.005) -> tuple[np.ndarray, float]:
+def limit_true_peak(x: np.ndarray, sample_rate_hz: int, ceiling_dbtp: float, lookahead_s: float = 0.005,
+                    in_place: bool = False) -> tuple[np.ndarray, float]:
     """Look-ahead peak limiter on the true-peak envelope.
 
     The gain needed at each sample, ``min(1, ceiling / true_peak)``, is spread by a minimum filter of
     width ``2L+1`` and smoothed by a moving average of width ``2L+1`` (L = look-ahead in samples); the
     average of minima over a window that contains the sample never exceeds the needed gain, so the
-    peak is held while the gain moves smoothly (attack and release of L samples).
+    peak is held while the gain moves smoothly (attack and release of L samples). The gain is made
+    block by block (:data:`LIMITER_BLOCK_SAMPLES`); a block is written only once the next block's
+    gain, which reads the samples before it, is known.
+
+    Args:
+        x: float32 ``(n,)`` or ``(n, channels)``.
+        in_place: limit ``x`` itself (a float32 array the caller owns) instead of a copy.
 
     Returns:
-        ``(limited, max_reduction_db)``.
+        ``(limited, max_reduction_db)``; ``limited`` is ``x`` itself when nothing exceeds the ceiling.
     """
     ceiling = 10 ** (ceiling_dbtp / 20)
     half = max(1, int(lookahead_s * sample_rate_hz))
-    out, min_gain = None, 1.0
-    for a in range(0, len(x), LIMITER_BLOCK_SAMPLES):
+    out, min_gain, pending = None, 1.0, None
+    for a in [*range(0, len(x), LIMITER_BLOCK_SAMPLES), len(x)]:
         b = min(len(x), a + LIMITER_BLOCK_SAMPLES)
-        gain = _limiter_gain(x, sample_rate_hz, ceiling, half, a, b)
-        if gain is None:
-            continue
-        if out is None:
-            out = np.array(x, dtype=np.float32)
-        out[a:b] = x[a:b] * (gain[:, None] if x.ndim == 2 else gain)
-        min_gain = min(min_gain, float(gain.min()))
+        gain = _limiter_gain(x, sample_rate_hz, ceiling, half, a, b) if b > a else None
+        if pending is not None:  # the previous block, now that this one's gain has read its samples
+            if out is None:
+                out = x if in_place else np.array(x, dtype=np.float32)
+            pa, pg = pending
+            out[pa:pa + len(pg)] = x[pa:pa + len(pg)] * (pg[:, None] if x.ndim == 2 else pg)
+            min_gain = min(min_gain, float(pg.min()))
+        pending = None if gain is None else (a, gain)
     if out is None:
         return x, 0.0
     return out, float(-20 * np.log10(min_gain))
 
 
-LIMITER_BLOCK_SAMPLES = 1 << 20  # the limiter's gain is made block by block: bounded memory for any length
+#: The limiter's gain is made block by block: bounded memory for any length (more than its reach).
+LIMITER_BLOCK_SAMPLES = 1 << 20
 
 
 def _limiter_gain(x: np.ndarray, sample_rate_hz: int, ceiling: float, half: int, a: int, b: int) -> np.ndarray | None:
@@ -304,15 +313,16 @@ def normalize_loudness(
     for _ in range(4):
         gain_db = target_lufs - measured
         total_gain_db += gain_db
+        y = None  # the previous pass's output is not kept beside the next
         y = np.multiply(x, 10 ** (total_gain_db / 20), dtype=np.float32)
-        y, red = limit_true_peak(y, sample_rate_hz, ceiling_dbtp - 0.1)  # 0.1 dB margin for the filters
+        y, red = limit_true_peak(y, sample_rate_hz, ceiling_dbtp - 0.1, in_place=True)  # 0.1 dB margin for the filters
         max_red = max(max_red, red)
         measured = integrated_loudness(y, sample_rate_hz)
         if abs(measured - target_lufs) <= tolerance_lu:
             break
     tp = true_peak_dbtp(y, sample_rate_hz)
     if tp > ceiling_dbtp:  # inter-sample overs after the gain: a last static trim
-        y = np.multiply(y, 10 ** ((ceiling_dbtp - tp - 0.05) / 20), dtype=np.float32)
+        y *= np.float32(10 ** ((ceiling_dbtp - tp - 0.05) / 20))  # y is this function's own array
         measured = integrated_loudness(y, sample_rate_hz)
         tp = true_peak_dbtp(y, sample_rate_hz)
     return y, LoudnessReport(
@@ -362,7 +372,7 @@ def duck_gain(spans_s: list[tuple[float, float]], n_samples: int, sample_rate_hz
 def mix(
     lines: list[PlacedLine],
     *,
-    original: np.ndarray,
+    original: np.ndarray | None,
     music_effects: np.ndarray | None,
     source_dialogue: np.ndarray | None,
     sample_rate_hz: int,
@@ -375,7 +385,9 @@ def mix(
 
     Args:
         lines: the fitted lines (mono, at ``sample_rate_hz``).
-        original: the source mix, float32 ``(n, 2)``; sets the output length.
+        original: the source mix, float32 ``(n, 2)``; sets the output length. None when both
+            ``music_effects`` and ``source_dialogue`` are given (then only its length would be used,
+            which ``music_effects`` gives: a caller need not hold a whole-length copy for it).
         music_effects: the M&E stem ``(n, 2)`` from separation, or None to duck ``original`` instead.
         source_dialogue: the source dialogue stem ``(n, 2)`` or None; the dub's dialogue is set to its
             loudness so the dialogue/bed balance of the source is kept (with no stem, the original's
@@ -396,7 +408,9 @@ def mix(
         raise ConfigError(f"--loudness {target_lufs:g} LUFS is out of range", "use a loudness target from -70 to -5 LUFS (e.g. -24 or -23)")
     if not -20 <= true_peak_ceiling_dbtp <= 0:
         raise ConfigError(f"true-peak ceiling {true_peak_ceiling_dbtp} dBTP is out of range", "use a value from -20 to 0 (e.g. -2)")
-    n = original.shape[0]
+    if original is None and (music_effects is None or source_dialogue is None):
+        raise ValueError("mix() needs the original unless both the M&E and the source dialogue stems are given")
+    n = (original if original is not None else music_effects).shape[0]
     dialogue_mono = place_lines(lines, n, sample_rate_hz)
 
     # Dialogue level: match the source dialogue's loudness (keeps the source's dialogue/bed balance).

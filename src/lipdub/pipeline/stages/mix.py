@@ -42,11 +42,12 @@ class Mix(Stage):
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
         script = ctx.script()
-        original, sr = read_audio(ctx.layout.abs(L.MIX_48K))
-        me = dialogue = None
-        if p.has_dialogue_stem():
-            me, _ = read_audio(ctx.layout.abs(L.ME_48K))
+        original = me = dialogue = None
+        if p.has_dialogue_stem():  # the M&E and dialogue stems are all the mix needs (not the original)
+            me, sr = read_audio(ctx.layout.abs(L.ME_48K))
             dialogue, _ = read_audio(ctx.layout.abs(L.DIALOGUE_48K))
+        else:
+            original, sr = read_audio(ctx.layout.abs(L.MIX_48K))
         placed, spans = [], []
         for seg in script.segments:
             t = seg.targets.get(code)
