@@ -113,10 +113,12 @@ def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: 
     inp = SyncInputs(output, output_analysis, out_times, out16, face=face)
     if source is not None:
         sp = probe(source)
-        _, inp.src16 = decode_audio(source, sp)
         if project is not None and (project / L.DIALOGUE_48K).exists():
             a, sr = read_audio(project / L.DIALOGUE_48K, mono=True)
             inp.src16 = resample(a, sr, 16000)  # the source's speech without its music and effects
+            del a
+        else:
+            _, inp.src16 = decode_audio(source, sp)
         if project is not None and (project / L.FACES_JSON).exists():
             inp.src_analysis = FaceAnalysis.load(project / L.FACES_DIR)
             inp.src_times = np.load(project / L.FRAME_TIMES)
@@ -308,6 +310,7 @@ def build_report(
     mix48, out16 = decode_audio(output, info)
     target = float(target_lufs if target_lufs is not None else (config.get("target_lufs") or -24.0))
     data["audio"], checks = _audio_section(mix48, target, loudness_standard or config.get("loudness_standard"), th)
+    del mix48  # the 48 kHz soundtrack is not needed again: not held through the rest of the report
     thumbs: list[tuple[int, float, bytes]] = []
     script = Script.load(project / L.SCRIPT) if project is not None and (project / L.SCRIPT).exists() else None
     if info.has_video:
