@@ -80,12 +80,12 @@ class MelAudio:
     sample_rate_hz: int
 
     @classmethod
-    def of(cls, audio: np.ndarray, sample_rate_hz: int) -> "MelAudio":
+    def of(cls, audio: np.ndarray, sample_rate_hz: int) -> MelAudio:
         """The log-mel of float mono ``audio`` at ``sample_rate_hz``."""
         return cls(_log_mel(audio, sample_rate_hz), int(sample_rate_hz))
 
 
-def _mel_of(audio: "np.ndarray | MelAudio", sample_rate_hz: int) -> np.ndarray:
+def _mel_of(audio: np.ndarray | MelAudio, sample_rate_hz: int) -> np.ndarray:
     return audio.logmel if isinstance(audio, MelAudio) else _log_mel(audio, sample_rate_hz)
 
 
