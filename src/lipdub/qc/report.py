@@ -105,7 +105,7 @@ def output_shots(output: Path, frame_count: int, src_analysis: FaceAnalysis | No
 
 
 def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: Path | None, L_code: str | None,
-                 output_analysis, face: int | None, say, sync: dict) -> SyncInputs:
+                 output_analysis, face: int | None, say, sync: dict, source_analysis=None) -> SyncInputs:
     """The faces and speech the sync figures need. Lip sync is measured against speech: the dub's
     dialogue stem when the project has it (music and effects under the speech only blur the mel
     features), else the output's soundtrack; the source's dialogue stem for the reference."""
@@ -119,7 +119,9 @@ def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: 
             del a
         else:
             _, inp.src16 = decode_audio(source, sp)
-        if project is not None and (project / L.FACES_JSON).exists():
+        if source_analysis is not None:
+            inp.src_analysis, inp.src_times = source_analysis, np.load(project / L.FRAME_TIMES)
+        elif project is not None and (project / L.FACES_JSON).exists():
             inp.src_analysis = FaceAnalysis.load(project / L.FACES_DIR)
             inp.src_times = np.load(project / L.FRAME_TIMES)
         elif sp.has_video:
@@ -269,6 +271,7 @@ def build_report(
     vmaf: "bool | VisualRun" = True,
     visual_max_frames: int = 40,
     output_analysis=None,
+    source_analysis=None,
     whisper=None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
@@ -287,6 +290,9 @@ def build_report(
         visual_max_frames: frames sampled for SSIM / PSNR.
         output_analysis: a face analysis of ``output`` to reuse (the pipeline passes the source's when
             the video stream was copied bit for bit); default: analysed here.
+        source_analysis: the project's face analysis of the source, when the caller has it loaded
+            (one copy shared instead of another load: a long video's landmarks are hundreds of MB);
+            default: loaded from the project.
         whisper: a loaded faster-whisper model for the intelligibility group (the pipeline passes the
             run's); default: the project's ``asr_model`` loaded here.
     Raises:
@@ -315,7 +321,8 @@ def build_report(
     script = Script.load(project / L.SCRIPT) if project is not None and (project / L.SCRIPT).exists() else None
     if info.has_video:
         sync: dict[str, Any] = {}
-        inp = _sync_inputs(output, out16, source, project, L_code, output_analysis, face, say, sync)
+        inp = _sync_inputs(output, out16, source, project, L_code, output_analysis, face, say, sync,
+                           source_analysis if project is not None and (project / L.FRAME_TIMES).exists() else None)
         say("lip sync")
         track, sync_checks, thumbs = sync_section(inp, sync, th, script, L_code)
         checks += sync_checks
