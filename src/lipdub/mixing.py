@@ -369,6 +369,14 @@ def duck_gain(spans_s: list[tuple[float, float]], n_samples: int, sample_rate_hz
     return (10 ** (duck_db * span_mask(spans_s, n_samples, sample_rate_hz) / 20)).astype(np.float32)
 
 
+def check_targets(target_lufs: float, true_peak_ceiling_dbtp: float) -> None:
+    """Raise :class:`ConfigError` for a loudness target (LUFS) or true-peak ceiling (dBTP) out of range."""
+    if not -70 <= target_lufs <= -5:
+        raise ConfigError(f"--loudness {target_lufs:g} LUFS is out of range", "use a loudness target from -70 to -5 LUFS (e.g. -24 or -23)")
+    if not -20 <= true_peak_ceiling_dbtp <= 0:
+        raise ConfigError(f"true-peak ceiling {true_peak_ceiling_dbtp} dBTP is out of range", "use a value from -20 to 0 (e.g. -2)")
+
+
 def mix(
     lines: list[PlacedLine],
     *,
@@ -404,10 +412,7 @@ def mix(
     Raises:
         ConfigError: target or ceiling out of range.
     """
-    if not -70 <= target_lufs <= -5:
-        raise ConfigError(f"--loudness {target_lufs:g} LUFS is out of range", "use a loudness target from -70 to -5 LUFS (e.g. -24 or -23)")
-    if not -20 <= true_peak_ceiling_dbtp <= 0:
-        raise ConfigError(f"true-peak ceiling {true_peak_ceiling_dbtp} dBTP is out of range", "use a value from -20 to 0 (e.g. -2)")
+    check_targets(target_lufs, true_peak_ceiling_dbtp)
     if original is None and (music_effects is None or source_dialogue is None):
         raise ValueError("mix() needs the original unless both the M&E and the source dialogue stems are given")
     n = (original if original is not None else music_effects).shape[0]
