@@ -125,3 +125,31 @@ def test_sync_offset_follows_the_audio_delay_frame_for_frame(testdata):
     print(f"face5: offset by audio delay (frames) {offsets}")
     for k in (2, 4, 6):
         assert abs((offsets[k] - offsets[0]) - k) <= 1
+
+
+def test_log_mels_made_in_blocks_equal_one_whole_spectrogram(testdata, monkeypatch):
+    """The sync score's log-mel and the retrieval backend's are made a block of rows at a time (a
+    long video's whole STFT would take GBs); on real speech they equal one spectrogram of the whole
+    signal (librosa's centred one for the score), whatever the block size."""
+    import librosa
+
+    from lipdub.backends.lipsync import features
+    from lipdub.qc import sync
+
+    path = testdata / "th_latentsync_demo1_video.mp4"
+    _, audio = decode_audio(path, probe(path))
+    audio = audio[: 16000 * 7 + 123]  # a length that is not a whole number of hops
+    hop, n_fft = int(sync.HOP_S * 16000), int(0.025 * 16000)
+    whole = np.log(librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=n_fft, hop_length=hop, n_mels=sync.N_MELS, fmin=60,
+                                                  fmax=7600) + 1e-6).T
+    monkeypatch.setattr(features, "LOG_MEL_BLOCK_FRAMES", 10**9)
+    one = features.log_mel(audio, 16000)
+    for block in (97, 1000):
+        monkeypatch.setattr(sync, "LOG_MEL_BLOCK_HOPS", block)
+        got = sync._log_mel(audio, 16000)
+        assert got.shape == whole.shape
+        np.testing.assert_allclose(got, whole, atol=1e-4)
+        monkeypatch.setattr(features, "LOG_MEL_BLOCK_FRAMES", block)
+        blocks = features.log_mel(audio, 16000)
+        np.testing.assert_allclose(blocks.db, one.db, atol=1e-4)
+        np.testing.assert_allclose(blocks.power, one.power, rtol=1e-9, atol=1e-15)

@@ -83,3 +83,97 @@ def test_source_dialogue_kept_outside_the_lines(speech_and_music):
     np.testing.assert_allclose(out[inside] / post, dub_only.dialogue[inside, 0] / post_dub, atol=1e-5)  # no source speech under the line
     assert res.details["source_dialogue_kept_s"] > 5.0 and dub_only.details["source_dialogue_kept_s"] == 0.0
     assert np.abs(dub_only.dialogue[far, 0]).max() == 0
+
+
+def test_block_meter_equals_pyloudnorm_on_real_media(speech_and_music, monkeypatch):
+    """The block-wise meter (lipdub.meter) gives pyloudnorm's whole-array integrated loudness and
+    LRA, and the block-wise limiter the same samples whatever its block size."""
+    import pyloudnorm
+
+    from lipdub import meter
+
+    speech, music = speech_and_music
+    x = (np.repeat(speech[:, None], 2, axis=1) * 0.5 + music).astype(np.float32)
+    whole = pyloudnorm.Meter(48000)
+    ref_lufs, ref_lra = whole.integrated_loudness(x.astype(np.float64)), whole.loudness_range(x.astype(np.float64))
+    for block in (4_801, 100_003, len(x)):  # odd sizes: blocks end inside gating blocks and filter taps
+        m = meter.measure(x, 48000, block_samples=block, loudness_range=True)
+        assert m.integrated_lufs() == pytest.approx(ref_lufs, abs=1e-9)
+        assert m.loudness_range_lu() == pytest.approx(ref_lra, abs=1e-9)
+    hot = x * 6
+    monkeypatch.setattr(mix_stage, "LIMITER_BLOCK_SAMPLES", len(hot) + 1)
+    one, red_one = mix_stage.limit_true_peak(hot, 48000, -2.0)
+    monkeypatch.setattr(mix_stage, "LIMITER_BLOCK_SAMPLES", 9_601)
+    blocks, red_blocks = mix_stage.limit_true_peak(hot, 48000, -2.0)
+    assert red_one > 0
+    np.testing.assert_allclose(blocks, one, atol=1e-6)
+    assert red_blocks == pytest.approx(red_one, abs=1e-4)
+
+
+def _stems(tmp_path, speech, music, passes=3):
+    """Real speech over real music written as the project's 48 kHz float WAV stems (``passes`` of
+    the clips: a longer programme than one block), and lines placed over it."""
+    from lipdub.audio import write_audio
+
+    sd = np.tile(np.repeat(speech[:, None], 2, axis=1), (passes, 1)).astype(np.float32) * 0.5
+    me = np.tile(music, (passes, 1)).astype(np.float32)
+    for name, x in (("original", me + sd), ("me", me), ("sd", sd)):
+        write_audio(tmp_path / f"{name}.wav", x, 48000)
+    lines = [mix_stage.PlacedLine(0.7, speech[: 48000 * 2] * 3), mix_stage.PlacedLine(len(speech) / 48000 + 1.3, speech[48000 * 3: 48000 * 6])]
+    spans = [(0.5, 3.0), (len(speech) / 48000 + 1.0, len(speech) / 48000 + 4.5)]
+    return me + sd, me, sd, lines, spans
+
+
+@pytest.mark.parametrize("separated", [True, False])
+def test_block_mix_equals_the_whole_array_mix(speech_and_music, tmp_path, monkeypatch, separated):
+    """mixdown.mix_files (the stage's mix, file to file a block at a time) writes the samples and
+    figures of mixing.mix, with the limiter working (a hot target) and blocks that cut lines and ramps."""
+    from lipdub import mixdown
+    from lipdub.audio import read_audio
+
+    speech, music = speech_and_music
+    original, me, sd, lines, spans = _stems(tmp_path, speech, music)
+    kw = {"duck_spans_s": spans, "target_lufs": -9.0}
+    whole = mix_stage.mix(lines, original=original, music_effects=me if separated else None,
+                          source_dialogue=sd if separated else None, sample_rate_hz=48000, **kw)
+    monkeypatch.setattr(mixdown, "BLOCK_SAMPLES", 48000 * 2 + 7)
+    outs = {k: tmp_path / f"out_{k}.wav" for k in ("dialogue", "me", "mix")}
+    rep, details = mixdown.mix_files(lines, original=tmp_path / "original.wav", music_effects=tmp_path / "me.wav" if separated else None,
+                                     source_dialogue=tmp_path / "sd.wav" if separated else None, outputs=outs, **kw)
+    assert whole.loudness.limiter_max_reduction_db > 1.0
+    for k, ref in (("dialogue", whole.dialogue), ("me", whole.music_effects), ("mix", whole.mix)):
+        got, sr = read_audio(outs[k])
+        assert sr == 48000 and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=1e-6)
+    for f in ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu", "gain_db", "limiter_max_reduction_db"):
+        assert getattr(rep, f) == pytest.approx(getattr(whole.loudness, f), abs=1e-6)
+    assert details == whole.details
+
+
+def test_block_mix_holds_a_block_not_the_programme(speech_and_music, tmp_path, monkeypatch):
+    """The stage's mix never holds a whole-length stem: with 1 s blocks, the most memory it allocates
+    at once (tracemalloc, which numpy reports to) is about the same for a programme three times as
+    long, and less than one stem of the longer one (the whole-array mix holds several)."""
+    import tracemalloc
+
+    from lipdub import mixdown
+
+    speech, music = speech_and_music
+    monkeypatch.setattr(mixdown, "BLOCK_SAMPLES", 48000)
+    peaks, sizes = [], []
+    for passes in (2, 6):
+        d = tmp_path / str(passes)
+        d.mkdir()
+        original, _, _, lines, spans = _stems(d, speech, music, passes)
+        sizes.append(original.nbytes)
+        del original
+        outs = {k: d / f"out_{k}.wav" for k in ("dialogue", "me", "mix")}
+        tracemalloc.start()
+        try:
+            mixdown.mix_files(lines, original=None, music_effects=d / "me.wav", source_dialogue=d / "sd.wav",
+                              duck_spans_s=spans, outputs=outs)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] < 1.3 * peaks[0]
+    assert peaks[1] < sizes[1]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import meter
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -198,8 +199,9 @@ TRUE_PEAK_BLOCK_SAMPLES = 1 << 18  # the oversampled signal is made block by blo
 _TRUE_PEAK_MARGIN_SAMPLES = 64  # > the polyphase filter's reach (10 input samples at 4x): blocks join exactly
 
 
-def _true_peak_envelope(x: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-    """Per-sample true peak over channels: max |.| of the oversampled values per input sample.
+def _true_peak_envelope(x: np.ndarray, sample_rate_hz: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Per-sample true peak over channels of ``x[start:stop]``: max |.| of the oversampled values per
+    input sample, float ``(stop - start,)``.
 
     Oversampled block by block (:data:`TRUE_PEAK_BLOCK_SAMPLES`), each block with a margin of
     input samples on both sides that covers the interpolation filter, so the values are those of
@@ -209,62 +211,90 @@ def _true_peak_envelope(x: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     k = oversampling_factor(sample_rate_hz)
     x2 = x if x.ndim == 2 else x[:, None]
     n = x2.shape[0]
-    env = np.empty(n, dtype=np.result_type(x2.dtype, np.float32))
+    stop = n if stop is None else min(n, stop)
+    env = np.empty(max(0, stop - start), dtype=np.result_type(x2.dtype, np.float32))
     m = _TRUE_PEAK_MARGIN_SAMPLES
-    for a in range(0, max(n, 1), TRUE_PEAK_BLOCK_SAMPLES):
-        b = min(n, a + TRUE_PEAK_BLOCK_SAMPLES)
+    for a in range(start, max(stop, start + 1), TRUE_PEAK_BLOCK_SAMPLES):
+        b = min(stop, a + TRUE_PEAK_BLOCK_SAMPLES)
+        if b <= a:
+            break
         lo, hi = max(0, a - m), min(n, b + m)
         up = np.abs(resample_poly(x2[lo:hi], k, 1, axis=0))[(a - lo) * k:(b - lo) * k]
-        env[a:b] = np.maximum(up.reshape(b - a, k, -1).max(axis=(1, 2)), np.abs(x2[a:b]).max(axis=1))
+        env[a - start:b - start] = np.maximum(up.reshape(b - a, k, -1).max(axis=(1, 2)), np.abs(x2[a:b]).max(axis=1))
     return env
 
 
 def integrated_loudness(x: np.ndarray, sample_rate_hz: int) -> float:
-    """Integrated loudness in LUFS (pyloudnorm, BS.1770-4 K-weighting and gating); -inf for silence."""
-    import pyloudnorm
-
-    meter = pyloudnorm.Meter(sample_rate_hz)
+    """Integrated loudness in LUFS of float ``(n,)`` or ``(n, channels)`` samples (BS.1770-4
+    K-weighting and gating, pyloudnorm's figures through the block-wise :mod:`lipdub.meter`:
+    no whole-length float64 copy); -inf for silence."""
     if len(x) < int(0.4 * sample_rate_hz):  # shorter than one gating block
         return float("-inf")
-    return float(meter.integrated_loudness(np.asarray(x, dtype=np.float64)))
+    return meter.measure(x, sample_rate_hz).integrated_lufs()
 
 
 def loudness_range_lu(x: np.ndarray, sample_rate_hz: int) -> float | None:
-    """Loudness range (EBU Tech 3342) in LU, from pyloudnorm; None when too short to measure."""
-    import pyloudnorm
-
+    """Loudness range (EBU Tech 3342) in LU as pyloudnorm computes it (block-wise, :mod:`lipdub.meter`);
+    None when too short to measure."""
     if len(x) < 3 * sample_rate_hz:
         return None
-    try:
-        return float(pyloudnorm.Meter(sample_rate_hz).loudness_range(np.asarray(x, dtype=np.float64)))
-    except Exception:  # pragma: no cover - pyloudnorm raises on degenerate input
-        return None
+    return meter.measure(x, sample_rate_hz, loudness_range=True).loudness_range_lu()
 
 
-def limit_true_peak(x: np.ndarray, sample_rate_hz: int, ceiling_dbtp: float, lookahead_s: float = 0.005) -> tuple[np.ndarray, float]:
+def limit_true_peak(x: np.ndarray, sample_rate_hz: int, ceiling_dbtp: float, lookahead_s: float = 0.005,
+                    in_place: bool = False) -> tuple[np.ndarray, float]:
     """Look-ahead peak limiter on the true-peak envelope.
 
     The gain needed at each sample, ``min(1, ceiling / true_peak)``, is spread by a minimum filter of
     width ``2L+1`` and smoothed by a moving average of width ``2L+1`` (L = look-ahead in samples); the
     average of minima over a window that contains the sample never exceeds the needed gain, so the
-    peak is held while the gain moves smoothly (attack and release of L samples).
+    peak is held while the gain moves smoothly (attack and release of L samples). The gain is made
+    block by block (:data:`LIMITER_BLOCK_SAMPLES`); a block is written only once the next block's
+    gain, which reads the samples before it, is known.
+
+    Args:
+        x: float32 ``(n,)`` or ``(n, channels)``.
+        in_place: limit ``x`` itself (a float32 array the caller owns) instead of a copy.
 
     Returns:
-        ``(limited, max_reduction_db)``.
+        ``(limited, max_reduction_db)``; ``limited`` is ``x`` itself when nothing exceeds the ceiling.
     """
+    ceiling = 10 ** (ceiling_dbtp / 20)
+    half = max(1, int(lookahead_s * sample_rate_hz))
+    out, min_gain, pending = None, 1.0, None
+    for a in [*range(0, len(x), LIMITER_BLOCK_SAMPLES), len(x)]:
+        b = min(len(x), a + LIMITER_BLOCK_SAMPLES)
+        gain = _limiter_gain(x, sample_rate_hz, ceiling, half, a, b) if b > a else None
+        if pending is not None:  # the previous block, now that this one's gain has read its samples
+            if out is None:
+                out = x if in_place else np.array(x, dtype=np.float32)
+            pa, pg = pending
+            out[pa:pa + len(pg)] = x[pa:pa + len(pg)] * (pg[:, None] if x.ndim == 2 else pg)
+            min_gain = min(min_gain, float(pg.min()))
+        pending = None if gain is None else (a, gain)
+    if out is None:
+        return x, 0.0
+    return out, float(-20 * np.log10(min_gain))
+
+
+#: The limiter's gain is made block by block: bounded memory for any length (more than its reach).
+LIMITER_BLOCK_SAMPLES = 1 << 20
+
+
+def _limiter_gain(x: np.ndarray, sample_rate_hz: int, ceiling: float, half: int, a: int, b: int) -> np.ndarray | None:
+    """The limiter's gain over samples ``[a, b)`` (None: 1 throughout), from the needed gain over
+    ``[a - 2 half, b + 2 half)``: the minimum and mean filters reach ``half`` samples each, so the
+    block's values are those of the filters run over the whole signal."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    ceiling = 10 ** (ceiling_dbtp / 20)
-    env = _true_peak_envelope(x, sample_rate_hz)
-    need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
+    lo, hi = max(0, a - 2 * half), min(len(x), b + 2 * half)
+    need = np.minimum(1.0, ceiling / np.maximum(_true_peak_envelope(x, sample_rate_hz, lo, hi), 1e-12))
     if need.min() >= 1.0:
-        return x, 0.0
-    half = max(1, int(lookahead_s * sample_rate_hz))
+        return None
     gain = minimum_filter1d(need, size=2 * half + 1, mode="nearest")
     gain = uniform_filter1d(gain, size=2 * half + 1, mode="nearest")
-    gain = np.minimum(gain, need)
-    out = (x * (gain[:, None] if x.ndim == 2 else gain)).astype(np.float32)
-    return out, float(-20 * np.log10(gain.min()))
+    gain = np.minimum(gain, need)[a - lo:b - lo]
+    return None if gain.min() >= 1.0 else gain
 
 
 def normalize_loudness(
@@ -283,15 +313,16 @@ def normalize_loudness(
     for _ in range(4):
         gain_db = target_lufs - measured
         total_gain_db += gain_db
-        y = (x * 10 ** (total_gain_db / 20)).astype(np.float32)
-        y, red = limit_true_peak(y, sample_rate_hz, ceiling_dbtp - 0.1)  # 0.1 dB margin for the filters
+        y = None  # the previous pass's output is not kept beside the next
+        y = np.multiply(x, 10 ** (total_gain_db / 20), dtype=np.float32)
+        y, red = limit_true_peak(y, sample_rate_hz, ceiling_dbtp - 0.1, in_place=True)  # 0.1 dB margin for the filters
         max_red = max(max_red, red)
         measured = integrated_loudness(y, sample_rate_hz)
         if abs(measured - target_lufs) <= tolerance_lu:
             break
     tp = true_peak_dbtp(y, sample_rate_hz)
     if tp > ceiling_dbtp:  # inter-sample overs after the gain: a last static trim
-        y = (y * 10 ** ((ceiling_dbtp - tp - 0.05) / 20)).astype(np.float32)
+        y *= np.float32(10 ** ((ceiling_dbtp - tp - 0.05) / 20))  # y is this function's own array
         measured = integrated_loudness(y, sample_rate_hz)
         tp = true_peak_dbtp(y, sample_rate_hz)
     return y, LoudnessReport(
@@ -338,10 +369,18 @@ def duck_gain(spans_s: list[tuple[float, float]], n_samples: int, sample_rate_hz
     return (10 ** (duck_db * span_mask(spans_s, n_samples, sample_rate_hz) / 20)).astype(np.float32)
 
 
+def check_targets(target_lufs: float, true_peak_ceiling_dbtp: float) -> None:
+    """Raise :class:`ConfigError` for a loudness target (LUFS) or true-peak ceiling (dBTP) out of range."""
+    if not -70 <= target_lufs <= -5:
+        raise ConfigError(f"--loudness {target_lufs:g} LUFS is out of range", "use a loudness target from -70 to -5 LUFS (e.g. -24 or -23)")
+    if not -20 <= true_peak_ceiling_dbtp <= 0:
+        raise ConfigError(f"true-peak ceiling {true_peak_ceiling_dbtp} dBTP is out of range", "use a value from -20 to 0 (e.g. -2)")
+
+
 def mix(
     lines: list[PlacedLine],
     *,
-    original: np.ndarray,
+    original: np.ndarray | None,
     music_effects: np.ndarray | None,
     source_dialogue: np.ndarray | None,
     sample_rate_hz: int,
@@ -354,7 +393,9 @@ def mix(
 
     Args:
         lines: the fitted lines (mono, at ``sample_rate_hz``).
-        original: the source mix, float32 ``(n, 2)``; sets the output length.
+        original: the source mix, float32 ``(n, 2)``; sets the output length. None when both
+            ``music_effects`` and ``source_dialogue`` are given (then only its length would be used,
+            which ``music_effects`` gives: a caller need not hold a whole-length copy for it).
         music_effects: the M&E stem ``(n, 2)`` from separation, or None to duck ``original`` instead.
         source_dialogue: the source dialogue stem ``(n, 2)`` or None; the dub's dialogue is set to its
             loudness so the dialogue/bed balance of the source is kept (with no stem, the original's
@@ -371,11 +412,10 @@ def mix(
     Raises:
         ConfigError: target or ceiling out of range.
     """
-    if not -70 <= target_lufs <= -5:
-        raise ConfigError(f"--loudness {target_lufs:g} LUFS is out of range", "use a loudness target from -70 to -5 LUFS (e.g. -24 or -23)")
-    if not -20 <= true_peak_ceiling_dbtp <= 0:
-        raise ConfigError(f"true-peak ceiling {true_peak_ceiling_dbtp} dBTP is out of range", "use a value from -20 to 0 (e.g. -2)")
-    n = original.shape[0]
+    check_targets(target_lufs, true_peak_ceiling_dbtp)
+    if original is None and (music_effects is None or source_dialogue is None):
+        raise ValueError("mix() needs the original unless both the M&E and the source dialogue stems are given")
+    n = (original if original is not None else music_effects).shape[0]
     dialogue_mono = place_lines(lines, n, sample_rate_hz)
 
     # Dialogue level: match the source dialogue's loudness (keeps the source's dialogue/bed balance).
@@ -385,7 +425,9 @@ def mix(
         ref = _loudness_over(original, duck_spans_s, sample_rate_hz)
     dub_l = integrated_loudness(dialogue_mono, sample_rate_hz)
     dial_gain_db = (ref - dub_l) if np.isfinite(ref) and np.isfinite(dub_l) else 0.0
-    dialogue = np.repeat((dialogue_mono * 10 ** (dial_gain_db / 20))[:, None], 2, axis=1)
+    dialogue_mono *= np.float32(10 ** (dial_gain_db / 20))
+    dialogue = np.repeat(dialogue_mono[:, None], 2, axis=1)
+    del dialogue_mono
 
     if music_effects is not None:
         bed = music_effects
@@ -396,20 +438,27 @@ def mix(
     nonverbal_s = 0.0
     if keep_nonverbal and music_effects is not None and source_dialogue is not None:
         keep = 1.0 - span_mask(duck_spans_s, n, sample_rate_hz)  # 1 outside the spans, 0 inside, ramped
-        dialogue = dialogue + source_dialogue[:n] * keep[:, None]
+        for a in range(0, n, MIX_BLOCK_SAMPLES):  # in blocks: no whole-length temporary
+            b = min(n, a + MIX_BLOCK_SAMPLES)
+            dialogue[a:b] += source_dialogue[a:b] * keep[a:b, None]
         nonverbal_s = float((keep > 0.5).sum()) / sample_rate_hz
-    full = (dialogue + bed).astype(np.float32)
+        del keep
+    full = np.add(dialogue, bed, dtype=np.float32)
     full, report = normalize_loudness(full, sample_rate_hz, target_lufs, true_peak_ceiling_dbtp)
-    post_gain = 10 ** (report.gain_db / 20)
+    post_gain = np.float32(10 ** (report.gain_db / 20))
+    dialogue *= post_gain  # the stems at the mix's gain, in place (``bed`` may be the caller's array)
     return MixResult(
-        dialogue=(dialogue * post_gain).astype(np.float32),
-        music_effects=(bed * post_gain).astype(np.float32),
+        dialogue=dialogue,
+        music_effects=np.multiply(bed, post_gain, dtype=np.float32),
         mix=full,
         sample_rate_hz=sample_rate_hz,
         loudness=report,
         details={"dialogue_gain_db": round(dial_gain_db, 2), "bed": "ducked original" if ducked else "M&E stem",
                  "source_dialogue_kept_s": round(nonverbal_s, 3)},
     )
+
+
+MIX_BLOCK_SAMPLES = 1 << 20  # samples per block where the mix sums whole-length stems
 
 
 def _loudness_over(x: np.ndarray, spans_s: list[tuple[float, float]], sample_rate_hz: int) -> float:

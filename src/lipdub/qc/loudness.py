@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import meter
 from .. import mixing as mix_stage
 
 CLIP_LEVEL = 0.999  # |sample| at or above this (full scale 1.0) counts as clipped
 SHORT_TERM_S = 3.0  # EBU Tech 3341 short-term window
 SHORT_TERM_HOP_S = 0.5
+CLIP_BLOCK_SAMPLES = 1 << 20  # clipping is counted block by block
 
 
 @dataclass
@@ -54,14 +56,13 @@ def short_term_loudness(x: np.ndarray, sample_rate_hz: int, window_s: float = SH
     import pyloudnorm
 
     meter = pyloudnorm.Meter(sample_rate_hz, block_size=0.4)
-    x = np.asarray(x, dtype=np.float64)
     n, w, h = len(x), int(window_s * sample_rate_hz), int(hop_s * sample_rate_hz)
     if n < w:
         w = n
     ends = list(range(w, n + 1, h)) or [n]
     times, values = [], []
     for e in ends:
-        seg = x[e - w:e]
+        seg = np.asarray(x[e - w:e], dtype=np.float64)  # one window in float64, never the whole signal
         # ungated loudness: one block covering the whole window (BS.1770 mean square, K-weighted)
         meter.block_size = len(seg) / sample_rate_hz
         with np.errstate(divide="ignore"):
@@ -75,14 +76,19 @@ def short_term_loudness(x: np.ndarray, sample_rate_hz: int, window_s: float = SH
 
 
 def audio_figures(x: np.ndarray, sample_rate_hz: int) -> AudioFigures:
-    """Measure ``x`` (float ``(n,)`` or ``(n, channels)`` in [-1, 1]) at ``sample_rate_hz``."""
-    x = np.asarray(x, dtype=np.float64)
-    clipped = int(np.sum(np.abs(x) >= CLIP_LEVEL))
+    """Measure ``x`` (float ``(n,)`` or ``(n, channels)`` in [-1, 1]) at ``sample_rate_hz``; every
+    figure is made block by block (:mod:`lipdub.meter`), without a whole-length copy of ``x``."""
+    x = np.asarray(x)
+    clipped = sum(int(np.count_nonzero(np.abs(x[a:a + CLIP_BLOCK_SAMPLES]) >= CLIP_LEVEL)) for a in range(0, len(x), CLIP_BLOCK_SAMPLES))
     times, st = short_term_loudness(x, sample_rate_hz)
+    integrated, lra = mix_stage.integrated_loudness(x, sample_rate_hz), None
+    if len(x) >= 3 * sample_rate_hz:  # integrated loudness and LRA from one pass of the meter
+        m = meter.measure(x, sample_rate_hz, loudness_range=True)
+        integrated, lra = m.integrated_lufs(), m.loudness_range_lu()
     return AudioFigures(
-        integrated_lufs=round(mix_stage.integrated_loudness(x, sample_rate_hz), 2),
+        integrated_lufs=round(integrated, 2),
         true_peak_dbtp=round(mix_stage.true_peak_dbtp(x, sample_rate_hz), 2),
-        loudness_range_lu=(None if (lra := mix_stage.loudness_range_lu(x, sample_rate_hz)) is None else round(lra, 2)),
+        loudness_range_lu=None if lra is None else round(lra, 2),
         clipped_samples=clipped,
         clipped_share=clipped / max(1, x.size),
         sample_rate_hz=int(sample_rate_hz),

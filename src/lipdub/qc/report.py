@@ -95,6 +95,14 @@ def _audio_section(mix48: np.ndarray, target: float, standard: str | None, th: T
     return audio, checks
 
 
+def _soundtrack(output: Path, info, target: float, standard: str | None, th: Thresholds) -> tuple[np.ndarray, dict, list[Check]]:
+    """The output's 16 kHz soundtrack (float32 mono) and its audio section (:func:`_audio_section`);
+    the 48 kHz soundtrack is measured and let go, not held through the rest of the report."""
+    mix48, out16 = decode_audio(output, info)
+    audio, checks = _audio_section(mix48, target, standard, th)
+    return out16, audio, checks
+
+
 def output_shots(output: Path, frame_count: int, src_analysis: FaceAnalysis | None) -> list:
     """The shots of the output: the source's when its analysis has the same frames (a dub keeps every
     frame, and the source's cuts include the jump cuts found on its faces), else detected on the output.
@@ -105,7 +113,7 @@ def output_shots(output: Path, frame_count: int, src_analysis: FaceAnalysis | No
 
 
 def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: Path | None, L_code: str | None,
-                 output_analysis, face: int | None, say, sync: dict) -> SyncInputs:
+                 output_analysis, face: int | None, say, sync: dict, source_analysis=None) -> SyncInputs:
     """The faces and speech the sync figures need. Lip sync is measured against speech: the dub's
     dialogue stem when the project has it (music and effects under the speech only blur the mel
     features), else the output's soundtrack; the source's dialogue stem for the reference."""
@@ -113,11 +121,15 @@ def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: 
     inp = SyncInputs(output, output_analysis, out_times, out16, face=face)
     if source is not None:
         sp = probe(source)
-        _, inp.src16 = decode_audio(source, sp)
         if project is not None and (project / L.DIALOGUE_48K).exists():
             a, sr = read_audio(project / L.DIALOGUE_48K, mono=True)
             inp.src16 = resample(a, sr, 16000)  # the source's speech without its music and effects
-        if project is not None and (project / L.FACES_JSON).exists():
+            del a
+        else:
+            _, inp.src16 = decode_audio(source, sp)
+        if source_analysis is not None and project is not None and (project / L.FRAME_TIMES).exists():
+            inp.src_analysis, inp.src_times = source_analysis, np.load(project / L.FRAME_TIMES)
+        elif project is not None and (project / L.FACES_JSON).exists():
             inp.src_analysis = FaceAnalysis.load(project / L.FACES_DIR)
             inp.src_times = np.load(project / L.FRAME_TIMES)
         elif sp.has_video:
@@ -266,8 +278,7 @@ def build_report(
     loudness_standard: str | None = None,
     vmaf: "bool | VisualRun" = True,
     visual_max_frames: int = 40,
-    output_analysis=None,
-    whisper=None,
+    output_analysis=None, source_analysis=None, whisper=None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Measure and judge ``output`` (see the module docstring for what each input adds).
@@ -285,6 +296,8 @@ def build_report(
         visual_max_frames: frames sampled for SSIM / PSNR.
         output_analysis: a face analysis of ``output`` to reuse (the pipeline passes the source's when
             the video stream was copied bit for bit); default: analysed here.
+        source_analysis: the project's face analysis of the source, when the caller has it loaded
+            (shared, not loaded again: a long video's landmarks are hundreds of MB); default: loaded.
         whisper: a loaded faster-whisper model for the intelligibility group (the pipeline passes the
             run's); default: the project's ``asr_model`` loaded here.
     Raises:
@@ -305,14 +318,13 @@ def build_report(
         "duration_s": round(info.duration_s, 3),
     }
     say("audio")
-    mix48, out16 = decode_audio(output, info)
     target = float(target_lufs if target_lufs is not None else (config.get("target_lufs") or -24.0))
-    data["audio"], checks = _audio_section(mix48, target, loudness_standard or config.get("loudness_standard"), th)
+    out16, data["audio"], checks = _soundtrack(output, info, target, loudness_standard or config.get("loudness_standard"), th)
     thumbs: list[tuple[int, float, bytes]] = []
     script = Script.load(project / L.SCRIPT) if project is not None and (project / L.SCRIPT).exists() else None
     if info.has_video:
         sync: dict[str, Any] = {}
-        inp = _sync_inputs(output, out16, source, project, L_code, output_analysis, face, say, sync)
+        inp = _sync_inputs(output, out16, source, project, L_code, output_analysis, face, say, sync, source_analysis)
         say("lip sync")
         track, sync_checks, thumbs = sync_section(inp, sync, th, script, L_code)
         checks += sync_checks

@@ -44,14 +44,49 @@ class SyncScore:
         return asdict(self)
 
 
+LOG_MEL_BLOCK_HOPS = 6000  # log-mel rows made at once (a minute at 10 ms): bounded memory for any length
+
+
 def _log_mel(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-    """float64 ``(n_hops, N_MELS)`` natural-log mel power, one row per ``HOP_S`` (librosa)."""
+    """float64 ``(n_hops, N_MELS)`` natural-log mel power, one row per ``HOP_S`` (librosa).
+
+    The rows are those of one centred ``librosa.feature.melspectrogram`` over the whole signal, made
+    :data:`LOG_MEL_BLOCK_HOPS` at a time: the signal is padded as librosa pads it (zeros, half a
+    window each side) and each block is an uncentred spectrogram of exactly its rows' samples."""
     import librosa
 
-    hop = int(HOP_S * sample_rate_hz)
-    mel = librosa.feature.melspectrogram(y=audio.astype(np.float32), sr=sample_rate_hz, n_fft=int(0.025 * sample_rate_hz),
-                                         hop_length=hop, n_mels=N_MELS, fmin=60, fmax=min(7600, sample_rate_hz // 2 - 100))
-    return np.log(mel + 1e-6).T.astype(np.float64)
+    hop, n_fft = int(HOP_S * sample_rate_hz), int(0.025 * sample_rate_hz)
+    y = np.pad(np.asarray(audio, dtype=np.float32), (n_fft // 2, n_fft // 2))
+    n_hops = 1 + (len(y) - n_fft) // hop if len(y) >= n_fft else 0
+    if n_hops < 1:  # shorter than a window: librosa's own handling
+        mel = librosa.feature.melspectrogram(y=np.asarray(audio, np.float32), sr=sample_rate_hz, n_fft=n_fft, hop_length=hop,
+                                             n_mels=N_MELS, fmin=60, fmax=min(7600, sample_rate_hz // 2 - 100))
+        return np.log(mel + 1e-6).T.astype(np.float64)
+    out = np.empty((n_hops, N_MELS))
+    for a in range(0, n_hops, LOG_MEL_BLOCK_HOPS):
+        b = min(n_hops, a + LOG_MEL_BLOCK_HOPS)
+        mel = librosa.feature.melspectrogram(y=y[a * hop:(b - 1) * hop + n_fft], sr=sample_rate_hz, n_fft=n_fft, hop_length=hop,
+                                             center=False, n_mels=N_MELS, fmin=60, fmax=min(7600, sample_rate_hz // 2 - 100))
+        out[a:b] = np.log(mel + 1e-6).T
+    return out
+
+
+@dataclass(frozen=True)
+class MelAudio:
+    """A soundtrack's log-mel (:func:`_log_mel`), made once and scored against many tracks, lines
+    and lags: float64 ``logmel`` ``(n_hops, N_MELS)`` (one row per ``HOP_S`` seconds) of 16 kHz audio."""
+
+    logmel: np.ndarray
+    sample_rate_hz: int
+
+    @classmethod
+    def of(cls, audio: np.ndarray, sample_rate_hz: int) -> MelAudio:
+        """The log-mel of float mono ``audio`` at ``sample_rate_hz``."""
+        return cls(_log_mel(audio, sample_rate_hz), int(sample_rate_hz))
+
+
+def _mel_of(audio: np.ndarray | MelAudio, sample_rate_hz: int) -> np.ndarray:
+    return audio.logmel if isinstance(audio, MelAudio) else _log_mel(audio, sample_rate_hz)
 
 
 def _window_means(logmel: np.ndarray, starts_s: np.ndarray, span_s: float, context_s: float) -> np.ndarray:
@@ -122,7 +157,8 @@ def sync_score(
     alpha: float = 10.0,
     track: int | None = None,
 ) -> SyncScore:
-    """Score how well ``mouth_opening`` (float ``(n_frames,)``) follows ``audio`` (float32 mono).
+    """Score how well ``mouth_opening`` (float ``(n_frames,)``) follows ``audio`` (float32 mono, or
+    its :class:`MelAudio` when the same soundtrack is scored many times).
 
     Args:
         frame_times_s: presentation time of each of the ``n_frames`` frames (seconds; variable frame
@@ -135,7 +171,7 @@ def sync_score(
     """
     y_all = np.asarray(mouth_opening, dtype=np.float64)
     t = np.asarray(frame_times_s, dtype=np.float64)
-    logmel = _log_mel(audio, sample_rate_hz)
+    logmel = _mel_of(audio, sample_rate_hz)
     n = len(y_all)
     valid = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     lags = list(range(-max_lag_frames, max_lag_frames + 1))
@@ -166,7 +202,7 @@ def predicted_mouth(mouth_opening: np.ndarray, valid: np.ndarray, audio: np.ndar
     """The score's model at one lag, for plots: cross-validated ridge prediction of the mouth opening
     from the audio ``lag_frames`` frame durations later, float ``(n,)``; NaN where not predicted."""
     y = np.asarray(mouth_opening, dtype=np.float64)
-    feats, inside = _lagged_features(_log_mel(audio, sample_rate_hz), np.asarray(frame_times_s, np.float64), lag_frames)
+    feats, inside = _lagged_features(_mel_of(audio, sample_rate_hz), np.asarray(frame_times_s, np.float64), lag_frames)
     pred = np.full(len(y), np.nan)
     idx = np.flatnonzero(np.asarray(valid, bool) & inside)
     if len(idx) >= 4 * folds:

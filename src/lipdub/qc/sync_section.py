@@ -3,7 +3,7 @@ and the no-lip-sync floor, the series for the plots, the worst-sync frames and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy as np
 from ..contracts.faces import SKIP_NO_FACE
 from ..errors import InputError
 from .model import Check, judge
-from .sync import predicted_mouth, sync_score
+from .sync import MelAudio, predicted_mouth, sync_score
 from .thresholds import Thresholds
 from .visual import iter_selected_frames
 
@@ -34,6 +34,16 @@ class SyncInputs:
     src_times: np.ndarray | None = None
     src16: np.ndarray | None = None
     face: int | None = None
+    mels: dict = field(default_factory=dict, repr=False)  # the log-mel of speech16 / src16, made once (:func:`mel`)
+
+
+def mel(inp: SyncInputs, which: str) -> MelAudio:
+    """The :class:`~lipdub.qc.sync.MelAudio` of ``inp.speech16`` or ``inp.src16`` (``which``), made
+    on first use: every score of the report (per track, per line, each floor) reads the same one."""
+    audio = getattr(inp, which)
+    if which not in inp.mels or inp.mels[which][0] is not audio:  # made again if the audio was replaced
+        inp.mels[which] = (audio, MelAudio.of(audio, RATE_HZ))
+    return inp.mels[which][1]
 
 
 def envelope_db(audio: np.ndarray, sample_rate_hz: int, frame_times_s: np.ndarray) -> np.ndarray:
@@ -105,7 +115,7 @@ def _track_floor(inp: SyncInputs, out_track) -> dict | None:
     if src is None or overlap(src) == 0:
         return None
     v = (src.skip & SKIP_NO_FACE) == 0
-    return sync_score(src.mouth_opening, inp.speech16, RATE_HZ, inp.src_times[src.start_frame:src.end_frame], valid=v,
+    return sync_score(src.mouth_opening, mel(inp, "speech16"), RATE_HZ, inp.src_times[src.start_frame:src.end_frame], valid=v,
                       track=src.id).as_dict()
 
 
@@ -114,22 +124,22 @@ def _scores(inp: SyncInputs, track, sync: dict) -> Any:
     same frames: after a cut every shot has its own track), and the source reference and floor."""
     valid = (track.skip & SKIP_NO_FACE) == 0
     times = inp.out_times[track.start_frame:track.end_frame]
-    dub_s = sync_score(track.mouth_opening, inp.speech16, RATE_HZ, times, valid=valid, track=track.id)
+    dub_s = sync_score(track.mouth_opening, mel(inp, "speech16"), RATE_HZ, times, valid=valid, track=track.id)
     sync["dub"] = dub_s.as_dict()
     sync["per_track"] = []
     for t in sorted(inp.out_analysis.tracks, key=lambda t: t.id != track.id):
         if len(t.frames) >= 40 or t.id == track.id:
             v = (t.skip & SKIP_NO_FACE) == 0
             row = dub_s.as_dict() if t.id == track.id else sync_score(
-                t.mouth_opening, inp.speech16, RATE_HZ, inp.out_times[t.start_frame:t.end_frame], valid=v, track=t.id).as_dict()
+                t.mouth_opening, mel(inp, "speech16"), RATE_HZ, inp.out_times[t.start_frame:t.end_frame], valid=v, track=t.id).as_dict()
             row["floor"] = _track_floor(inp, t)
             sync["per_track"].append(row)
     src_track = main_track(inp.src_analysis, inp.face) if inp.src_analysis is not None else None
     if src_track is not None:
         sv = (src_track.skip & SKIP_NO_FACE) == 0
         st = inp.src_times[src_track.start_frame:src_track.end_frame]
-        sync["reference"] = sync_score(src_track.mouth_opening, inp.src16, RATE_HZ, st, valid=sv, track=src_track.id).as_dict()
-        sync["floor"] = sync_score(src_track.mouth_opening, inp.speech16, RATE_HZ, st, valid=sv, track=src_track.id).as_dict()
+        sync["reference"] = sync_score(src_track.mouth_opening, mel(inp, "src16"), RATE_HZ, st, valid=sv, track=src_track.id).as_dict()
+        sync["floor"] = sync_score(src_track.mouth_opening, mel(inp, "speech16"), RATE_HZ, st, valid=sv, track=src_track.id).as_dict()
     return dub_s
 
 
@@ -138,7 +148,7 @@ def _series_and_worst(inp: SyncInputs, track, dub_s, sync: dict) -> list[tuple[i
     valid = (track.skip & SKIP_NO_FACE) == 0
     times = inp.out_times[track.start_frame:track.end_frame]
     env = envelope_db(inp.speech16, RATE_HZ, times)
-    pred = predicted_mouth(track.mouth_opening, valid, inp.speech16, RATE_HZ, times, dub_s.offset_frames)
+    pred = predicted_mouth(track.mouth_opening, valid, mel(inp, "speech16"), RATE_HZ, times, dub_s.offset_frames)
     frame_s = max(1e-3, float(np.median(np.diff(times)))) if len(times) > 1 else None
     local = _local_correlation(np.where(valid, track.mouth_opening, np.nan), pred,
                                max(3, int(LOCAL_WINDOW_S / frame_s / 2)) if frame_s else 3)
@@ -175,7 +185,7 @@ def _per_segment(inp: SyncInputs, track, script, language: str) -> list[dict]:
         if sel.sum() < 30:
             rows.append({"segment": s.id, "score": None, "note": "fewer than 30 frames of the face"})
             continue
-        sc = sync_score(track.mouth_opening[sel], inp.speech16, RATE_HZ, times[sel], valid=valid[sel], folds=3, max_lag_frames=8, track=track.id)
+        sc = sync_score(track.mouth_opening[sel], mel(inp, "speech16"), RATE_HZ, times[sel], valid=valid[sel], folds=3, max_lag_frames=8, track=track.id)
         rows.append({"segment": s.id, "offset_frames": sc.offset_frames, "peak_correlation": sc.peak_correlation,
                      "confidence": sc.confidence, "n_frames": sc.n_frames})
     return rows

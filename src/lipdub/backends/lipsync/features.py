@@ -249,6 +249,9 @@ class LogMel:
         return (10.0 * np.log10(self.power + 1e-12)).astype(np.float32)
 
 
+LOG_MEL_BLOCK_FRAMES = 4096  # STFT frames computed at once (the whole-length STFT of a long video is GBs)
+
+
 def log_mel(audio: np.ndarray, sample_rate_hz: int, n_mels: int = 80, win_s: float = 0.025, hop_s: float = 0.010) -> LogMel:
     """Log-mel power spectrogram (numpy STFT, Hann window, centred frames, 0-``sample_rate_hz``/2).
 
@@ -259,7 +262,8 @@ def log_mel(audio: np.ndarray, sample_rate_hz: int, n_mels: int = 80, win_s: flo
     Raises:
         InputError: the audio is not 1-D.
     """
-    x = np.asarray(audio, dtype=np.float64)
+    x = np.asarray(audio)  # float32 stays float32 here; each block is made float64 (exactly) below
+    x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
     if x.ndim != 1:
         raise InputError(f"audio must be mono (1-D), got shape {x.shape}", "pass the 16 kHz mono analysis audio")
     win = int(round(win_s * sample_rate_hz))
@@ -269,16 +273,20 @@ def log_mel(audio: np.ndarray, sample_rate_hz: int, n_mels: int = 80, win_s: flo
     n_frames = 1 + max(0, (len(xp) - n_fft)) // hop
     if len(xp) < n_fft:
         xp = np.pad(xp, (0, n_fft - len(xp)))
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
     w = np.zeros(n_fft)
     off = (n_fft - win) // 2
     w[off:off + win] = get_window("hann", win, fftbins=True)
-    frames = xp[idx] * w
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    mel = power @ mel_filterbank(sample_rate_hz, n_fft, n_mels, 0.0, None).T
+    fb = mel_filterbank(sample_rate_hz, n_fft, n_mels, 0.0, None).T
+    mel = np.empty((n_frames, n_mels))
+    power_ms = np.empty(n_frames)
+    w_ms = max(float(np.mean(w ** 2)), 1e-12)
+    for f0 in range(0, n_frames, LOG_MEL_BLOCK_FRAMES):  # the STFT frames a block at a time: bounded memory
+        f1 = min(n_frames, f0 + LOG_MEL_BLOCK_FRAMES)
+        frames = xp[np.arange(n_fft)[None, :] + hop * np.arange(f0, f1)[:, None]].astype(np.float64) * w
+        mel[f0:f1] = (np.abs(np.fft.rfft(frames, axis=1)) ** 2) @ fb
+        power_ms[f0:f1] = np.mean(frames ** 2, axis=1) / w_ms  # window-weighted mean square
     floor = 1e-8 * max(float(mel.max()), 1e-30)
     db = 10.0 * np.log10(mel + floor)
-    power_ms = np.mean(frames ** 2, axis=1) / max(float(np.mean(w ** 2)), 1e-12)  # window-weighted mean square
     return LogMel(db=db.astype(np.float32), power=power_ms, hop_s=hop / sample_rate_hz)
 
 

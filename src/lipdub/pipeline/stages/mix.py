@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ... import mixing
-from ...audio import read_audio, write_audio
+from ... import mixdown, mixing
+from ...audio import read_audio
 from ...layout import STEMS
 from ...layout import ProjectLayout as L
 from ..context import PipelineContext
@@ -42,11 +42,11 @@ class Mix(Stage):
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
         script = ctx.script()
-        original, sr = read_audio(ctx.layout.abs(L.MIX_48K))
-        me = dialogue = None
-        if p.has_dialogue_stem():
-            me, _ = read_audio(ctx.layout.abs(L.ME_48K))
-            dialogue, _ = read_audio(ctx.layout.abs(L.DIALOGUE_48K))
+        original = me = dialogue = None
+        if p.has_dialogue_stem():  # the M&E and dialogue stems are all the mix needs (not the original)
+            me, dialogue = ctx.layout.abs(L.ME_48K), ctx.layout.abs(L.DIALOGUE_48K)
+        else:
+            original = ctx.layout.abs(L.MIX_48K)
         placed, spans = [], []
         for seg in script.segments:
             t = seg.targets.get(code)
@@ -57,11 +57,11 @@ class Mix(Stage):
             placed.append(mixing.PlacedLine(t.fit.placed_start_s, samples))
             spans.append((t.fit.placed_start_s, t.fit.placed_end_s))
         lt = ctx.config.loudness()
-        res = mixing.mix(placed, original=original, music_effects=me, source_dialogue=dialogue, sample_rate_hz=sr,
-                         duck_spans_s=spans, target_lufs=lt.target_lufs, true_peak_ceiling_dbtp=lt.true_peak_dbtp)
-        arts = []
-        for name, data in zip(STEMS, (res.dialogue, res.music_effects, res.mix)):
-            write_audio(p.path(L.stem(code, name)), data, sr)
-            arts.append(L.stem(code, name))
-        details = MixDetails(**asdict(res.loudness), **res.details, lines=len(placed), loudness_standard=lt.standard)
+        # a block at a time, file to file (mixdown): no whole-length stem in memory, same samples as mixing.mix
+        outputs = {name: p.path(L.stem(code, name)) for name in STEMS}
+        loudness, mix_details = mixdown.mix_files(placed, original=original, music_effects=me, source_dialogue=dialogue,
+                                                  duck_spans_s=spans, outputs=outputs, target_lufs=lt.target_lufs,
+                                                  true_peak_ceiling_dbtp=lt.true_peak_dbtp)
+        arts = [L.stem(code, name) for name in STEMS]
+        details = MixDetails(**asdict(loudness), **mix_details, lines=len(placed), loudness_standard=lt.standard)
         return StageOutput(arts, details, "pyloudnorm")

@@ -22,31 +22,36 @@ class ReportDetails(StageDetails):
     report: str
 
 
-def _output_analysis(ctx: PipelineContext) -> FaceAnalysis | None:
+def _output_analysis(ctx: PipelineContext, source: FaceAnalysis | None) -> FaceAnalysis | None:
     """The output's faces without analysing the whole output: a copied video stream has the source's
     frames (its analysis is the project's); a lip-synced one has them too except where the lip-sync
     composited a mouth, and only those frames are measured again (:mod:`lipdub.qc.output_faces`).
-    None: no face analysis in the project (the report analyses the output itself)."""
+    None: no face analysis in the project (the report analyses the output itself). ``source``: the
+    project's analysis (:func:`_source_analysis`)."""
     code = ctx.language.code
     render = ctx.project.manifest.stages.get(f"render:{code}")
-    if render is None or not ctx.layout.abs(L.FACES_JSON).exists():
+    if render is None or source is None:
         return None
     kind = render.details.get("video")
     if kind == "copied":
-        return FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR))
+        return source
     plans = ctx.layout.abs(L.lipsync_plans(code))
     if kind == "lip-synced (H.264)" and plans.exists():
-        source = FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR))
         return output_analysis(ctx.output, source, changed_frames(json.loads(plans.read_text())), video_frame_times(ctx.output))
     return None
 
 
-def _start_visual(ctx: PipelineContext) -> "VisualRun | bool":
+def _source_analysis(ctx: PipelineContext) -> FaceAnalysis | None:
+    """The project's face analysis of the source, loaded once for the whole report (None: none)."""
+    return FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)) if ctx.layout.abs(L.FACES_JSON).exists() else None
+
+
+def _start_visual(ctx: PipelineContext, source: FaceAnalysis | None) -> "VisualRun | bool":
     """The visual figures (SSIM / PSNR in a thread, VMAF in its own process) started now, beside the
     rest of the report (True: the project has no face analysis; the report measures them itself)."""
-    if not ctx.info.has_video or not ctx.output.exists() or not ctx.layout.abs(L.FACES_JSON).exists():
+    if not ctx.info.has_video or not ctx.output.exists() or source is None:
         return True
-    return VisualRun(ctx.source, ctx.output, analysis=FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)))
+    return VisualRun(ctx.source, ctx.output, analysis=source)
 
 
 class Report(Stage):
@@ -62,9 +67,10 @@ class Report(Stage):
 
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
-        vmaf = _start_visual(ctx)
+        source = _source_analysis(ctx)
+        vmaf = _start_visual(ctx, source)
         try:
-            analysis = _output_analysis(ctx)
+            analysis = _output_analysis(ctx, source)
         except BaseException:
             if isinstance(vmaf, VisualRun):
                 vmaf.cancel()
@@ -72,7 +78,8 @@ class Report(Stage):
         lt = ctx.config.loudness()
         whisper = ctx.caches.whisper.get(ctx.config.asr_model)  # the run's, when the synthesize stage loaded it
         rep = build_report(ctx.output, source=ctx.source, project_dir=p.root, language=code, target_lufs=lt.target_lufs,
-                           loudness_standard=lt.standard, output_analysis=analysis, vmaf=vmaf, whisper=whisper)
+                           loudness_standard=lt.standard, output_analysis=analysis, source_analysis=source, vmaf=vmaf,
+                           whisper=whisper)
         j, h = write_report(rep, p.root / L.report_dir(code))
         out = ctx.deliverables
         for src, dst in ((j, out.report_json), (h, out.report_html)):
