@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lipdub.audio import read_audio, resample
+from lipdub.backends.transcribe.faster_whisper import compression_ratio
 from lipdub.contracts.transcribe import TRANSCRIBERS, Transcript
 from lipdub.errors import ConfigError, InputError, MissingWeights
 from lipdub.models import available_whisper_models, resolve_whisper_model
+from lipdub.runtime import MAX_COMPRESSION_RATIO
 
 JFK_TEXT = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
 
@@ -245,3 +248,48 @@ def test_subtitle_errors(tmp_path):
         import_subtitles(binary, "en")
     with pytest.raises(InputError, match="does not exist"):
         import_subtitles(tmp_path / "missing.srt", "en")
+
+
+class _RecordingModel:
+    """A faster-whisper model that records the temperature each returned segment was decoded at."""
+
+    def __init__(self, model):
+        self.inner, self.temperatures = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def transcribe(self, *args, **kwargs):
+        segments, info = self.inner.transcribe(*args, **kwargs)
+        segments = list(segments)
+        self.temperatures += [s.temperature for s in segments]
+        return iter(segments), info
+
+
+def test_same_audio_same_transcript(model_dir, testdata, monkeypatch):
+    """Decoding is deterministic: on a telephone dialogue under white noise (10 and -5 dB SNR, fixed
+    seed), where faster-whisper's default fails windows and samples them again at 0.2-1.0 (differently
+    each run), every segment is decoded at temperature 0 and the transcript is the same each time."""
+    pytest.importorskip("faster_whisper")
+    try:
+        asr = TRANSCRIBERS.create("faster-whisper", model="base", cpu_threads=1)
+    except MissingWeights as exc:
+        pytest.skip(f"Whisper base weights not installed: {exc}")
+    recorder = _RecordingModel(asr._model)
+    monkeypatch.setattr(asr, "_model", recorder)
+    samples, sr = read_audio(testdata / "sp_en_2spk_pyannote_sample.wav", mono=True)
+    x = resample(samples, sr, 16000)[: 30 * 16000].astype(np.float32)
+    rng = np.random.default_rng(0)
+    for snr_db in (10.0, -5.0):
+        noise = rng.standard_normal(x.size).astype(np.float32)
+        noisy = x + noise * np.float32(np.sqrt(np.mean(x**2) / 10 ** (snr_db / 10)) / noise.std())
+        runs = [[(s.start_s, s.end_s, s.text) for s in asr.transcribe(noisy, 16000, "en").segments] for _ in range(2)]
+        assert runs[0] == runs[1] and runs[0], snr_db
+    assert set(recorder.temperatures) == {0.0}
+
+
+def test_compression_ratio_finds_loops_per_segment():
+    loop = "Where did you come from? Where did you go? " * 6
+    assert compression_ratio(loop) > MAX_COMPRESSION_RATIO
+    assert compression_ratio("I'm in New Jersey now, though.") < MAX_COMPRESSION_RATIO
+    assert compression_ratio("") == 0.0

@@ -30,6 +30,18 @@ from .registry import require_module
 
 THREADS_ENV = "LIPDUB_THREADS"
 
+#: Whisper decoding temperature lipdub uses everywhere (source transcription, hearing the dub, the
+#: report, lip-sync alignment): 0, greedy/beam search only. faster-whisper's default falls back to
+#: sampling at 0.2-1.0 when a window's decode fails its compression-ratio or log-probability test, and
+#: CTranslate2's sampling generator is seeded once per thread, so the same audio was transcribed
+#: differently from run to run (sp_en_2spk: WER against its STM 0.17-0.23 over four runs with the
+#: fallback, 0.15 every time at 0; the clean talking-head clips gave the same text either way). A
+#: dub of the same input is the same dub. The fallback's other use, dropping a looping decode, is
+#: done deterministically by :data:`MAX_COMPRESSION_RATIO`.
+WHISPER_TEMPERATURE = 0.0
+#: A transcribed segment whose text's zlib compression ratio is above this is a repetition loop and
+#: is dropped (openai/whisper's ``compression_ratio_threshold`` default, the test its fallback uses).
+MAX_COMPRESSION_RATIO = 2.4
 _whisper_lock = threading.Lock()
 _whisper: dict[tuple, Any] = {}
 

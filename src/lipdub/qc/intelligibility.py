@@ -33,7 +33,7 @@ from ..audio import resample
 from ..errors import ConfigError
 from ..models import resolve_whisper_model
 from ..registry import require_module
-from ..runtime import whisper_model
+from ..runtime import WHISPER_TEMPERATURE, whisper_model
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,8 @@ def hear_line(model, samples: np.ndarray, sample_rate_hz: int, language: str, *,
     if sample_rate_hz != WHISPER_RATE_HZ:
         x = resample(x, sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32)
     code = language.lower().split("-")[0]
-    opts = dict(beam_size=beam_size, condition_on_previous_text=False, vad_filter=False, word_timestamps=word_timestamps)
+    opts = dict(beam_size=beam_size, condition_on_previous_text=False, vad_filter=False, word_timestamps=word_timestamps,
+                temperature=WHISPER_TEMPERATURE)
     # one pass: Whisper identifies the language on the first 30 s, then decodes in it; only when it is not
     # the expected one is the audio decoded again, forced (the same as detect_language + a forced pass)
     segments, info = model.transcribe(x, language=None, **opts)
@@ -267,7 +268,7 @@ def hear_lines(model, clips: list[np.ndarray], sample_rate_hz: int, language: st
             spans.append((t, t + xs[i].size / WHISPER_RATE_HZ))
             t += (xs[i].size + gap.size) / WHISPER_RATE_HZ
         segments, _ = model.transcribe(np.concatenate(parts), language=code, beam_size=beam_size, condition_on_previous_text=False,
-                                       vad_filter=False, word_timestamps=True)
+                                       vad_filter=False, word_timestamps=True, temperature=WHISPER_TEMPERATURE)
         for seg in segments:
             for w in seg.words or []:
                 k = _owner(spans, float(w.start), float(w.end))

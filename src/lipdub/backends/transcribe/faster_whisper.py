@@ -9,6 +9,7 @@ its cross-attention alignment (``word_timestamps=True``, the method of openai/wh
 from __future__ import annotations
 
 import logging
+import zlib
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ...contracts.transcribe import Transcript, TranscriptSegment, TranscriptWor
 from ...errors import BackendUnavailable, ConfigError, InputError, StageFailed
 from ...models import available_whisper_models, resolve_whisper_model
 from ...registry import require_module
-from ...runtime import whisper_model
+from ...runtime import MAX_COMPRESSION_RATIO, WHISPER_TEMPERATURE, whisper_model
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,15 @@ def supported_languages() -> tuple[str, ...]:
     return tuple(tok._LANGUAGE_CODES)
 
 
+def compression_ratio(text: str) -> float:
+    """Bytes of ``text`` (UTF-8) over its zlib-compressed bytes: the test of a looping decode of
+    openai/whisper (``utils.compression_ratio``), here applied to one segment's text, not to the
+    whole 30 s window as Whisper's fallback does (a window of natural dialogue with repeated short
+    turns, "Hello. Hello.", "New Jersey" three times, scores above 2.4 as a whole). 0 for an empty text."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
 class FasterWhisperTranscriber:
     """Speech to text with word timestamps, via faster-whisper.
 
@@ -53,6 +63,10 @@ class FasterWhisperTranscriber:
         initial_prompt: text given to the decoder as previous context (names, spelling), or None.
         condition_on_previous_text: feed each window's text as the prompt of the next one
             (Whisper default True; False reduces repetition loops on long audio).
+
+    Decoding is deterministic: beam search at temperature 0, no sampling fallback, and a segment whose
+    text loops (:func:`compression_ratio` above :data:`lipdub.runtime.MAX_COMPRESSION_RATIO`) is dropped, so the
+    same audio always gives the same transcript (:data:`lipdub.runtime.WHISPER_TEMPERATURE`).
 
     The model is loaded when the first transcriber for it is constructed and then shared by every
     transcriber of the process (:func:`lipdub.runtime.whisper_model`).
@@ -181,6 +195,7 @@ class FasterWhisperTranscriber:
                 vad_filter=self.vad_filter,
                 initial_prompt=self.initial_prompt,
                 condition_on_previous_text=self.condition_on_previous_text,
+                temperature=WHISPER_TEMPERATURE,  # deterministic: see lipdub.runtime.WHISPER_TEMPERATURE
             )
             raw_segments = list(segments_iter)  # decoding happens lazily, while iterating
         except RuntimeError as exc:
@@ -188,6 +203,9 @@ class FasterWhisperTranscriber:
         segments: list[TranscriptSegment] = []
         for seg in raw_segments:
             text = seg.text.strip()
+            if compression_ratio(text) > MAX_COMPRESSION_RATIO:
+                logger.info("dropped a looping segment at %.2f s (compression ratio > %.1f): %s", seg.start, MAX_COMPRESSION_RATIO, text[:80])
+                continue
             words = [
                 TranscriptWord(start_s=float(w.start), end_s=float(w.end), text=w.word.strip(), probability=float(w.probability))
                 for w in (seg.words or [])

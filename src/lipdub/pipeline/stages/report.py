@@ -56,8 +56,9 @@ def _start_visual(ctx: PipelineContext, source: FaceAnalysis | None) -> "VisualR
 
 class Report(Stage):
     name = "report"
-    version = 6  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots;
+    version = 7  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots;
     # 5: a lip-synced output's faces measured on the changed frames only; 6: intelligibility group, one effective speed-up
+    # 7: the dub heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE)
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:

@@ -138,6 +138,7 @@ class Synthesize(Stage):
     name = "synthesize"
     # 3: natural speed, adapted voices, intelligibility loop; 4: kokoro lines sped up by the stretch
     # rather than Kokoro's speed (kokoro.MAX_INTELLIGIBLE_RATE 1.0), a line's first word heard as its own
+    # and every line heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE)
     version = 4
     per_language = True
 

@@ -36,7 +36,7 @@ def imported_transcript(ctx: PipelineContext) -> tuple[Transcript, list[str]]:
 
 class Transcribe(Stage):
     name = "transcribe"
-    version = 1
+    version = 2  # 2: deterministic decoding (temperature 0, looping segments dropped: lipdub.runtime.WHISPER_TEMPERATURE)
 
     def inputs(self, ctx: PipelineContext) -> list:
         cfg = ctx.config
