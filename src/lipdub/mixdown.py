@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from . import meter, mixing
 from .mixing import LoudnessReport, PlacedLine
@@ -30,8 +31,6 @@ class _Stem:
     """A WAV stem read a block at a time: float32 ``(b - a, channels)`` for ``read(a, b)``."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        import soundfile as sf
-
         self._file = sf.SoundFile(os.fspath(path))
         self.n_samples, self.channels, self.sample_rate_hz = self._file.frames, self._file.channels, self._file.samplerate
 
@@ -264,7 +263,6 @@ def _loudness_over_stem(stem: _Stem, spans_s: list[tuple[float, float]], sr: int
 
 def _write(chain: _Chain, out: _Normalized | None, post_gain: np.float32, outputs: dict[str, Path]) -> tuple[float | None, float]:
     """Write the three stems a block at a time; ``(LRA of the mix or None, samples of kept source sound)``."""
-    import soundfile as sf
 
     n, sr = chain.n, chain.sr
     lra = meter.StreamingMeter(sr, 2, loudness_range=True) if out is not None and n >= 3 * sr else None
