@@ -263,7 +263,6 @@ def _loudness_over_stem(stem: _Stem, spans_s: list[tuple[float, float]], sr: int
 
 def _write(chain: _Chain, out: _Normalized | None, post_gain: np.float32, outputs: dict[str, Path]) -> tuple[float | None, float]:
     """Write the three stems a block at a time; ``(LRA of the mix or None, samples of kept source sound)``."""
-
     n, sr = chain.n, chain.sr
     lra = meter.StreamingMeter(sr, 2, loudness_range=True) if out is not None and n >= 3 * sr else None
     kept = 0
