@@ -163,8 +163,9 @@ def test_fitted_lines_never_overlap(dubbed):
     fits = sorted((s.targets["es"].fit for s in _dubbed_lines(script)), key=lambda f: f.placed_start_s)
     for a, b in zip(fits, fits[1:]):
         assert a.placed_end_s <= b.placed_start_s
-    for f in fits:
-        assert f.stretch_ratio <= cfg.max_stretch + 1e-6
+    for f in fits:  # the one effective speed-up (TTS rate x stretch / natural speed) within --max-stretch
+        assert f.speedup <= cfg.max_stretch + 1e-3
+        assert f.speedup == pytest.approx(f.tts_rate * f.stretch_ratio / f.natural_speed, abs=1e-3)
 
 
 def test_killed_run_resumes(testdata, tmp_path):
