@@ -70,6 +70,9 @@ class TextToSpeech(Protocol):
         voice_match_default: whether Praat voice matching (:mod:`lipdub.voice.match`) is applied to
             its lines when the config's ``voice_match`` is None (measured per backend, README "Voices").
         max_rate: the fastest ``rate`` :meth:`synthesize` accepts.
+        names_languages: source languages whose names the backend can pronounce inside a line of
+            another language: only a backend with a non-empty tuple is given ``names`` /
+            ``names_language`` in :meth:`synthesize` (empty: the names are read by the target's rules).
     """
 
     name: str
@@ -77,6 +80,7 @@ class TextToSpeech(Protocol):
     adapts_voices: bool
     voice_match_default: bool
     max_rate: float
+    names_languages: tuple[str, ...]
 
     @classmethod
     def auto_supports(cls, language: Language, **options) -> bool:
@@ -87,8 +91,12 @@ class TextToSpeech(Protocol):
     def supports(self, language: Language) -> bool:
         ...
 
-    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
+    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0, **names) -> Speech:
         """Speak ``text``. ``rate`` > 1 speaks faster (1.0 = the voice's normal rate).
+
+        ``names`` (only for a backend with ``names_languages``): ``names`` (words of ``text``, whole-word
+        matches, kept untranslated from the source) and ``names_language`` (one of ``names_languages``),
+        pronounced by that language's rules.
 
         Raises:
             ConfigError: the language has no voice in this backend.
@@ -136,6 +144,7 @@ class TtsBackend:
     adapts_voices = False
     voice_match_default = True
     max_rate = 2.0
+    names_languages: tuple[str, ...] = ()
 
     @classmethod
     def auto_supports(cls, language: Language, **options) -> bool:

