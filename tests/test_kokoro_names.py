@@ -33,6 +33,8 @@ def test_spans_are_whole_words_longest_first_and_cover_the_text():
     assert "".join(p for p, _ in runs) == text
     assert [p for p, is_name in runs if is_name] == ["Diane", "New  Jersey", "Jersey"]
     assert kokoro_g2p.foreign_spans("Dianes", ["Diane"]) == [("Dianes", False)]
+    assert [p for p, is_name in kokoro_g2p.foreign_spans("Mi iPhone", ["iphone"]) if is_name] == ["iPhone"]
+    assert names_in("Mi iPhone", ["iphone"]) == ["iphone"]
     assert kokoro_g2p.foreign_spans(text, []) == [(text, False)]
     assert names_in(text, ["Diane", "Chicago", "New Jersey"]) == ["Diane", "New Jersey"]
 

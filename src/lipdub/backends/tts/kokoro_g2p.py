@@ -120,13 +120,16 @@ def _clauses(sentence: str) -> list[tuple[str, str]]:
 def foreign_spans(text: str, names: Sequence[str]) -> list[tuple[str, bool]]:
     """``text`` cut into ``(piece, is_name)`` runs, in order, joined back they give ``text``.
 
-    A name counts only as whole words (not inside a longer word, any white space between its words,
-    case as written); longer names win over shorter ones they overlap (``New Jersey`` over ``Jersey``).
+    A name counts only as whole words (not inside a longer word, any white space between its words);
+    a name with a capital letter only as written, one in lower case in any case (the rule of the
+    translation's fixed terms, :mod:`lipdub.translation.terms`); longer names win over shorter ones
+    they overlap (``New Jersey`` over ``Jersey``).
     """
     taken: list[tuple[int, int]] = []
     for name in sorted({" ".join(n.split()) for n in names if n.strip()}, key=lambda n: (-len(n), n)):
         body = r"\s+".join(re.escape(w) for w in name.split())
-        for m in re.finditer(rf"(?<!\w){body}(?!\w)", text):
+        flags = 0 if any(c.isupper() for c in name) else re.IGNORECASE
+        for m in re.finditer(rf"(?<!\w){body}(?!\w)", text, flags):
             if not any(m.start() < b and a < m.end() for a, b in taken):
                 taken.append((m.start(), m.end()))
     out: list[tuple[str, bool]] = []
