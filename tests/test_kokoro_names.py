@@ -11,6 +11,7 @@ from lipdub.backends.tts.kokoro import KokoroTts
 from lipdub.contracts.synthesize import TTS_BACKENDS
 from lipdub.errors import ConfigError, MissingWeights
 from lipdub.languages import parse_language
+from lipdub.lipsync.visemes import phoneme_visemes
 from lipdub.pipeline.lines import names_in
 from lipdub.qc.intelligibility import hear_line, load_whisper, normalize_words
 
@@ -50,6 +51,9 @@ def test_names_take_the_source_pronunciation_and_the_rest_keeps_its_own():
     assert nw != pw
     # every token still belongs to one espeak phoneme (the timings for lip-sync)
     assert all(ipa is None or (chars and ipa) for p in named for chars, ipa in p.pieces)
+    # and every phoneme of an English name has a viseme for the lip-sync
+    chicago = kokoro_g2p.phonemize("Soy de Chicago y Texas.", ES, names=["Chicago", "Texas"], names_language=EN)
+    assert all(phoneme_visemes(ipa) is not None for p in [*named, *chicago] for _, ipa in p.pieces if ipa)
     same = kokoro_g2p.phonemize(LINE, ES, names=NAMES, names_language=ES)
     assert [p.tokens for p in same] == [p.tokens for p in plain]
     with pytest.raises(ConfigError):
