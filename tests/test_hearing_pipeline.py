@@ -137,3 +137,5 @@ def test_two_speakers_get_two_voices(testdata, tmp_path):
     script = Script.load(result.project_dir / "script.json")
     for seg in script.segments:
         assert seg.targets["es"].fit.voice == ids[seg.speaker]
+    # the names the translation kept ("Diane", "New Jersey"...) are read the English way (issue 14)
+    assert "en pronunciation" in result.stages["synthesize:es"].details["names"]

@@ -70,6 +70,9 @@ class TextToSpeech(Protocol):
         voice_match_default: whether Praat voice matching (:mod:`lipdub.voice.match`) is applied to
             its lines when the config's ``voice_match`` is None (measured per backend, README "Voices").
         max_rate: the fastest ``rate`` :meth:`synthesize` accepts.
+        reads_names: :meth:`reads_names` says for which (source, target) pairs the backend can
+            pronounce kept source-language names inside a target line; only then is it given ``names``
+            / ``names_language`` in :meth:`synthesize` (otherwise names are read by the target's rules).
     """
 
     name: str
@@ -87,12 +90,21 @@ class TextToSpeech(Protocol):
     def supports(self, language: Language) -> bool:
         ...
 
-    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
+    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0, **names) -> Speech:
         """Speak ``text``. ``rate`` > 1 speaks faster (1.0 = the voice's normal rate).
+
+        ``names`` (only where :meth:`reads_names` is True for ``names_language`` and ``language``):
+        ``names`` (words of ``text``, whole-word matches, kept untranslated from the source) and
+        ``names_language``, whose rules they are pronounced by.
 
         Raises:
             ConfigError: the language has no voice in this backend.
         """
+        ...
+
+    @classmethod
+    def reads_names(cls, source: Language, target: Language) -> bool:
+        """Whether :meth:`synthesize` of a ``target`` line takes ``names`` pronounced in ``source``."""
         ...
 
     def clone(self, name: str, reference_wav) -> str:
@@ -128,7 +140,7 @@ class TextToSpeech(Protocol):
 
 class TtsBackend:
     """Defaults of the :class:`TextToSpeech` capabilities: no cloning, no voice adaptation, Praat voice
-    matching on by default, rates up to 2.0 with 1.0 taken as natural, never chosen by ``--tts auto``
+    matching on by default, rates up to 2.0 with 1.0 taken as natural, names read by the target's rules, never chosen by ``--tts auto``
     unless the backend says so."""
 
     name = ""
@@ -139,6 +151,10 @@ class TtsBackend:
 
     @classmethod
     def auto_supports(cls, language: Language, **options) -> bool:
+        return False
+
+    @classmethod
+    def reads_names(cls, source: Language, target: Language) -> bool:
         return False
 
     def clone(self, name: str, reference_wav) -> str:

@@ -16,6 +16,7 @@ from ..timing.fit import Slot
 from ..timing.isochrony import IsochronyPolicy, Shortener, segment_policy
 from ..timing.slots import MAX_BORROW_BEFORE_S
 from ..translation import Glossary, LineTranslator, SourceLine, detect_names
+from ..translation.terms import contains
 from ..voice.profiles import base_voice
 from .context import PipelineContext
 
@@ -144,16 +145,50 @@ def voice_match_on(ctx: PipelineContext, tts_name: str) -> bool:
     return cls.voice_match_default if ctx.config.voice_match is None else bool(ctx.config.voice_match)
 
 
+def kept_names(ctx: PipelineContext, script: Script) -> list[str]:
+    """The words the translation keeps as written (:class:`~lipdub.translation.LineTranslator`): the
+    glossary's ``keep`` entries for this language, then the names of the transcript
+    (:func:`~lipdub.translation.detect_names`) that no glossary entry translates; in that order, each once."""
+    glossary = Glossary.load(ctx.config.glossary) if ctx.config.glossary else None
+    entries = glossary.for_target(ctx.language) if glossary is not None else []
+    translated = {" ".join(e.source.split()).casefold() for e in entries if not e.keep}
+    out = [e.source for e in entries if e.keep]
+    for name in detect_names([s.source_text for s in script.segments], ctx.source_language):
+        if name.casefold() not in translated and name not in out:
+            out.append(name)
+    return out
+
+
+def names_reader(ctx: PipelineContext, tts_name: str) -> tuple[Language | None, str]:
+    """``(language, note)``: the source language when TTS ``tts_name`` can pronounce kept names in it
+    inside a target line (its ``reads_names`` capability), else None; ``note`` says which, for the
+    stage record."""
+    src, cls = ctx.source_language, TTS_BACKENDS.load(tts_name)
+    if src is None or ctx.language is None:
+        return None, "kept names read as the dub's words (no source language)"
+    if src.code == ctx.language.code:
+        return None, "no names to read otherwise: the source and the dub are in one language"
+    if cls.reads_names(src, ctx.language):
+        return src, f"kept names read with {src.code} pronunciation"
+    return None, f"kept names read with {ctx.language.code} pronunciation ({tts_name} cannot read {src.code} inside a line)"
+
+
+def names_in(text: str, names: list[str]) -> list[str]:
+    """The ``names`` that occur in ``text`` as whole words (:func:`lipdub.translation.terms.contains`)."""
+    return [n for n in names if contains(text, n)]
+
+
 #: Bumped when what a line's files hold changes (2: natural speed, the adapted voice, the hearing loop;
 #: 3: Kokoro lines sped up by the time-stretch instead of Kokoro's speed, the hearing's word owner).
 LINE_FORMAT = 3
 
 
 def segment_key(ctx: PipelineContext, seg: Segment, language: str, tts_name: str, slot: Slot, script: Script,
-                hearing: tuple | None = None) -> str:
+                hearing: tuple | None = None, names: tuple[list[str], Language] | None = None) -> str:
     """Cache key of a line's speech: everything it depends on (text as first translated when the
     isochrony loop shortened it, voice and the adapted voice's content, speaker profile, matching,
-    isochrony limits, slot, the intelligibility check: ``hearing`` = its model and threshold, None: off)."""
+    isochrony limits, slot, the intelligibility check: ``hearing`` = its model and threshold, None: off;
+    ``names``: the kept names and the language the TTS reads them in, None: read as the target's words)."""
     cfg = ctx.config
     t = seg.targets.get(language)
     text = ""
@@ -169,4 +204,11 @@ def segment_key(ctx: PipelineContext, seg: Segment, language: str, tts_name: str
         adapted = None if a is None else (a.key, a.natural_speed, a.fallback_voice)
     return hash_json(LINE_FORMAT, text, tts_name, voice, adapted, str(cfg.voice_dir), asdict(slot), cfg.max_stretch,
                      MAX_BORROW_BEFORE_S, prof_hash, voice_match_on(ctx, tts_name), asdict(pol), translator_name(ctx),
-                     list(hearing) if hearing else None)[:16]
+                     list(hearing) if hearing else None,
+                     _names_part(text, names))[:16]
+
+
+def _names_part(text: str, names: tuple[list[str], Language] | None) -> list | None:
+    """The names part of a line's key: None for a line with no kept name (its speech does not change)."""
+    found = names_in(text, names[0]) if names is not None else []
+    return [found, names[1].code] if found else None

