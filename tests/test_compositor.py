@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from media_utils import main_track_clip
 
 from lipdub.errors import ConfigError, InputError
-from lipdub.faces.analyze import analyze_video, iter_frames
 from lipdub.faces.landmarks import FaceLandmarker
 from lipdub.faces.tracking import mouth_opening
 from lipdub.lipsync.compositor import LIPS_OUTER_IDS, Compositor, align_donor
@@ -28,11 +28,7 @@ CHECK_DIR = Path(os.environ.get("LIPDUB_CHECK_DIR", "/tmp/compositor_check"))
 @pytest.fixture(scope="module")
 def clip(testdata):
     """(frames uint8 (T, H, W, 3), landmarks float32 (T, 478, 3), mouth opening (T,)) of th2."""
-    path = testdata / "th2_retalking_face1.mp4"
-    analysis = analyze_video(path)
-    assert analysis.tracks, "no face found in th2"
-    track = max(analysis.tracks, key=lambda t: len(t.frames))
-    frames = np.stack([rgb for i, rgb in iter_frames(path) if track.index_of(i) is not None])
+    frames, track = main_track_clip(testdata / "th2_retalking_face1.mp4")
     return frames, track.landmarks, track.mouth_opening
 
 

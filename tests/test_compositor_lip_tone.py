@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from media_utils import main_track_clip
 
-from lipdub.faces.analyze import analyze_video, iter_frames
 from lipdub.lipsync.colour_match import lip_tissue_mask, rgb_to_lab
 from lipdub.lipsync.compositor import (
     LIPS_INNER_IDS,
@@ -31,11 +31,7 @@ CHECK_DIR = Path(os.environ.get("LIPDUB_CHECK_DIR", "/tmp/compositor_check"))
 @pytest.fixture(scope="module")
 def clip(testdata):
     """(frames uint8 (T, H, W, 3), landmarks float32 (T, 478, 3)) of face5's main track."""
-    path = testdata / "th_retalking_face5.mp4"
-    analysis = analyze_video(path)
-    assert analysis.tracks, "no face found in face5"
-    track = max(analysis.tracks, key=lambda t: len(t.frames))
-    frames = np.stack([rgb for i, rgb in iter_frames(path) if track.index_of(i) is not None])
+    frames, track = main_track_clip(testdata / "th_retalking_face5.mp4")
     return frames, track.landmarks
 
 
