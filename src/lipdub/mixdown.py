@@ -24,7 +24,6 @@ from .mixing import LoudnessReport, PlacedLine
 
 #: Output samples made at once (per channel); memory is a few times this, whatever the length.
 BLOCK_SAMPLES = 1 << 20
-_PEAK_MARGIN = 64  # the true-peak interpolator's reach, samples (mixing._TRUE_PEAK_MARGIN_SAMPLES)
 
 
 class _Stem:
@@ -118,11 +117,11 @@ class _Normalized:
 
     def __init__(self, chain: _Chain, gain: float, ceiling: float, trim: np.float32 | None = None) -> None:
         self.chain, self.gain, self.ceiling, self.trim = chain, gain, ceiling, trim
-        self.half = max(1, int(0.005 * chain.sr))  # mixing.limit_true_peak's default look-ahead
+        self.half = max(1, int(mixing.LIMITER_LOOKAHEAD_S * chain.sr))  # as mixing.limit_true_peak
         self.min_gain = 1.0
 
     def range(self, a: int, b: int) -> np.ndarray:
-        n, reach = self.chain.n, 2 * self.half + _PEAK_MARGIN
+        n, reach = self.chain.n, 2 * self.half + mixing.TRUE_PEAK_MARGIN_SAMPLES
         lo, hi = max(0, a - reach), min(n, b + reach)
         y = np.multiply(self.chain.full(lo, hi), self.gain, dtype=np.float32)
         g = mixing._limiter_gain(y, self.chain.sr, self.ceiling, self.half, a - lo, b - lo)
@@ -139,7 +138,7 @@ class _Normalized:
         sr, n = self.chain.sr, self.chain.n
         m, peak = meter.StreamingMeter(sr, 2, loudness_range=lra), 0.0
         for a, b in _blocks(n):
-            lo, hi = max(0, a - _PEAK_MARGIN), min(n, b + _PEAK_MARGIN)
+            lo, hi = max(0, a - mixing.TRUE_PEAK_MARGIN_SAMPLES), min(n, b + mixing.TRUE_PEAK_MARGIN_SAMPLES)
             y = self.range(lo, hi)
             m.add(y[a - lo:b - lo])
             peak = max(peak, float(np.max(mixing._true_peak_envelope(y, sr, a - lo, b - lo))))
@@ -162,7 +161,7 @@ def _peak_dbtp(n: int, sr: int, block) -> float:
     """True peak (dBTP) of the signal ``block(a, b)`` gives, a block (and the interpolator's reach) at a time."""
     peak = 0.0
     for a, b in _blocks(n):
-        lo, hi = max(0, a - _PEAK_MARGIN), min(n, b + _PEAK_MARGIN)
+        lo, hi = max(0, a - mixing.TRUE_PEAK_MARGIN_SAMPLES), min(n, b + mixing.TRUE_PEAK_MARGIN_SAMPLES)
         peak = max(peak, float(np.max(mixing._true_peak_envelope(block(lo, hi), sr, a - lo, b - lo))))
     return 20 * np.log10(max(peak, 1e-12))
 

@@ -196,7 +196,8 @@ def oversampling_factor(sample_rate_hz: int) -> int:
 
 
 TRUE_PEAK_BLOCK_SAMPLES = 1 << 18  # the oversampled signal is made block by block: bounded memory for any length
-_TRUE_PEAK_MARGIN_SAMPLES = 64  # > the polyphase filter's reach (10 input samples at 4x): blocks join exactly
+TRUE_PEAK_MARGIN_SAMPLES = 64  # > the polyphase filter's reach (10 input samples at 4x): blocks join exactly
+LIMITER_LOOKAHEAD_S = 0.005  # the true-peak limiter's look-ahead (its attack and release), seconds
 
 
 def _true_peak_envelope(x: np.ndarray, sample_rate_hz: int, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -213,7 +214,7 @@ def _true_peak_envelope(x: np.ndarray, sample_rate_hz: int, start: int = 0, stop
     n = x2.shape[0]
     stop = n if stop is None else min(n, stop)
     env = np.empty(max(0, stop - start), dtype=np.result_type(x2.dtype, np.float32))
-    m = _TRUE_PEAK_MARGIN_SAMPLES
+    m = TRUE_PEAK_MARGIN_SAMPLES
     for a in range(start, max(stop, start + 1), TRUE_PEAK_BLOCK_SAMPLES):
         b = min(stop, a + TRUE_PEAK_BLOCK_SAMPLES)
         if b <= a:
@@ -241,7 +242,7 @@ def loudness_range_lu(x: np.ndarray, sample_rate_hz: int) -> float | None:
     return meter.measure(x, sample_rate_hz, loudness_range=True).loudness_range_lu()
 
 
-def limit_true_peak(x: np.ndarray, sample_rate_hz: int, ceiling_dbtp: float, lookahead_s: float = 0.005,
+def limit_true_peak(x: np.ndarray, sample_rate_hz: int, ceiling_dbtp: float, lookahead_s: float = LIMITER_LOOKAHEAD_S,
                     in_place: bool = False) -> tuple[np.ndarray, float]:
     """Look-ahead peak limiter on the true-peak envelope.
 
