@@ -27,8 +27,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ...contracts.translate import Term
 from ...errors import ConfigError
 from ...languages import Language
+from ...translation.terms import find_terms
 from .espeak import text_to_phonemes
 
 #: Longest token string given to the model in one call. The model's context is 512 tokens with the
@@ -120,25 +122,19 @@ def _clauses(sentence: str) -> list[tuple[str, str]]:
 def foreign_spans(text: str, names: Sequence[str]) -> list[tuple[str, bool]]:
     """``text`` cut into ``(piece, is_name)`` runs, in order, joined back they give ``text``.
 
-    A name counts only as whole words (not inside a longer word, any white space between its words);
-    a name with a capital letter only as written, one in lower case in any case (the rule of the
-    translation's fixed terms, :mod:`lipdub.translation.terms`); longer names win over shorter ones
+    The names are found as the translation finds its fixed terms (:func:`lipdub.translation.terms.find_terms`):
+    whole words only (not inside a longer word, any white space between its words); a name with a
+    capital letter only as written, one in lower case in any case; longer names win over shorter ones
     they overlap (``New Jersey`` over ``Jersey``).
     """
-    taken: list[tuple[int, int]] = []
-    for name in sorted({" ".join(n.split()) for n in names if n.strip()}, key=lambda n: (-len(n), n)):
-        body = r"\s+".join(re.escape(w) for w in name.split())
-        flags = 0 if any(c.isupper() for c in name) else re.IGNORECASE
-        for m in re.finditer(rf"(?<!\w){body}(?!\w)", text, flags):
-            if not any(m.start() < b and a < m.end() for a, b in taken):
-                taken.append((m.start(), m.end()))
+    spans = find_terms(text, [Term(n, n) for n in {" ".join(n.split()) for n in names if n.strip()}])
     out: list[tuple[str, bool]] = []
     pos = 0
-    for a, b in sorted(taken):
-        if a > pos:
-            out.append((text[pos:a], False))
-        out.append((text[a:b], True))
-        pos = b
+    for span in spans:
+        if span.start > pos:
+            out.append((text[pos:span.start], False))
+        out.append((text[span.start:span.end], True))
+        pos = span.end
     if pos < len(text):
         out.append((text[pos:], False))
     return out
