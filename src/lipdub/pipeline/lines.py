@@ -15,7 +15,7 @@ from ..script import Script, Segment
 from ..timing.fit import Slot
 from ..timing.isochrony import IsochronyPolicy, Shortener, segment_policy
 from ..timing.slots import MAX_BORROW_BEFORE_S
-from ..translation import Glossary, LineTranslator, SourceLine, detect_names
+from ..translation import Glossary, LineTranslator, SourceLine, detect_names, fixed_terms
 from ..translation.terms import contains
 from ..voice.profiles import base_voice
 from .context import PipelineContext
@@ -75,9 +75,14 @@ def create_translator(ctx: PipelineContext, name: str):
 def line_translator(ctx: PipelineContext, translator, script: Script) -> LineTranslator:
     """The whole-script translator: glossary terms and the names of the transcript kept, sentences
     split across lines translated as one (:class:`lipdub.translation.LineTranslator`)."""
-    glossary = Glossary.load(ctx.config.glossary) if ctx.config.glossary else None
-    names = detect_names([s.source_text for s in script.segments], ctx.source_language)
+    glossary, names = _glossary_and_names(ctx, script)
     return LineTranslator(translator, ctx.source_language, ctx.language, glossary=glossary, names=names)
+
+
+def _glossary_and_names(ctx: PipelineContext, script: Script) -> tuple[Glossary | None, list[str]]:
+    """The run's glossary (None: none) and the names of the transcript (:func:`~lipdub.translation.detect_names`)."""
+    glossary = Glossary.load(ctx.config.glossary) if ctx.config.glossary else None
+    return glossary, detect_names([s.source_text for s in script.segments], ctx.source_language)
 
 
 def source_line(ctx: PipelineContext, seg: Segment, slot: Slot) -> SourceLine:
@@ -146,17 +151,11 @@ def voice_match_on(ctx: PipelineContext, tts_name: str) -> bool:
 
 
 def kept_names(ctx: PipelineContext, script: Script) -> list[str]:
-    """The words the translation keeps as written (:class:`~lipdub.translation.LineTranslator`): the
-    glossary's ``keep`` entries for this language, then the names of the transcript
-    (:func:`~lipdub.translation.detect_names`) that no glossary entry translates; in that order, each once."""
-    glossary = Glossary.load(ctx.config.glossary) if ctx.config.glossary else None
-    entries = glossary.for_target(ctx.language) if glossary is not None else []
-    translated = {" ".join(e.source.split()).casefold() for e in entries if not e.keep}
-    out = [e.source for e in entries if e.keep]
-    for name in detect_names([s.source_text for s in script.segments], ctx.source_language):
-        if name.casefold() not in translated and name not in out:
-            out.append(name)
-    return out
+    """The words the translation keeps as written (:class:`~lipdub.translation.LineTranslator`, by the
+    same rule, :func:`~lipdub.translation.fixed_terms`): the glossary's ``keep`` entries for this
+    language, then the names of the transcript that no glossary entry covers; in that order, each once."""
+    glossary, names = _glossary_and_names(ctx, script)
+    return [t.source for t, kind in fixed_terms(ctx.language, glossary, names).items() if kind != "glossary"]
 
 
 def names_reader(ctx: PipelineContext, tts_name: str) -> tuple[Language | None, str]:

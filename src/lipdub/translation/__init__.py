@@ -6,12 +6,12 @@ call): give it the translator and every line of the script; it returns one
 """
 
 from .glossary import Glossary, GlossaryEntry
-from .lines import LineTranslation, LineTranslator, SourceLine, TermUse, translate_lines
+from .lines import LineTranslation, LineTranslator, SourceLine, TermUse, fixed_terms, translate_lines
 from .names import detect_names
 from .nbest import choose_hypothesis
 from .sentences import group_sentences, split_translation
 
 __all__ = [
     "Glossary", "GlossaryEntry", "LineTranslation", "LineTranslator", "SourceLine", "TermUse",
-    "choose_hypothesis", "detect_names", "group_sentences", "split_translation", "translate_lines",
+    "choose_hypothesis", "detect_names", "fixed_terms", "group_sentences", "split_translation", "translate_lines",
 ]

@@ -123,6 +123,22 @@ class LineTranslation:
         return d
 
 
+def fixed_terms(target: Language, glossary: Glossary | None, names: Sequence[str]) -> dict[Term, str]:
+    """The terms a translation into ``target`` renders fixed, each with its kind, in order: the
+    glossary's entries for ``target`` (``"glossary"``: a fixed translation, ``"keep"``: kept as
+    written), then the ``names`` (``"name"``, kept as written) that no glossary entry covers
+    (compared case-folded: a glossary entry for the same words wins)."""
+    kinds: dict[Term, str] = {}
+    fixed: set[str] = set()
+    for entry in (glossary.for_target(target) if glossary is not None else []):
+        kinds[entry.term()] = "keep" if entry.keep else "glossary"
+        fixed.add(" ".join(entry.source.split()).casefold())
+    for name in names:
+        if name.casefold() not in fixed:
+            kinds.setdefault(Term(name, name), "name")
+    return kinds
+
+
 class LineTranslator:
     """Translate a script's lines with any :class:`~lipdub.contracts.translate.Translator`.
 
@@ -143,14 +159,7 @@ class LineTranslator:
         self.source, self.target = source, target
         self.merge_sentences = merge_sentences
         self.max_group_lines, self.max_gap_s = max_group_lines, max_gap_s
-        self.kinds: dict[Term, str] = {}
-        fixed: set[str] = set()
-        for entry in (glossary.for_target(target) if glossary is not None else []):
-            self.kinds[entry.term()] = "keep" if entry.keep else "glossary"
-            fixed.add(" ".join(entry.source.split()).casefold())
-        for name in names:
-            if name.casefold() not in fixed:
-                self.kinds.setdefault(Term(name, name), "name")
+        self.kinds = fixed_terms(target, glossary, names)
 
     @property
     def name(self) -> str:
