@@ -15,7 +15,7 @@ against MFCCs of an espeak rendering of the text):
    linearly (word start to word start).
 3. **Alignment.** Dynamic time warping (Sakoe and Chiba 1978; ``librosa.sequence.dtw``) of the
    synthetic utterance against the real audio, 10 ms frames, features: 13 MFCCs (c1-c13 of a 40-band
-   log-mel, :func:`lipdub.backends.lipsync.features.log_mel`) plus the frame level and the deltas of
+   log-mel, :func:`lipdub.spectral.log_mel`) plus the frame level and the deltas of
    both, each standardized per utterance (so a formant synthesizer and a human voice meet in one
    space). The local cost adds a penalty for straying more than ``slack_s`` from the expected timing
    (word timestamps are reliable to about 0.1-0.2 s), so the acoustics decide the phoneme boundaries
@@ -36,11 +36,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..audio import resample
-from ..backends.lipsync.features import log_mel
 from ..contracts.synthesize import TTS_BACKENDS, PhonemeTiming
 from ..contracts.transcribe import TRANSCRIBERS
 from ..errors import BackendUnavailable, InputError, LipdubError, StageFailed
 from ..languages import Language, parse_language
+from ..spectral import log_mel
 
 log = logging.getLogger(__name__)
 

@@ -374,3 +374,17 @@ def video_frame_times(path: str | Path) -> np.ndarray:
         pts = sorted(p.pts for p in c.demux(v) if p.size and p.pts is not None)
         start = v.start_time or 0
         return np.array([(p - start) * v.time_base for p in pts], dtype=np.float64)
+
+
+def display_centres(frame_times_s: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Middle of the display interval of each of ``frames`` (int indices into ``frame_times_s``, the
+    presentation time of every frame, seconds): ``t[f] + (t[f + 1] - t[f]) / 2``, the median frame
+    duration for the last frame (VFR-safe). A frame is on screen from its presentation time to the
+    next one, so the mouth it shows is planned for, and its audio read at, the middle of that interval
+    (the landmark sync score, :mod:`lipdub.qc.sync`, reads the audio the same way). float64 ``(N,)``."""
+    t = np.asarray(frame_times_s, np.float64)
+    f = np.asarray(frames, np.int64)
+    dur = np.diff(t) if len(t) > 1 else np.array([0.04])
+    med = float(np.median(dur)) if len(dur) else 0.04
+    d = np.where(f + 1 < len(t), dur[np.minimum(f, len(dur) - 1)], med)
+    return t[f] + 0.5 * d

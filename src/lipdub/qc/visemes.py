@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..backends.lipsync.features import display_centres
 from ..contracts.faces import SKIP_NO_FACE, FaceTrack
 from ..errors import InputError
 from ..faces.tracking import mouth_opening
 from ..lipsync.visemes import as_timings, is_open_vowel, stop_closure_starts, viseme_segments
+from ..media.probe import display_centres
 
 CLOSED_MAX_IOD = 0.035
 OPEN_MIN_IOD = 0.07

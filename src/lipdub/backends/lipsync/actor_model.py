@@ -34,7 +34,8 @@ from ...errors import ConfigError, InputError
 from ...faces.speakers import lagged_correlation, speech_envelope_per_frame
 from ...faces.tracking import mouth_opening
 from ...lipsync.visemes import stop_closure_starts, viseme_segments
-from .features import FrameAudio, MouthPCA, align_landmarks, audio_features_per_frame, display_centres, mouth_shapes
+from ...media.probe import display_centres
+from .features import FrameAudio, MouthPCA, align_landmarks, audio_features_per_frame, mouth_shapes
 from .ridge import DEFAULT_ALPHAS, RidgeModel, fit_ridge_blocked_cv
 from .unit_selection import SearchCosts
 from .viseme_targets import ActorVisemes, fit_actor_visemes, frame_labels, lip_width

@@ -34,8 +34,9 @@ from ...contracts.faces import FaceAnalysis, FaceTrack
 from ...contracts.lipsync import LipsyncPlan
 from ...errors import ConfigError
 from ...lipsync.visemes import as_timings, stop_closure_starts, viseme_segments
+from ...media.probe import display_centres
 from .actor_model import RetrievalOptions, TrackMouthModel, fit_track_model, uses_actor_model
-from .features import FrameAudio, audio_features_per_frame, display_centres
+from .features import FrameAudio, audio_features_per_frame
 from .trajectory import acoustic_prediction, silent_frames, smooth_in_time, target_trajectory
 from .unit_selection import Labels, context_labels, run_lengths, viterbi_retrieval
 from .viseme_targets import viseme_trajectory
@@ -90,7 +91,7 @@ class PlannedMouth:
 def planned_mouth(model: TrackMouthModel, frames: np.ndarray, times_s: np.ndarray, dub_audio: np.ndarray,
                   sample_rate_hz: int, phonemes=None) -> PlannedMouth:
     """Step 2: the target of output ``frames`` (int ``(N,)``; ``times_s`` float ``(N,)`` the middle of
-    their display intervals, :func:`~lipdub.backends.lipsync.features.display_centres`) for the dub audio, by the viseme path when ``phonemes`` are given (and ``driver`` allows), else acoustic.
+    their display intervals, :func:`~lipdub.media.probe.display_centres`) for the dub audio, by the viseme path when ``phonemes`` are given (and ``driver`` allows), else acoustic.
 
     Raises:
         ConfigError: ``driver="visemes"`` without phoneme timings.

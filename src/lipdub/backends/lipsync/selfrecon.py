@@ -27,8 +27,9 @@ from ...contracts.faces import FaceTrack
 from ...contracts.lipsync import LipsyncPlan
 from ...errors import InputError, StageFailed
 from ...lipsync.visemes import as_timings
+from ...media.probe import display_centres
 from .actor_model import RetrievalOptions, fit_track_model
-from .features import LIP_POINTS, display_centres
+from .features import LIP_POINTS
 from .retrieval import plan_rows, plan_with_model, planned_mouth, search
 
 

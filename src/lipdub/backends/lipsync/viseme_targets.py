@@ -205,7 +205,7 @@ def viseme_trajectory(visemes: ActorVisemes, seg: VisemeSegments, times_s: np.nd
             (:func:`lipdub.lipsync.visemes.viseme_segments`, stops from their closure:
             :func:`lipdub.lipsync.visemes.stop_closure_starts`).
         times_s: float ``(N,)`` times of the output frames (seconds: the middle of their display
-            intervals, :func:`lipdub.backends.lipsync.features.display_centres`).
+            intervals, :func:`lipdub.media.probe.display_centres`).
         fa: the dub's :class:`FrameAudio` at those frames (speech mask, level).
         silent: bool ``(N,)`` frames in a pause of the dub long enough to close the mouth.
         closed: float ``(D,)`` the closed mouth.
