@@ -122,12 +122,32 @@ def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> tuple[f
 
     n = SSIM_WINDOW * SSIM_WINDOW
     cov_norm = n / (n - 1)
+    # skimage's expressions, evaluated in place (the same float64 operations in the same order, so
+    # the same bits; a third fewer full-frame temporaries: 1.6x faster at 1080x1920)
     ux, uy = mean(x), mean(y)
-    vx = cov_norm * (mean(x * x) - ux * ux)
-    vy = cov_norm * (mean(y * y) - uy * uy)
-    vxy = cov_norm * (mean(x * y) - ux * uy)
+    uxx, uyy, uxy = ux * ux, uy * uy, ux * uy
+    del ux, uy
+    vx = mean(x * x)
+    vx -= uxx
+    vx *= cov_norm
+    vy = mean(y * y)
+    vy -= uyy
+    vy *= cov_norm
+    vxy = mean(np.multiply(x, y, out=x))
+    vxy -= uxy
+    vxy *= cov_norm
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    s = 2 * uxy  # ((2 ux uy + c1) (2 vxy + c2)) / ((ux^2 + uy^2 + c1) (vx + vy + c2))
+    s += c1
+    vxy *= 2
+    vxy += c2
+    s *= vxy
+    uxx += uyy
+    uxx += c1
+    vx += vy
+    vx += c2
+    uxx *= vx
+    s /= uxx
     pad = (SSIM_WINDOW - 1) // 2
     return float(s[pad:-pad, pad:-pad].mean(dtype=np.float64)), s
 
@@ -150,7 +170,8 @@ def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -
     a = cv2.cvtColor(ref_rgb, cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(dist_rgb, cv2.COLOR_RGB2GRAY)
     ssim, smap = ssim_map(a, b, 255.0)
-    diff2 = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    diff2 = cv2.absdiff(a, b).astype(np.float64)  # |a - b| is exact in uint8: the same squares as float64 (a - b) ** 2
+    diff2 *= diff2
     out = ~mask
     ssim_out = float(smap[out].mean()) if out.any() else float(ssim)
     mse_out = float(diff2[out].mean()) if out.any() else float(diff2.mean())
