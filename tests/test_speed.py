@@ -171,6 +171,37 @@ def test_prefetched_keeps_order_and_errors():
     it.close()  # stops the producer instead of running to the end
 
 
+def test_fanned_out_gives_each_consumer_its_items_and_the_errors():
+    import threading
+
+    from lipdub.media.prefetch import fanned_out
+
+    evens, threes = fanned_out(((i, i) for i in range(200)), [set(range(0, 200, 2)), set(range(0, 200, 3))], depth=2)
+    got: list = []
+    t = threading.Thread(target=lambda: got.extend(k for k, _ in threes))
+    t.start()
+    assert [k for k, _ in evens] == list(range(0, 200, 2))
+    t.join(10)
+    assert got == list(range(0, 200, 3))
+
+    def broken():
+        yield 0, "a"
+        yield 1, "b"
+        raise InputError("bad frame", "re-export")
+
+    a, b = fanned_out(broken(), [{0}, {0, 1, 2}])
+    assert [k for k, _ in a] == [0]  # got all it wanted before the error
+    got = []
+    with pytest.raises(InputError):
+        got.extend(k for k, _ in b)
+    assert got == [0, 1]
+    # a consumer that stops (or is never read) does not hold up the other one
+    first, second = fanned_out(((i, i) for i in range(10**9)), [set(range(10**5)), set(range(50))], depth=1)
+    first.close()
+    assert [k for k, _ in second] == list(range(50))
+    del first, second
+
+
 def test_one_whisper_model_per_process():
     from lipdub.backends.transcribe.faster_whisper import FasterWhisperTranscriber
     from lipdub.qc.intelligibility import load_whisper
@@ -214,6 +245,17 @@ def test_output_faces_on_the_changed_frames_agree_with_a_full_analysis(testdata,
     moved = np.abs(d.mouth_opening[rows] - track.mouth_opening[rows])
     assert np.median(diff) < 0.01 and np.median(diff) < 0.5 * np.median(moved)  # measured the new mouth, not the source's
     assert np.array_equal(d.landmarks_raw[:20], track.landmarks_raw[:20])  # before the changed frames: the source's
+    # the report decodes the output once for these faces and the SSIM: the same figures as two decodes
+    from lipdub.media.prefetch import fanned_out
+    from lipdub.qc.output_faces import remeasured_frames
+    from lipdub.qc.visual import VisualRun, compare_videos, iter_selected_frames, ssim_picks
+
+    picks, wanted = ssim_picks(len(times)), set(remeasured_frames(analysis, {track.id: frames}))
+    ssim_frames, face_frames = fanned_out(iter_selected_frames(out, picks | wanted), [picks, wanted])
+    shared = VisualRun(path, out, analysis, vmaf=False, dub_frames=ssim_frames)
+    again = output_analysis(out, analysis, {track.id: frames}, video_frame_times(out), frames=face_frames)
+    assert np.array_equal(again.tracks[0].landmarks_raw, d.landmarks_raw)
+    assert shared.result().per_frame == compare_videos(path, out, analysis, vmaf=False).per_frame
 
 
 def test_seeking_to_sparse_frames_gives_the_decoded_pictures(testdata):

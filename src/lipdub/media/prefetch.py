@@ -1,4 +1,5 @@
-"""Decode ahead: run a frame iterator in its own thread, a few items ahead of its consumer.
+"""Decode ahead: run a frame iterator in its own thread, a few items ahead of its consumer (or of
+several consumers sharing it, :func:`fanned_out`).
 
 FFmpeg's decoders release the GIL, so decoding (and the RGB conversion) of the next frames overlaps
 with the consumer's work on the current one (Face Mesh, compositing, SSIM). The queue is bounded
@@ -66,3 +67,103 @@ def prefetched(items: Iterable[T], depth: int = 4) -> Iterator[T]:
     finally:
         stop.set()
         thread.join()
+
+
+class _Outlet:
+    """One consumer of :func:`fanned_out`: its wanted keys, its bounded queue, whether it stopped."""
+
+    def __init__(self, keys: set, depth: int) -> None:
+        self.left = set(keys)  # keys not handed over yet
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.stopped = threading.Event()
+        self.ended = False
+
+
+def fanned_out(items: Iterable[tuple[int, T]], wanted: list[set[int]], depth: int = 4) -> list[Iterator[tuple[int, T]]]:
+    """Share one producer of ``(key, value)`` items (e.g. one decode of a video: frame index, RGB)
+    between several consumers in their own threads: consumer ``c`` gets, in the producer's order, the
+    items whose key is in ``wanted[c]`` (each key once), at most ``depth`` ahead of it; a consumer
+    ends when it got all its keys or ``items`` ends. The producer (a background thread started at
+    once) waits for the slowest consumer that still wants items, so memory stays bounded, and stops
+    when every consumer has ended. An exception raised by ``items`` is re-raised in every consumer
+    that had not got all its keys, after the items it got; a consumer that stops early (``break``, an
+    error, ``close()``, dropped unread) is skipped from then on.
+
+    Returns:
+        One iterator per entry of ``wanted``.
+    """
+    outlets = [_Outlet(set(w), depth) for w in wanted]
+    error: list[BaseException] = []
+    source = iter(items)
+
+    def put(out: _Outlet, item) -> None:
+        while not out.stopped.is_set():
+            try:
+                out.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def end(o: _Outlet) -> None:
+        if not o.ended:
+            o.ended = True
+            put(o, _END)
+
+    def produce() -> None:
+        try:
+            for o in outlets:
+                if not o.left:
+                    end(o)
+            for item in source:
+                for o in outlets:
+                    if item[0] in o.left and not o.stopped.is_set():
+                        put(o, item)
+                        o.left.discard(item[0])
+                        if not o.left:  # all it wants: it ends now, not when the source does
+                            end(o)
+                if all(o.ended or o.stopped.is_set() for o in outlets):
+                    return
+        except BaseException as exc:  # handed to the consumers
+            error.append(exc)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:  # a generator: its ``with`` blocks (the open container) end here
+                close()
+            for o in outlets:
+                end(o)
+
+    thread = threading.Thread(target=produce, name="lipdub-fanout", daemon=True)
+    thread.start()
+
+    return [_Consumer(o, error) for o in outlets]
+
+
+class _Consumer:
+    """The iterator of one :func:`fanned_out` consumer; ``close()`` (or being dropped unread) stops it."""
+
+    def __init__(self, out: _Outlet, error: list[BaseException]) -> None:
+        self._out, self._error = out, error
+
+    def __iter__(self) -> _Consumer:
+        return self
+
+    def __next__(self):
+        if self._out.stopped.is_set():
+            raise StopIteration
+        try:
+            item = self._out.q.get()
+        except BaseException:
+            self.close()
+            raise
+        if item is _END:
+            self.close()
+            if self._error and self._out.left:  # ended by the error, not by getting all its keys
+                raise self._error[0]
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._out.stopped.set()
+
+    def __del__(self) -> None:
+        self._out.stopped.set()

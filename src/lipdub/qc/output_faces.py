@@ -37,8 +37,23 @@ def changed_frames(plans: dict) -> dict[int, np.ndarray]:
     return out
 
 
+def remeasured_frames(source: FaceAnalysis, changed: dict[int, np.ndarray]) -> dict[int, list[int]]:
+    """Frame -> ids of the source's tracks on it that the lip-sync changed there: the frames
+    :func:`output_analysis` measures again."""
+    by_id = {t.id: t for t in source.tracks}
+    wanted: dict[int, list[int]] = {}
+    for tid, frames in changed.items():
+        track = by_id.get(tid)
+        if track is None:
+            continue
+        for f in frames:
+            if track.index_of(int(f)) is not None:
+                wanted.setdefault(int(f), []).append(tid)
+    return wanted
+
+
 def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int, np.ndarray], frame_times_s: np.ndarray,
-                    options: TrackOptions | None = None) -> FaceAnalysis:
+                    options: TrackOptions | None = None, frames=None) -> FaceAnalysis:
     """The face analysis of ``output`` (a lip-synced video of the source ``source`` describes).
 
     Args:
@@ -47,6 +62,9 @@ def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int,
         changed: track id -> frames the lip-sync changed (:func:`changed_frames`).
         frame_times_s: the output's frame times (s), float ``(n_frames,)``.
         options: the tracker's options (default: the faces stage's).
+        frames: the output's frames ``(index, rgb)`` at :func:`remeasured_frames` (at least), in
+            increasing order, decoded by the caller (one decode shared with the SSIM,
+            :func:`lipdub.media.prefetch.fanned_out`); None: decoded here. Closed here.
 
     Returns:
         A :class:`FaceAnalysis` with the source's shots and tracks, the changed tracks rebuilt from
@@ -57,21 +75,20 @@ def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int,
     """
     opt = options or TrackOptions()
     by_id = {t.id: t for t in source.tracks}
-    wanted: dict[int, list[int]] = {}
-    for tid, frames in changed.items():
-        track = by_id.get(tid)
-        if track is None:
-            continue
-        for f in frames:
-            if track.index_of(int(f)) is not None:
-                wanted.setdefault(int(f), []).append(tid)
+    wanted = remeasured_frames(source, changed)
     measured = {tid: {} for tid in changed if tid in by_id}
-    if wanted:
-        with FaceLandmarker(max_faces=1) as lmk:
-            for index, rgb in prefetched(iter_selected_frames(output, set(wanted))):  # decoded ahead, beside Face Mesh
-                for tid in wanted[index]:
-                    track = by_id[tid]
-                    measured[tid][index] = lmk.measure_at(rgb, track.boxes[track.index_of(index)])
+    try:
+        if wanted:
+            if frames is None:
+                frames = prefetched(iter_selected_frames(output, set(wanted)))  # decoded ahead, beside Face Mesh
+            with FaceLandmarker(max_faces=1) as lmk:
+                for index, rgb in frames:
+                    for tid in wanted.get(index, ()):
+                        track = by_id[tid]
+                        measured[tid][index] = lmk.measure_at(rgb, track.boxes[track.index_of(index)])
+    finally:
+        if frames is not None:
+            frames.close()
     tracks = [_rebuilt(t, measured[t.id], frame_times_s, source, opt) if measured.get(t.id) else t for t in source.tracks]
     details = {**source.details, "remeasured_frames": int(sum(len(m) for m in measured.values())),
                "method": "the source's face tracks; the frames the lip-sync changed measured again on the output"}

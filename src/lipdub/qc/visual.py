@@ -51,6 +51,7 @@ class NotMeasurable(InputError):
 
 
 MASK_PAD = 0.20
+SSIM_MAX_FRAMES = 40  # frames SSIM / PSNR compare, evenly spread
 VMAF_MAX_FRAMES = 100  # longer videos are scored on every k-th frame (libvmaf n_subsample)
 
 
@@ -261,7 +262,13 @@ def vmaf_subsample(n_frames: int) -> int:
     return max(1, math.ceil(n_frames / VMAF_MAX_FRAMES))
 
 
-def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> VisualFigures:
+def ssim_picks(n_frames: int, max_frames: int = SSIM_MAX_FRAMES) -> set[int]:
+    """The frames SSIM / PSNR compare: ``max_frames`` evenly spread over ``n_frames`` (all when fewer)."""
+    return set(np.unique(np.linspace(0, n_frames - 1, min(max_frames, n_frames)).round().astype(int)).tolist())
+
+
+def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frames: int = SSIM_MAX_FRAMES, vmaf: bool = True,
+                   dub_frames=None) -> VisualFigures:
     """SSIM / PSNR (whole frame and outside the mouth) and VMAF of ``dub`` against ``source``.
 
     Args:
@@ -269,13 +276,21 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
             mask (the outside figures equal the whole-frame ones).
         max_frames: frames compared, evenly spread (all when the video is shorter).
         vmaf: also run VMAF (needs an FFmpeg with libvmaf).
+        dub_frames: the dub's frames ``(index, rgb)`` at :func:`ssim_picks` ``(n_frames, max_frames)``,
+            in increasing order, decoded by the caller (one decode of the dub shared with another
+            measurement, :func:`lipdub.media.prefetch.fanned_out`); None: decoded here. Closed here.
     Raises:
         InputError: the videos differ in frame count or size.
     """
-    n_src, n_dub = len(video_frame_times(Path(source))), len(video_frame_times(Path(dub)))
-    if n_src != n_dub:
-        raise InputError(f"the dub has {n_dub} frames and the source {n_src}", "compare the dub with the source it was made from")
-    picks = set(np.unique(np.linspace(0, n_src - 1, min(max_frames, n_src)).round().astype(int)).tolist())
+    try:
+        n_src, n_dub = len(video_frame_times(Path(source))), len(video_frame_times(Path(dub)))
+        if n_src != n_dub:
+            raise InputError(f"the dub has {n_dub} frames and the source {n_src}", "compare the dub with the source it was made from")
+    except BaseException:
+        if dub_frames is not None:
+            dub_frames.close()
+        raise
+    picks = ssim_picks(n_src, max_frames)
     step = vmaf_subsample(n_src)
     vmaf_run, vmaf_note = None, None
     if vmaf:  # FFmpeg's libvmaf runs in its own process beside the SSIM below
@@ -283,9 +298,10 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
             vmaf_run = VmafRun(source, dub, subsample=step)
         except BackendUnavailable as exc:
             vmaf_note = str(exc)
+    dub_iter = iter_selected_frames(dub, picks) if dub_frames is None else dub_frames
     try:
         rows = []
-        for (i, ref), (j, dst) in zip(iter_selected_frames(source, picks), iter_selected_frames(dub, picks)):
+        for (i, ref), (j, dst) in zip(iter_selected_frames(source, picks), dub_iter):
             if i != j:  # pragma: no cover - both iterators yield the picks in increasing order
                 raise InputError(f"frame {i} of the source met frame {j} of the dub", "compare the dub with the source it was made from")
             lmks = []
@@ -302,6 +318,8 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
         if vmaf_run is not None:
             vmaf_run.cancel()
         raise
+    finally:
+        dub_iter.close()
     fig.vmaf_note = vmaf_note
     if vmaf_run is not None:
         fig.vmaf = vmaf_run.result()
@@ -338,7 +356,9 @@ class VisualRun:
     :meth:`result` waits for both. The report stage starts it first, so that it runs while the
     output's faces and the sync figures are measured."""
 
-    def __init__(self, source: str | Path, dub: str | Path, analysis=None, max_frames: int = 40, vmaf: bool = True) -> None:
+    def __init__(self, source: str | Path, dub: str | Path, analysis=None, max_frames: int = SSIM_MAX_FRAMES, vmaf: bool = True,
+                 dub_frames=None) -> None:
+        """``dub_frames``: see :func:`compare_videos`."""
         import threading
 
         self._vmaf: VmafRun | None = None
@@ -349,12 +369,13 @@ class VisualRun:
             except BackendUnavailable as exc:
                 self._note = str(exc)
         self._out: list = []
-        self._thread = threading.Thread(target=self._ssim, args=(source, dub, analysis, max_frames), name="lipdub-ssim", daemon=True)
+        self._thread = threading.Thread(target=self._ssim, args=(source, dub, analysis, max_frames, dub_frames), name="lipdub-ssim",
+                                        daemon=True)
         self._thread.start()
 
-    def _ssim(self, source, dub, analysis, max_frames) -> None:
+    def _ssim(self, source, dub, analysis, max_frames, dub_frames) -> None:
         try:
-            self._out.append(compare_videos(source, dub, analysis, max_frames, vmaf=False))
+            self._out.append(compare_videos(source, dub, analysis, max_frames, vmaf=False, dub_frames=dub_frames))
         except BaseException as exc:  # re-raised by result()
             self._out.append(exc)
 

@@ -8,10 +8,11 @@ import shutil
 
 from ...contracts.faces import FaceAnalysis
 from ...layout import ProjectLayout as L
+from ...media.prefetch import fanned_out
 from ...media.probe import video_frame_times
-from ...qc.output_faces import changed_frames, output_analysis
+from ...qc.output_faces import changed_frames, output_analysis, remeasured_frames
 from ...qc.report import build_report, write_report
-from ...qc.visual import VisualRun
+from ...qc.visual import VisualRun, iter_selected_frames, ssim_picks
 from ..context import PipelineContext
 from ..runner import Stage, StageDetails, StageOutput
 
@@ -22,22 +23,30 @@ class ReportDetails(StageDetails):
     report: str
 
 
-def _output_analysis(ctx: PipelineContext, source: FaceAnalysis | None) -> FaceAnalysis | None:
+def _changed(ctx: PipelineContext, source: FaceAnalysis | None) -> dict | None:
+    """Track id -> frames the lip-sync changed, when the output is lip-synced and its faces are to be
+    measured again there (:mod:`lipdub.qc.output_faces`); else None."""
+    render = ctx.project.manifest.stages.get(f"render:{ctx.language.code}")
+    if render is None or source is None or render.details.get("video") != "lip-synced (H.264)":
+        return None
+    plans = ctx.layout.abs(L.lipsync_plans(ctx.language.code))
+    return changed_frames(json.loads(plans.read_text())) if plans.exists() else None
+
+
+def _output_analysis(ctx: PipelineContext, source: FaceAnalysis | None, changed: dict | None, frames=None) -> FaceAnalysis | None:
     """The output's faces without analysing the whole output: a copied video stream has the source's
     frames (its analysis is the project's); a lip-synced one has them too except where the lip-sync
-    composited a mouth, and only those frames are measured again (:mod:`lipdub.qc.output_faces`).
-    None: no face analysis in the project (the report analyses the output itself). ``source``: the
-    project's analysis (:func:`_source_analysis`)."""
-    code = ctx.language.code
-    render = ctx.project.manifest.stages.get(f"render:{code}")
+    composited a mouth (``changed``, :func:`_changed`), and only those frames are measured again
+    (:mod:`lipdub.qc.output_faces`; ``frames``: the output's frames decoded for it and the SSIM at
+    once). None: no face analysis in the project (the report analyses the output itself).
+    ``source``: the project's analysis (:func:`_source_analysis`)."""
+    render = ctx.project.manifest.stages.get(f"render:{ctx.language.code}")
     if render is None or source is None:
         return None
-    kind = render.details.get("video")
-    if kind == "copied":
+    if render.details.get("video") == "copied":
         return source
-    plans = ctx.layout.abs(L.lipsync_plans(code))
-    if kind == "lip-synced (H.264)" and plans.exists():
-        return output_analysis(ctx.output, source, changed_frames(json.loads(plans.read_text())), video_frame_times(ctx.output))
+    if changed is not None:
+        return output_analysis(ctx.output, source, changed, video_frame_times(ctx.output), frames=frames)
     return None
 
 
@@ -46,12 +55,24 @@ def _source_analysis(ctx: PipelineContext) -> FaceAnalysis | None:
     return FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)) if ctx.layout.abs(L.FACES_JSON).exists() else None
 
 
-def _start_visual(ctx: PipelineContext, source: FaceAnalysis | None) -> "VisualRun | bool":
+def _start_visual(ctx: PipelineContext, source: FaceAnalysis | None, changed: dict | None) -> tuple["VisualRun | bool", object]:
     """The visual figures (SSIM / PSNR in a thread, VMAF in its own process) started now, beside the
-    rest of the report (True: the project has no face analysis; the report measures them itself)."""
+    rest of the report (True: the project has no face analysis; the report measures them itself),
+    and the output's frames the output's faces are measured on (None: decoded by
+    :func:`_output_analysis` itself). When both the SSIM and the output's faces read the output, it
+    is decoded once for both (:func:`lipdub.media.prefetch.fanned_out`)."""
     if not ctx.info.has_video or not ctx.output.exists() or source is None:
-        return True
-    return VisualRun(ctx.source, ctx.output, analysis=source)
+        return True, None
+    if changed is None:
+        return VisualRun(ctx.source, ctx.output, analysis=source), None
+    picks, wanted = ssim_picks(len(video_frame_times(ctx.source))), set(remeasured_frames(source, changed))
+    ssim_frames, face_frames = fanned_out(iter_selected_frames(ctx.output, picks | wanted), [picks, wanted])
+    try:
+        return VisualRun(ctx.source, ctx.output, analysis=source, dub_frames=ssim_frames), face_frames
+    except BaseException:
+        ssim_frames.close()
+        face_frames.close()
+        raise
 
 
 class Report(Stage):
@@ -69,9 +90,10 @@ class Report(Stage):
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
         source = _source_analysis(ctx)
-        vmaf = _start_visual(ctx, source)
+        changed = _changed(ctx, source)
+        vmaf, frames = _start_visual(ctx, source, changed)
         try:
-            analysis = _output_analysis(ctx, source)
+            analysis = _output_analysis(ctx, source, changed, frames)
         except BaseException:
             if isinstance(vmaf, VisualRun):
                 vmaf.cancel()
