@@ -219,8 +219,15 @@ def test_output_faces_on_the_changed_frames_agree_with_a_full_analysis(testdata,
     from lipdub.backends.lipsync.retrieval import RetrievalBackend
     from lipdub.faces.analyze import analyze_video
     from lipdub.lipsync.render import render_lipsync
+    from lipdub.media.prefetch import fanned_out
     from lipdub.media.probe import decode_audio, probe, video_frame_times
-    from lipdub.qc.output_faces import output_analysis
+    from lipdub.qc.output_faces import output_analysis, remeasured_frames
+    from lipdub.qc.visual import (
+        VisualRun,
+        compare_videos,
+        iter_selected_frames,
+        ssim_picks,
+    )
 
     path = testdata / "th2_retalking_face1.mp4"
     analysis = analyze_video(path)
@@ -246,10 +253,6 @@ def test_output_faces_on_the_changed_frames_agree_with_a_full_analysis(testdata,
     assert np.median(diff) < 0.01 and np.median(diff) < 0.5 * np.median(moved)  # measured the new mouth, not the source's
     assert np.array_equal(d.landmarks_raw[:20], track.landmarks_raw[:20])  # before the changed frames: the source's
     # the report decodes the output once for these faces and the SSIM: the same figures as two decodes
-    from lipdub.media.prefetch import fanned_out
-    from lipdub.qc.output_faces import remeasured_frames
-    from lipdub.qc.visual import VisualRun, compare_videos, iter_selected_frames, ssim_picks
-
     picks, wanted = ssim_picks(len(times)), set(remeasured_frames(analysis, {track.id: frames}))
     ssim_frames, face_frames = fanned_out(iter_selected_frames(out, picks | wanted), [picks, wanted])
     shared = VisualRun(path, out, analysis, vmaf=False, dub_frames=ssim_frames)
