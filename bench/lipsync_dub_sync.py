@@ -1,7 +1,7 @@
 """Lip sync of Spanish dubs by the ``retrieval`` backend: the dub against the source reference and the
 no-lip-sync floor (DESIGN.md section 4), and the viseme check.
 
-    .venv/bin/python bench/lipsync_dub_sync.py [CLIP ...] [--driver auto|acoustic] [--keep DIR]
+    .venv/bin/python bench/lipsync_dub_sync.py [CLIP ...] [--driver auto|acoustic] [--option KEY=VALUE ...] [--keep DIR]
 
 For each clip (default: the three talking heads of issue 15; ../shared/testdata or $LIPDUB_TESTDATA):
 transcribe, translate to Spanish, speak with espeak-ng, fit each line to its slot (bench/_dub.py: the
@@ -13,11 +13,16 @@ dub's confidence as a share of the reference's and its margin over the floor; pe
 output's and the floor's mouth opening follow the dub's level, and how much of the donors' opening the
 output shows (slope, r); and the viseme check
 (:mod:`lipdub.qc.visemes`: share of p/b/m with the lips closed, of open vowels with the mouth open), and
-the SSIM outside the mouth against the source (:func:`lipdub.qc.visual.compare_videos`, 40 frames).
+the SSIM outside the mouth against the source (:func:`lipdub.qc.visual.compare_videos`, 40 frames);
+and where the sync is lost (:func:`stage_figures`): the donor runs (share of the planned frames in runs of
+consecutive source frames 1, 2 and 3+ long, and in holds of one picture), and the sync confidence of
+the planned target (its first mouth parameter, the opening direction) and of the donors' own measured
+openings (the source's landmarks, unsmoothed) against the dub, beside the output's (re-tracked).
 
 Run it with ``PYTHONPATH=/work/main/src`` (code without :mod:`lipdub.lipsync.align`) for the *before*
 figures: the same dub, planned by that code's retrieval (acoustic model + p/b/m closures).
-``--driver acoustic`` plans with this code's acoustic fallback instead of the visemes. ``--keep DIR``
+``--driver acoustic`` plans with this code's acoustic fallback instead of the visemes; ``--option``
+sets a :class:`~lipdub.backends.lipsync.actor_model.RetrievalOptions` field (e.g. ``jump_cost=1``). ``--keep DIR``
 writes, per clip, a project-like directory (faces/, lipsync/es/plans.json, manifest.json) and the
 output video for bench/inspect_frames.py. Prints figures; asserts nothing.
 """
@@ -35,10 +40,12 @@ from _common import TESTDATA
 from _dub import SR, load_clip, source_phonemes, spanish_dub
 
 from lipdub.backends.lipsync.features import audio_features_per_frame
-from lipdub.backends.lipsync.retrieval import RetrievalBackend
+from lipdub.backends.lipsync.retrieval import RetrievalBackend, RetrievalOptions
+from lipdub.backends.lipsync.unit_selection import run_lengths
 from lipdub.faces.analyze import analyze_video
+from lipdub.faces.tracking import mouth_opening
 from lipdub.lipsync.render import render_lipsync
-from lipdub.qc.sync import track_sync_score
+from lipdub.qc.sync import sync_score, track_sync_score
 from lipdub.qc.visual import compare_videos
 
 CLIPS = ["th2_retalking_face1.mp4", "th_retalking_face5.mp4", "th_voxceleb_pcavs_00086.mp4"]
@@ -79,6 +86,41 @@ def line_figures(out_analysis, clip, plan, dub) -> str:
     return "; ".join(parts) + f"; output vs donor opening: slope {slope:.2f}, r {r:.2f}"
 
 
+def stage_figures(clip, plan, dub) -> str:
+    """Donor runs and the sync confidence (offset) of the target and of the donors' raw openings on the
+    planned frames (see the module docstring)."""
+    src = clip.track
+    f, don = plan.frames, plan.source_frames
+    if len(f) < 2:
+        return "no planned frames"
+    hold = (np.diff(don) == 0) & (np.diff(f) == 1)
+    runs = run_lengths(don, f)
+    share = [runs[runs == 1].sum(), runs[runs == 2].sum(), runs[runs >= 3].sum()]
+    t = np.asarray(clip.times, np.float64)[f]
+
+    def conf(x) -> str:
+        s = sync_score(np.asarray(x, np.float64), dub.audio, SR, t)
+        return f"{s.confidence:.3f} ({s.offset_frames:+d})"
+
+    raw = mouth_opening(src.landmarks_raw[don - src.start_frame])
+    return (f"runs 1/2/3+: {share[0] / len(f):.2f}/{share[1] / len(f):.2f}/{share[2] / len(f):.2f} of the frames, "
+            f"holds {hold.sum() / len(f):.2f}; sync conf of the target {conf(plan.target_mouth[:, 0])}, "
+            f"of the donors' raw openings {conf(raw)}")
+
+
+def parse_options(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings -> RetrievalOptions fields (the numeric and text ones), each VALUE read as
+    its field's default type."""
+    defaults, out = RetrievalOptions(), {}
+    fields = [k for k in RetrievalOptions.__dataclass_fields__ if type(getattr(defaults, k)) in (int, float, str)]
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in fields or not value:
+            raise SystemExit(f"--option {item!r}: use KEY=VALUE with KEY one of {', '.join(fields)}")
+        out[key] = type(getattr(defaults, key))(value)
+    return out
+
+
 def keep_project(keep: Path, clip, plan, out: Path) -> None:
     d = keep / clip.path.stem
     clip.analysis.save(d / "faces")
@@ -93,9 +135,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clips", nargs="*", default=CLIPS)
     ap.add_argument("--driver", default=None, help="retrieval driver (this code only): auto, visemes, acoustic")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a retrieval option (repeatable)")
     ap.add_argument("--keep", type=Path, default=None, help="keep projects for bench/inspect_frames.py here")
     args = ap.parse_args()
     opts = {"driver": args.driver} if args.driver else {}
+    opts.update(parse_options(args.option))
+    if opts:
+        print(f"retrieval options: {opts}")
     print(f"{'clip':<30}{'':<7}{'conf':>7}{'off':>5}{'peak':>7}   dub/ref  dub-floor  p/b/m closed  open-vowel open  mouth model")
     for name in args.clips:
         path = Path(name) if Path(name).exists() else TESTDATA / name
@@ -127,6 +173,7 @@ def main() -> None:
                         f"  {plan.details.get('mouth_model', '')}")
             print(f"{path.name:<30}{label:<7}{s.confidence:>7.3f}{s.offset_frames:>+5d}{s.peak_correlation:>7.3f}{tail}")
         print(f"{path.name:<30}{line_figures(out_an, clip, plan, dub)}")
+        print(f"{path.name:<30}{stage_figures(clip, plan, dub)}")
         print(f"{path.name:<30}SSIM outside the mouth {visual.ssim_outside_mouth:.4f} (whole frame {visual.ssim:.4f}, "
               f"{visual.frames_compared} frames); {plan.details.get('n_frames')} frames planned, mean run "
               f"{plan.details.get('mean_run_length')}")
