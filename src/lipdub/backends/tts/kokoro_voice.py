@@ -17,9 +17,11 @@ packs reaches voices none of them has, e.g. a deeper male than jm_kumo).
    reference can be wrong: a woman measured at 162 Hz is "male" by the 165 Hz split);
 3. the blend bank (:func:`blend_bank`): :data:`BANK_SIZE` fixed blends of the packs, each spoken and
    embedded ahead of time (shipped in ``data/kokoro-blends-<lang>.json`` for the languages measured,
-   else measured once per machine and cached beside the pack figures); the bank blend whose d-vector
-   is nearest the reference replaces the start when it is more similar, so the search costs no
-   synthesis at run time (a cached-embedding nearest neighbour instead of a synthesis per candidate);
+   else measured once per machine and cached beside the pack figures); of the start pack and the bank
+   blends (distinct from the other speakers' voices) whose F0 is within :data:`F0_MATCH_ST` of the
+   speaker's (all, when none is), the one whose d-vector is nearest the reference is the origin of the
+   search, so the choice costs no synthesis at run time (a nearest neighbour among cached d-vectors
+   instead of a synthesis per candidate);
 4. a seeded random local search (a (1+1) evolution strategy with a shrinking step, Rechenberg 1973)
    from there over the two weight vectors maximizes the resemblyzer cosine between the speaker's reference
    d-vector and the search sentence spoken by the candidate, for ``evaluations`` syntheses (0: none);
@@ -109,6 +111,12 @@ BANK_DIRICHLET_ALPHA = 0.6
 BANK_MAX_EXTRAPOLATION = 0.8
 #: Where the measured banks are shipped (one JSON per language, written by scripts/kokoro_blend_bank.py).
 BANK_DATA_DIR = Path(__file__).resolve().parent / "data"
+#: The starting voice is taken among the start pack and bank blends whose median F0 on the search
+#: sentence is within this many semitones of the speaker's (all of them when none is): resemblyzer's
+#: d-vector of one 5 s sentence can prefer a voice an octave off. Chosen on th_voxceleb_pcavs_00086
+#: (144 Hz; nearest d-vector a 206 Hz blend, held-out similarity 0.404; within 3 st a 128 Hz blend,
+#: 0.455), the only one of the five bench speakers whose choice it changes (README "Voices").
+F0_MATCH_ST = 3.0
 
 
 @dataclass
@@ -492,13 +500,12 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     closest = max(names, key=lambda n: cosine(ref, measures[n][0]))
     start = closest if cosine(ref, measures[closest][0]) > cosine(ref, measures[prior][0]) else prior
     pure = np.array([1.0 if n == start else 0.0 for n in names])
-    origin = (pure, pure.copy(), measures[start][0], measures[start][2])
-    bank = [b for b in blend_bank(scorer, packs, lang.code) if _distinct(b.embedding, taken_emb)]
-    best = max(bank, key=lambda b: cosine(ref, b.embedding), default=None)
-    start_sim = cosine(ref, origin[2]) if _distinct(origin[2], taken_emb) else -1.0
-    if best is not None and cosine(ref, best.embedding) > start_sim:
-        origin = (np.array([best.timbre[n] for n in names]), np.array([best.prosody[n] for n in names]), best.embedding,
-                  best.syllables_per_s)
+    candidates = [(pure, pure.copy(), measures[start][0], measures[start][2], measures[start][1])]
+    candidates += [(np.array([b.timbre[n] for n in names]), np.array([b.prosody[n] for n in names]), b.embedding,
+                    b.syllables_per_s, b.f0_median_hz) for b in blend_bank(scorer, packs, lang.code)]
+    distinct = [c for c in candidates if _distinct(c[2], taken_emb)] or candidates[:1]
+    pitched = [c for c in distinct if abs(12 * math.log2(max(c[4], 1.0) / max(profile.f0_median_hz, 1.0))) <= F0_MATCH_ST]
+    origin = max(pitched or distinct, key=lambda c: cosine(ref, c[2]))
     found = _search(scorer, packs, names, origin[:2], ref, taken_emb, evaluations, seed, origin[2], origin[3])
     if isinstance(whisper, str):
             whisper = load_whisper(whisper)
