@@ -104,6 +104,8 @@ FORMAT_VERSION = 5  # 4: syllables_per_s; 5: the search starts from the blend ba
 #: nearest blend replaces the 8-synthesis search (bench/voice_search_budget.py, README "Voices").
 BANK_SIZE = 64
 BANK_SEED = 0
+#: Version of the bank's measurements (part of its key; bump when what a row holds changes).
+BANK_FORMAT = 1
 #: Concentration of the Dirichlet draws of the bank's weights (< 1: most blends near one or two packs)
 #: and the largest extrapolation factor away from the packs' mean (weights then clipped to
 #: [:data:`MIN_WEIGHT`, :data:`MAX_WEIGHT`]).
@@ -284,7 +286,7 @@ class BankBlend:
 
 def blend_bank_key(packs: dict[str, np.ndarray], language: str, size: int = BANK_SIZE, seed: int = BANK_SEED) -> str:
     """SHA-256 (16 hex) of what a bank's figures depend on: the packs, the search sentence, the weights' draw."""
-    h = hashlib.sha256(f"bank|{FORMAT_VERSION}|{SEARCH_TEXTS[language]}|{size}|{seed}|{BANK_DIRICHLET_ALPHA}|"
+    h = hashlib.sha256(f"bank|{BANK_FORMAT}|{SEARCH_TEXTS[language]}|{size}|{seed}|{BANK_DIRICHLET_ALPHA}|"
                        f"{BANK_MAX_EXTRAPOLATION}|{MIN_WEIGHT}|{MAX_WEIGHT}".encode())
     for name in sorted(packs):
         h.update(name.encode() + packs[name].tobytes())
