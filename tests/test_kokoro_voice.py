@@ -100,3 +100,45 @@ def test_two_speakers_get_distinct_voices_and_keep_them(reference, tmp_path):
     assert from_bank.source == "voice bank" and np.allclose(np.load(other / from_bank.voice_id), sa)
     with pytest.raises(ConfigError, match="no Kokoro voice adaptation"):
         adapt_voice(profiles["SPEAKER_00"], None, "ca", voices_dir=other, whisper=None)
+
+
+def test_shipped_blend_bank_is_current():
+    """The shipped Spanish blend bank was measured with these packs, this search sentence and these
+    weights (else every machine would measure it again: scripts/kokoro_blend_bank.py rewrites it)."""
+    from lipdub.backends.tts import kokoro_voice as kv
+    from lipdub.backends.tts.kokoro_model import stock_packs
+
+    packs = stock_packs()
+    data = kv._read_bank(packs, "es", kv.bank_files("es")[:1])
+    assert data is not None, "data/kokoro-blends-es.json is missing or stale: run scripts/kokoro_blend_bank.py es"
+    names = sorted(packs)
+    assert data["names"] == names and sorted(data["packs"]) == names and len(data["rows"]) == kv.BANK_SIZE
+    for row, (wt, wp) in zip(data["rows"], kv.bank_weights(len(names))):
+        assert np.allclose(row["timbre"], wt, atol=1e-5) and np.allclose(row["prosody"], wp, atol=1e-5)
+        assert kv.MIN_WEIGHT - 1e-6 <= min(wt) and max(wt) <= kv.MAX_WEIGHT + 1e-6 and abs(sum(wt) - 1) < 1e-6
+        assert abs(np.linalg.norm(row["embedding"]) - 1) < 1e-3
+
+
+def test_bank_voice_without_synthesis_sounds_closer(reference, tmp_path):
+    """--voice-search 0: the voice is the bank blend nearest the reference, found without one synthesis;
+    spoken, it is nearer the reference than the start pack is (the cached d-vectors predict the real ones)."""
+    from lipdub.audio import resample as rs
+    from lipdub.backends.tts.kokoro import KokoroTts
+    from lipdub.backends.tts.kokoro_voice import SEARCH_TEXTS, adapt_voice
+    from lipdub.languages import parse_language
+    from lipdub.voice.profile import cosine, embed_speech
+
+    ref_wav, profile = reference
+    voice = adapt_voice(profile("SPEAKER_00"), ref_wav, "es", voices_dir=tmp_path, whisper=None, evaluations=0, tts=_NoSynthesis())
+    assert voice.similarity > voice.start_similarity
+    assert voice.timbre_weights.get(voice.start_pack) != 1.0
+    tts, es = KokoroTts(voice_dir=tmp_path), parse_language("es")
+    target = embed_speech(rs(*read_audio(ref_wav, mono=True), 16000))
+
+    def spoken(v: str) -> float:
+        s = tts.synthesize(SEARCH_TEXTS["es"], es, voice=v)
+        return cosine(target, embed_speech(rs(s.samples, s.sample_rate_hz, 16000)))
+
+    got = spoken(voice.voice_id)
+    assert abs(got - voice.similarity) < 0.02
+    assert got > spoken(voice.start_pack)

@@ -84,7 +84,7 @@ def dub(
     keep_original_audio: bool = typer.Option(False, "--keep-original-audio", help="Add the source soundtrack as a second audio track."),
     voice_bank: Optional[Path] = typer.Option(None, "--voice-bank", help="Voice bank directory: characters keep their voice across episodes."),
     voice_match: Optional[bool] = typer.Option(None, "--voice-match/--no-voice-match", help="Shift each line's pitch and formants toward its speaker (default: the TTS's choice: espeak-ng and piper on, kokoro off)."),
-    voice_search: Optional[int] = typer.Option(None, "--voice-search", help="Syntheses per speaker of the kokoro voice search (0: the nearest stock voice; default: lipdub.config.DEFAULT_VOICE_SEARCH)."),
+    voice_search: Optional[int] = typer.Option(None, "--voice-search", help="Syntheses per speaker of the kokoro voice search after its nearest measured blend (0: none; default: lipdub.config.DEFAULT_VOICE_SEARCH)."),
     check_intelligibility: Optional[bool] = typer.Option(None, "--check-intelligibility/--no-check-intelligibility", help="Hear every line back with the --asr-model and re-synthesize misheard ones (default: when the model knows the target language)."),
     max_attempts: int = typer.Option(3, "--max-attempts", help="Syntheses / re-translations per line to make it fit its slot and be understood."),
     redo_failed: bool = typer.Option(False, "--redo-failed", help="Re-fit the lines the last quality report did not pass (larger speed-up limit, more attempts)."),

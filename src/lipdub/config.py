@@ -47,9 +47,10 @@ def config_error(exc: ValidationError) -> ConfigError:
                        f"{option} takes {_RANGES[field]}" if field in _RANGES else f"fix {option} (see lipdub dub --help)")
 
 
-#: Default ``--voice-search``: syntheses per speaker of the kokoro voice search (README "Voices": the
-#: held-out similarity gained against the seconds spent, bench/voice_search_budget.py).
-DEFAULT_VOICE_SEARCH = 8
+#: Default ``--voice-search``: syntheses per speaker of the kokoro voice search after its blend bank's
+#: nearest blend (README "Voices": 8 more syntheses did not raise the held-out similarity, -0.012 to
+#: +0.015, for about 20 s of CPU per speaker, bench/voice_search_budget.py).
+DEFAULT_VOICE_SEARCH = 0
 
 
 class DubConfig(BaseModel):
@@ -111,7 +112,8 @@ class DubConfig(BaseModel):
             (``TtsBackend.voice_match_default``: on for espeak-ng and piper, off for kokoro; README
             "Voices"). True with a cloning backend (which clones instead) is a ConfigError.
         voice_search: syntheses the per-speaker voice search of a TTS that adapts voices (kokoro) may
-            make per speaker (0: the stock voice nearest the speaker's profile); see
+            make per speaker after the nearest of its measured blends (0: none, that blend or the stock voice
+            nearest the speaker's profile); see
             :data:`DEFAULT_VOICE_SEARCH`.
         check_intelligibility: hear every dubbed line back with the ASR model (``asr_model``, forced to
             the target language) and re-synthesize misheard lines (:mod:`lipdub.pipeline.hearing`).

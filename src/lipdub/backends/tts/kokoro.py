@@ -213,8 +213,8 @@ class KokoroTts(TtsBackend):
     def adapt_voices(self, profiles: dict, voices_dir: Path, language: Language, *, reference_dir: Path,
                      evaluations: int, whisper=None, bank_dir: Path | None = None) -> dict[str, AdaptedVoice]:
         """A Kokoro voice per speaker (:func:`lipdub.backends.tts.kokoro_voice.adapt_voices`): the pack
-        nearest the speaker, adapted toward their reference clip with ``evaluations`` syntheses, cached
-        in ``voices_dir`` and the voice bank. The fallback voice (tried on a misheard line) is the start
+        nearest the speaker or the measured blend nearest their reference clip, searched further with
+        ``evaluations`` syntheses, cached in ``voices_dir`` and the voice bank. The fallback voice (tried on a misheard line) is the start
         pack when the adapted voice differs from it, else the language's default pack.
 
         Raises:

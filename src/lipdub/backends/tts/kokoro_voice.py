@@ -15,17 +15,25 @@ packs reaches voices none of them has, e.g. a deeper male than jm_kumo).
    nearest the profile's (in semitones); the search starts from it, or from the pack whose d-vector
    is nearest the reference's when that one is more similar (a register read from a short or noisy
    reference can be wrong: a woman measured at 162 Hz is "male" by the 165 Hz split);
-3. a seeded random local search (a (1+1) evolution strategy with a shrinking step, Rechenberg 1973)
-   over the two weight vectors maximizes the resemblyzer cosine between the speaker's reference
-   d-vector and the search sentence spoken by the candidate, for ``evaluations`` syntheses;
+3. the blend bank (:func:`blend_bank`): :data:`BANK_SIZE` fixed blends of the packs, each spoken and
+   embedded ahead of time (shipped in ``data/kokoro-blends-<lang>.json`` for the languages measured,
+   else measured once per machine and cached beside the pack figures); of the start pack and the bank
+   blends (distinct from the other speakers' voices) whose F0 is within :data:`F0_MATCH_ST` of the
+   speaker's (all, when none is), the one whose d-vector is nearest the reference is the origin of the
+   search, so the choice costs no synthesis at run time (a nearest neighbour among cached d-vectors
+   instead of a synthesis per candidate);
+4. a seeded random local search (a (1+1) evolution strategy with a shrinking step, Rechenberg 1973)
+   from there over the two weight vectors maximizes the resemblyzer cosine between the speaker's reference
+   d-vector and the search sentence spoken by the candidate, for ``evaluations`` syntheses (0: none);
    candidates that sound like a voice already given to another speaker (cosine above
    :data:`DISTINCT_MAX_COSINE`) are refused;
-4. the :data:`CHECK_CANDIDATES` best candidates and the start pack speak a check sentence
+5. with Whisper (not in the pipeline, which hears every line instead) the :data:`CHECK_CANDIDATES`
+   best candidates and the start pack speak a check sentence
    (:data:`CHECK_TEXTS`, not used by the search) and Whisper transcribes it; of those with WER <=
    :data:`MAX_CHECK_WER` and the expected language at probability >= :data:`MIN_LANGUAGE_P`, the one
    with the best mean similarity over both sentences is kept (when none passes, the most
    intelligible one, and the record says so);
-5. the style is written as ``voices/<speaker>.kokoro-<lang>.npy`` with a JSON record beside it, and
+6. the style is written as ``voices/<speaker>.kokoro-<lang>.npy`` with a JSON record beside it, and
    into the voice bank entry of a named character (``<bank>/<name>/kokoro-<lang>.npy``), so the
    character keeps the voice in the next episode (taken from the bank, no new search).
 
@@ -90,7 +98,27 @@ CHECK_CANDIDATES = 3
 INITIAL_STEP = 0.35
 #: Extra syntheses the search may make to find a voice distinct from the ones already given.
 MAX_EXTRA_EVALUATIONS = 24
-FORMAT_VERSION = 4  # 4: syllables_per_s
+FORMAT_VERSION = 5  # 4: syllables_per_s; 5: the search starts from the blend bank
+#: Blends in the bank (:func:`blend_bank`) and the seed of their weights. 64 blends of the search
+#: sentence (about 5 s of speech each) cost about 160 s of CPU to measure once; at run time the bank's
+#: nearest blend replaces the 8-synthesis search (bench/voice_search_budget.py, README "Voices").
+BANK_SIZE = 64
+BANK_SEED = 0
+#: Version of the bank's measurements (part of its key; bump when what a row holds changes).
+BANK_FORMAT = 1
+#: Concentration of the Dirichlet draws of the bank's weights (< 1: most blends near one or two packs)
+#: and the largest extrapolation factor away from the packs' mean (weights then clipped to
+#: [:data:`MIN_WEIGHT`, :data:`MAX_WEIGHT`]).
+BANK_DIRICHLET_ALPHA = 0.6
+BANK_MAX_EXTRAPOLATION = 0.8
+#: Where the measured banks are shipped (one JSON per language, written by scripts/kokoro_blend_bank.py).
+BANK_DATA_DIR = Path(__file__).resolve().parent / "data"
+#: The starting voice is taken among the start pack and bank blends whose median F0 on the search
+#: sentence is within this many semitones of the speaker's (all of them when none is): resemblyzer's
+#: d-vector of one 5 s sentence can prefer a voice an octave off. Chosen on th_voxceleb_pcavs_00086
+#: (144 Hz; nearest d-vector a 206 Hz blend, held-out similarity 0.404; within 3 st a 128 Hz blend,
+#: 0.455), the only one of the five bench speakers whose choice it changes (README "Voices").
+F0_MATCH_ST = 3.0
 
 
 @dataclass
@@ -194,12 +222,14 @@ def pack_cache_file(packs: dict[str, np.ndarray], language: str) -> Path:
 
 
 def pack_measures(scorer: _Scorer, packs: dict[str, np.ndarray], language: str) -> dict[str, tuple[np.ndarray, float, float | None]]:
-    """Per pack: ``(d-vector, median F0 Hz, syllables/s)`` of the search sentence, measured once per
-    machine and language (kept in :func:`pack_cache_file`, and per process)."""
+    """Per pack: ``(d-vector, median F0 Hz, syllables/s)`` of the search sentence: from the shipped
+    blend bank (its ``packs``) when it is current, else measured once per machine and language (kept
+    in :func:`pack_cache_file`); then kept per process."""
     if language not in _pack_cache:
         path = pack_cache_file(packs, language)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            shipped = _read_bank(packs, language, bank_files(language)[:1])
+            data = shipped["packs"] if shipped is not None else json.loads(path.read_text(encoding="utf-8"))
             out = {n: (np.asarray(data[n]["embedding"], np.float32), float(data[n]["f0_median_hz"]), data[n]["syllables_per_s"])
                    for n in sorted(packs)}
         except (OSError, ValueError, KeyError, TypeError):
@@ -221,6 +251,117 @@ def pack_measures(scorer: _Scorer, packs: dict[str, np.ndarray], language: str) 
     return _pack_cache[language]
 
 
+def bank_weights(n_packs: int, size: int = BANK_SIZE, seed: int = BANK_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The bank's ``size`` (timbre, prosody) weight vectors over ``n_packs`` packs (sorted by name), float64
+    ``(n_packs,)`` each, summing to 1 within [:data:`MIN_WEIGHT`, :data:`MAX_WEIGHT`]: a Dirichlet draw
+    (:data:`BANK_DIRICHLET_ALPHA`) pushed away from the packs' mean by a factor in
+    [1, 1 + :data:`BANK_MAX_EXTRAPOLATION`]; even rows use the same weights for both halves, odd rows
+    an independent prosody draw. Deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+
+    def draw() -> np.ndarray:
+        w = rng.dirichlet(np.full(n_packs, BANK_DIRICHLET_ALPHA))
+        w = w + (w - w.mean()) * rng.uniform(0.0, BANK_MAX_EXTRAPOLATION)
+        w = np.clip(w, MIN_WEIGHT, MAX_WEIGHT)
+        return w + (1.0 - w.sum()) / w.size
+
+    out = []
+    for k in range(size):
+        wt = draw()
+        out.append((wt, wt.copy() if k % 2 == 0 else draw()))
+    return out
+
+
+@dataclass(frozen=True)
+class BankBlend:
+    """One measured blend of the bank: weights per pack name, the d-vector (float32 ``(256,)``) and
+    median F0 (Hz) of the search sentence spoken with it, and its syllables/s (None: no timings)."""
+
+    timbre: dict[str, float]
+    prosody: dict[str, float]
+    embedding: np.ndarray
+    f0_median_hz: float
+    syllables_per_s: float | None
+
+
+def blend_bank_key(packs: dict[str, np.ndarray], language: str, size: int = BANK_SIZE, seed: int = BANK_SEED) -> str:
+    """SHA-256 (16 hex) of what a bank's figures depend on: the packs, the search sentence, the weights' draw."""
+    h = hashlib.sha256(f"bank|{BANK_FORMAT}|{SEARCH_TEXTS[language]}|{size}|{seed}|{BANK_DIRICHLET_ALPHA}|"
+                       f"{BANK_MAX_EXTRAPOLATION}|{MIN_WEIGHT}|{MAX_WEIGHT}".encode())
+    for name in sorted(packs):
+        h.update(name.encode() + packs[name].tobytes())
+    return h.hexdigest()[:16]
+
+
+_bank_cache: dict[str, list[BankBlend]] = {}
+
+
+def bank_files(language: str) -> list[Path]:
+    """Where a bank is looked for: the shipped ``data/kokoro-blends-<lang>.json``, then the machine's
+    cache beside the pack figures (``<model dir>/../kokoro/blends-<lang>.json``)."""
+    return [BANK_DATA_DIR / f"kokoro-blends-{language}.json", model_dir().parent / "kokoro" / f"blends-{language}.json"]
+
+
+def measure_bank(scorer: _Scorer, packs: dict[str, np.ndarray], language: str, size: int = BANK_SIZE,
+                 seed: int = BANK_SEED) -> dict:
+    """Speak the search sentence with every blend of :func:`bank_weights` and measure it; the JSON
+    record :func:`blend_bank` reads (``key``, ``names``, ``rows``: timbre, prosody, embedding,
+    f0_median_hz, syllables_per_s; ``packs``: the same figures of each pack, as :func:`pack_measures`
+    keeps them). ``size`` syntheses (about 2.5 s of CPU each on 2 cores) and those of the packs when
+    not measured yet."""
+    names = sorted(packs)
+    stock = {n: {"embedding": [round(float(x), 5) for x in e], "f0_median_hz": round(f, 2), "syllables_per_s": r}
+             for n, (e, f, r) in pack_measures(scorer, packs, language).items()}
+    rows = []
+    for wt, wp in bank_weights(len(names), size, seed):
+        s = scorer.speech(blend_style(packs, dict(zip(names, wt)), dict(zip(names, wp))), SEARCH_TEXTS[language])
+        emb = embed_speech(resample(s.samples, s.sample_rate_hz, 16000))
+        rows.append({"timbre": [round(float(x), 6) for x in wt], "prosody": [round(float(x), 6) for x in wp],
+                     "embedding": [round(float(x), 5) for x in emb],
+                     "f0_median_hz": round(measure_voice(s.samples, s.sample_rate_hz).f0_median_hz, 2),
+                     "syllables_per_s": speech_rate(SEARCH_TEXTS[language], s, language)})
+    return {"key": blend_bank_key(packs, language, size, seed), "language": language, "text": SEARCH_TEXTS[language],
+            "names": names, "packs": stock, "rows": rows}
+
+
+def _read_bank(packs: dict[str, np.ndarray], language: str, paths: list[Path]) -> dict | None:
+    """The first of ``paths`` holding a bank JSON whose ``key`` is :func:`blend_bank_key` (None: none)."""
+    key = blend_bank_key(packs, language)
+    for path in paths:
+        try:
+            got = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(got, dict) and got.get("key") == key:
+            return got
+    return None
+
+
+def blend_bank(scorer: _Scorer, packs: dict[str, np.ndarray], language: str) -> list[BankBlend]:
+    """The measured blend bank of ``language`` (see the module docstring): read from the first of
+    :func:`bank_files` whose ``key`` matches :func:`blend_bank_key` (other packs or settings: stale), else
+    measured now (:func:`measure_bank`, :data:`BANK_SIZE` syntheses, logged) and cached on the machine.
+    Kept per process."""
+    if language not in _bank_cache:
+        data = _read_bank(packs, language, bank_files(language))
+        if data is None:
+            log.warning("measuring the Kokoro blend bank for %s once on this machine (%d syntheses)", language, BANK_SIZE)
+            data = measure_bank(scorer, packs, language)
+            path = bank_files(language)[-1]
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(data), encoding="utf-8")
+                os.replace(tmp, path)
+            except OSError as exc:  # a read-only home: measured again next time
+                log.warning("kokoro blend bank not cached (%s)", exc)
+        names = data["names"]
+        _bank_cache[language] = [BankBlend(dict(zip(names, r["timbre"])), dict(zip(names, r["prosody"])),
+                                           np.asarray(r["embedding"], np.float32), float(r["f0_median_hz"]), r["syllables_per_s"])
+                                 for r in data["rows"]]
+    return _bank_cache[language]
+
+
 def nearest_pack(profile: VoiceProfile, pack_f0_hz: dict[str, float]) -> str:
     """The pack of the profile's register (by its measured F0, :data:`lipdub.voice.params.REGISTER_SPLIT_HZ`)
     whose F0 is nearest the profile's median in semitones; any pack when none has that register."""
@@ -239,22 +380,22 @@ def _propose(w: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray
     return out + (1.0 - out.sum()) / out.size
 
 
-def _search(scorer: _Scorer, packs, names, start: str, ref: np.ndarray, taken: list[np.ndarray], evaluations: int,
-            seed: int, start_emb: np.ndarray, start_rate: float | None = None) -> list[tuple]:
-    """(1+1)-ES over (timbre, prosody) weights; returns the accepted candidates ``(score, wt, wp, emb,
-    syllables/s)``, best first.
+def _search(scorer: _Scorer, packs, names, start: tuple[np.ndarray, np.ndarray], ref: np.ndarray, taken: list[np.ndarray],
+            evaluations: int, seed: int, start_emb: np.ndarray, start_rate: float | None = None) -> list[tuple]:
+    """(1+1)-ES over (timbre, prosody) weights from ``start`` (the two weight vectors, in ``names``
+    order); returns the accepted candidates ``(score, wt, wp, emb, syllables/s)``, best first.
 
     Candidates too close to a ``taken`` voice are not accepted; when none is accepted after
     ``evaluations`` syntheses the search goes on (at most :data:`MAX_EXTRA_EVALUATIONS` more) until one is.
     """
     rng = np.random.default_rng(seed)
-    w0 = np.array([1.0 if n == start else 0.0 for n in names])
+    wt0, wp0 = (np.asarray(w, np.float64) for w in start)
 
     def ok(emb):
-        return all(cosine(emb, t) <= DISTINCT_MAX_COSINE for t in taken)
+        return _distinct(emb, taken)
 
-    kept = [(cosine(ref, start_emb), w0, w0.copy(), start_emb, start_rate)] if ok(start_emb) else []
-    best = kept[0] if kept else (-1.0, w0, w0.copy(), start_emb, start_rate)
+    kept = [(cosine(ref, start_emb), wt0, wp0, start_emb, start_rate)] if ok(start_emb) else []
+    best = kept[0] if kept else (-1.0, wt0, wp0, start_emb, start_rate)
     step = INITIAL_STEP
     i = 0
     while i < evaluations or (not kept and i < evaluations + MAX_EXTRA_EVALUATIONS):
@@ -276,6 +417,11 @@ def _search(scorer: _Scorer, packs, names, start: str, ref: np.ndarray, taken: l
         raise StageFailed(f"no Kokoro voice distinct from the other speakers' after {i} candidates",
                           "give the speakers explicit voices (script.json speaker voice)")
     return sorted(kept, key=lambda c: -c[0])
+
+
+def _distinct(emb: np.ndarray, taken: list[np.ndarray]) -> bool:
+    """Whether ``emb`` is at most :data:`DISTINCT_MAX_COSINE` from every ``taken`` d-vector."""
+    return all(cosine(emb, t) <= DISTINCT_MAX_COSINE for t in taken)
 
 
 def _check(scorer: _Scorer, style: np.ndarray, ref: np.ndarray, whisper) -> tuple[float, float | None, float | None, float | None]:
@@ -321,7 +467,8 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
         taken: voices already given to other speakers of the dub (kept distinct from).
         whisper: faster-whisper model, or a model name (loaded offline), for the intelligibility
             check; None skips the check (recorded as such).
-        evaluations: syntheses of the search (each about 1 s of CPU for 4 s of speech); 0: start pack.
+        evaluations: syntheses of the search after the bank's nearest blend (each about 2.5 s of CPU on
+            2 cores for 5 s of speech); 0: none (the nearest blend or the start pack).
         seed: seed of the search (same inputs, same voice).
         bank_dir: voice bank; a named speaker's bank voice is reused, a new one saved there.
         tts: a KokoroTts to use (default: a new one).
@@ -337,7 +484,7 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     if lang.code not in SEARCH_TEXTS:
         raise ConfigError(f"no Kokoro voice adaptation for {lang.name} ({lang.code})", f"Kokoro speaks {', '.join(SEARCH_TEXTS)}")
     if evaluations < 0:
-        raise ConfigError(f"evaluations must be >= 0, got {evaluations}", "use e.g. 18 (0: the nearest pack)")
+        raise ConfigError(f"evaluations must be >= 0, got {evaluations}", "use 0 (the nearest measured blend) or more")
     voices_dir = Path(voices_dir)
     voices_dir.mkdir(parents=True, exist_ok=True)
     ref = reference_embedding(profile, reference_wav)
@@ -354,7 +501,14 @@ def adapt_voice(profile: VoiceProfile, reference_wav: Path | None, language: Lan
     prior = nearest_pack(profile, {n: m[1] for n, m in measures.items()})
     closest = max(names, key=lambda n: cosine(ref, measures[n][0]))
     start = closest if cosine(ref, measures[closest][0]) > cosine(ref, measures[prior][0]) else prior
-    found = _search(scorer, packs, names, start, ref, taken_emb, evaluations, seed, measures[start][0], measures[start][2])
+    pure = np.array([1.0 if n == start else 0.0 for n in names])
+    candidates = [(pure, pure.copy(), measures[start][0], measures[start][2], measures[start][1])]
+    candidates += [(np.array([b.timbre[n] for n in names]), np.array([b.prosody[n] for n in names]), b.embedding,
+                    b.syllables_per_s, b.f0_median_hz) for b in blend_bank(scorer, packs, lang.code)]
+    distinct = [c for c in candidates if _distinct(c[2], taken_emb)] or candidates[:1]
+    pitched = [c for c in distinct if abs(12 * math.log2(max(c[4], 1.0) / max(profile.f0_median_hz, 1.0))) <= F0_MATCH_ST]
+    origin = max(pitched or distinct, key=lambda c: cosine(ref, c[2]))
+    found = _search(scorer, packs, names, origin[:2], ref, taken_emb, evaluations, seed, origin[2], origin[3])
     if isinstance(whisper, str):
             whisper = load_whisper(whisper)
     voice = _choose(scorer, packs, names, start, ref, found, whisper, measures[start][0])

@@ -2,9 +2,10 @@
 one voice per speaker, made once per speaker and language before the lines are spoken.
 
 Each speaker without a voice chosen by a person (script.json ``voice``, ``--voice``) gets
-``tts.adapt_voices(...)``: kokoro starts from the stock pack nearest the speaker's profile and
-searches blends toward the reference clip for ``--voice-search`` syntheses (0: the nearest pack),
-keeping every speaker's voice distinct from the others'. The voices go to ``voices/<lang>/`` (and the
+``tts.adapt_voices(...)``: kokoro starts from the stock pack nearest the speaker's profile or the
+blend of its measured blend bank nearest the reference clip (no synthesis), then searches blends
+toward the reference clip for ``--voice-search`` syntheses (0: none), keeping every speaker's voice
+distinct from the others'. The voices go to ``voices/<lang>/`` (and the
 voice bank for named characters); ``voices/<lang>/voices.json`` lists them for the synthesize stage.
 An unchanged speaker is not searched again (the stage is skipped, or the backend reuses its file).
 
@@ -44,7 +45,7 @@ def _file_sha(path: Path) -> str | None:
 
 class Voices(Stage):
     name = "voices"
-    version = 1
+    version = 2  # 2: kokoro starts from its blend bank
     per_language = True
 
     def applies(self, ctx: PipelineContext) -> bool:
