@@ -309,7 +309,7 @@ def decode_audio(path: str | Path, info: MediaInfo) -> tuple[np.ndarray, np.ndar
         InputError: the audio cannot be decoded (corrupt or truncated stream).
     """
     total_s = info.duration_s  # the container timeline, which the rendered output keeps
-    mix, analysis = _Timeline(int(round(total_s * MIX_RATE_HZ)), 2), _Timeline(int(round(total_s * ANALYSIS_RATE_HZ)), None)
+    mix, analysis = _Timeline(round(total_s * MIX_RATE_HZ), 2), _Timeline(round(total_s * ANALYSIS_RATE_HZ), None)
     _decode_into(Path(path), mix, analysis)
     return mix.result(), analysis.result()
 
@@ -328,9 +328,9 @@ def decode_audio_to_wav(path: str | Path, info: MediaInfo, mix_wav: str | Path) 
     import soundfile as sf
 
     total_s = info.duration_s
-    analysis = _Timeline(int(round(total_s * ANALYSIS_RATE_HZ)), None)
+    analysis = _Timeline(round(total_s * ANALYSIS_RATE_HZ), None)
     with sf.SoundFile(str(mix_wav), "w", MIX_RATE_HZ, 2, subtype="FLOAT", format="WAV") as f:
-        mix = _Timeline(int(round(total_s * MIX_RATE_HZ)), 2, sink=f)
+        mix = _Timeline(round(total_s * MIX_RATE_HZ), 2, sink=f)
         _decode_into(Path(path), mix, analysis)
         mix.result()
     return analysis.result()
