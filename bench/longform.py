@@ -6,8 +6,9 @@ The episode is built from the English talking-head clips of ../shared/testdata (
 by ``_common.episode`` (scaled, pillar-boxed, concatenated with their speech, repeated to the length),
 then dubbed with the defaults (source language given as English: the clips are English), report
 included. A thread samples the process's resident memory (``/proc/self/statm``) every 0.2 s; printed:
-each stage's time, RTF and the peak RSS while it ran, the whole run's wall-clock time and RTF, the
-process's peak RSS (``ru_maxrss``) and its child processes' (ffmpeg, VMAF), and the load average.
+each stage's time, RTF and the peak RSS while it ran (also as each stage finishes), the whole run's
+wall-clock and CPU time and RTF, the process's peak RSS (``ru_maxrss``) and its child processes'
+(ffmpeg, VMAF), and the load average.
 Prints figures; asserts nothing.
 """
 
@@ -50,6 +51,9 @@ class MemoryHooks(PipelineHooks):
 
     def stage_finished(self, stage, record, skipped):
         self.peaks[stage] = self.running.pop(stage, 0.0)
+        if not skipped:  # as it happens, so a run stopped early still tells what it measured
+            print(f"{time.strftime('%H:%M:%S')} {stage}: {record.duration_s:.1f} s, peak RSS {self.peaks[stage]:.0f} MB, "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def main() -> None:
@@ -81,6 +85,8 @@ def main() -> None:
         print(f"{'stage':<16}{'time s':>9}{'RTF':>8}{'peak RSS MB':>13}")
         for name, rec in result.stages.items():
             print(f"{name:<16}{rec.duration_s:>9.1f}{rec.duration_s / media_s:>8.3f}{hooks.peaks.get(name, float('nan')):>13.0f}")
+        cpu = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
+        print(f"CPU time (this process and its children, user + system): {cpu:.0f} s")
         me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"whole dub: {wall:.0f} s wall, RTF {wall / media_s:.2f} (stages overlap: the video branch runs beside the audio branch)")

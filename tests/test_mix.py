@@ -101,9 +101,9 @@ def test_block_meter_equals_pyloudnorm_on_real_media(speech_and_music, monkeypat
         assert m.integrated_lufs() == pytest.approx(ref_lufs, abs=1e-9)
         assert m.loudness_range_lu() == pytest.approx(ref_lra, abs=1e-9)
     hot = x * 6
-    monkeypatch.setattr(mix_stage, "LIMITER_BLOCK_SAMPLES", len(hot) + 1)
+    monkeypatch.setattr(mix_stage, "BLOCK_SAMPLES", len(hot) + 1)
     one, red_one = mix_stage.limit_true_peak(hot, 48000, -2.0)
-    monkeypatch.setattr(mix_stage, "LIMITER_BLOCK_SAMPLES", 9_601)
+    monkeypatch.setattr(mix_stage, "BLOCK_SAMPLES", 9_601)
     blocks, red_blocks = mix_stage.limit_true_peak(hot, 48000, -2.0)
     assert red_one > 0
     np.testing.assert_allclose(blocks, one, atol=1e-6)
@@ -124,30 +124,90 @@ def _stems(tmp_path, speech, music, passes=3):
     return me + sd, me, sd, lines, spans
 
 
+def _whole_array_mix(lines, original, me, sd, spans, target_lufs, ceiling_dbtp, sr=48000):
+    """The mix as the stage defines it, written plainly on whole arrays with pyloudnorm and scipy
+    (no lipdub code): an independent oracle for the block chain. Returns ``(dialogue, bed, mix, gain_db)``."""
+    import pyloudnorm
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+    from scipy.signal import resample_poly
+
+    def lufs(x):
+        return pyloudnorm.Meter(sr).integrated_loudness(np.asarray(x, np.float64))
+
+    def envelope(x):  # true peak per sample, 4x oversampled (BS.1770-4 Annex 2)
+        return np.maximum(np.abs(resample_poly(x, 4, 1, axis=0)).reshape(len(x), 4, -1).max(axis=(1, 2)), np.abs(x).max(axis=1))
+
+    n = len(me if me is not None else original)
+    fade = int(mix_stage.FADE_S * sr)
+    ramp = np.linspace(0, 1, fade, dtype=np.float32)
+    dub = np.zeros(n, np.float32)
+    for line in lines:
+        s = line.samples.astype(np.float32).copy()
+        s[:fade] *= ramp
+        s[-fade:] *= ramp[::-1]
+        a = round(line.start_s * sr)
+        dub[a:a + len(s)] += s[:n - a]
+    mask = np.zeros(n, np.float32)
+    for a, b in spans:
+        mask[int(a * sr):int(b * sr)] = 1.0
+    mask = uniform_filter1d(mask, int(mix_stage.DUCK_RAMP_S * sr), mode="constant")
+    ref = lufs(sd) if sd is not None else lufs(np.concatenate([original[int(a * sr):int(b * sr)] for a, b in spans]))
+    dub *= np.float32(10 ** ((ref - lufs(dub)) / 20))
+    dialogue = np.repeat(dub[:, None], 2, axis=1)
+    if me is not None:
+        bed = me
+        dialogue += sd * (1.0 - mask)[:, None]
+    else:
+        bed = original * (10 ** (mix_stage.DUCK_DB * mask / 20)).astype(np.float32)[:, None]
+    full = dialogue + bed
+    half, ceiling = int(mix_stage.LIMITER_LOOKAHEAD_S * sr), 10 ** ((ceiling_dbtp - 0.1) / 20)
+    gain_db, measured = 0.0, lufs(full)
+    for _ in range(4):
+        gain_db += target_lufs - measured
+        y = full * np.float32(10 ** (gain_db / 20))
+        need = np.minimum(1.0, ceiling / np.maximum(envelope(y), 1e-12))
+        g = uniform_filter1d(minimum_filter1d(need, 2 * half + 1, mode="nearest"), 2 * half + 1, mode="nearest")
+        y = y * np.minimum(g, need).astype(np.float32)[:, None]
+        measured = lufs(y)
+        if abs(measured - target_lufs) <= 0.1:
+            break
+    tp = 20 * np.log10(envelope(y).max())
+    if tp > ceiling_dbtp:
+        y = y * np.float32(10 ** ((ceiling_dbtp - tp - 0.05) / 20))
+    post = np.float32(10 ** (gain_db / 20))
+    return dialogue * post, bed * post, y, gain_db
+
+
 @pytest.mark.parametrize("separated", [True, False])
-def test_block_mix_equals_the_whole_array_mix(speech_and_music, tmp_path, monkeypatch, separated):
-    """mixdown.mix_files (the stage's mix, file to file a block at a time) writes the samples and
-    figures of mixing.mix, with the limiter working (a hot target) and blocks that cut lines and ramps."""
-    from lipdub import mixdown
+def test_mix_chain_from_arrays_and_files_equals_a_whole_array_mix(speech_and_music, tmp_path, monkeypatch, separated):
+    """The one mix chain, fed arrays (mixing.mix) or WAV files (mixing.mix_files, the stage's), gives
+    the same samples and figures, and those of the mix written plainly on whole arrays (pyloudnorm,
+    scipy), with the limiter working (a hot target) and blocks that cut lines and ramps."""
     from lipdub.audio import read_audio
 
     speech, music = speech_and_music
     original, me, sd, lines, spans = _stems(tmp_path, speech, music)
     kw = {"duck_spans_s": spans, "target_lufs": -9.0}
-    whole = mix_stage.mix(lines, original=original, music_effects=me if separated else None,
-                          source_dialogue=sd if separated else None, sample_rate_hz=48000, **kw)
-    monkeypatch.setattr(mixdown, "BLOCK_SAMPLES", 48000 * 2 + 7)
+    monkeypatch.setattr(mix_stage, "BLOCK_SAMPLES", 48000 * 2 + 7)
+    arrays = mix_stage.mix(lines, original=original, music_effects=me if separated else None,
+                           source_dialogue=sd if separated else None, sample_rate_hz=48000, **kw)
     outs = {k: tmp_path / f"out_{k}.wav" for k in ("dialogue", "me", "mix")}
-    rep, details = mixdown.mix_files(lines, original=tmp_path / "original.wav", music_effects=tmp_path / "me.wav" if separated else None,
-                                     source_dialogue=tmp_path / "sd.wav" if separated else None, outputs=outs, **kw)
-    assert whole.loudness.limiter_max_reduction_db > 1.0
-    for k, ref in (("dialogue", whole.dialogue), ("me", whole.music_effects), ("mix", whole.mix)):
+    rep, details = mix_stage.mix_files(lines, original=tmp_path / "original.wav", music_effects=tmp_path / "me.wav" if separated else None,
+                                       source_dialogue=tmp_path / "sd.wav" if separated else None, outputs=outs, **kw)
+    ref_dialogue, ref_bed, ref_mix, ref_gain_db = _whole_array_mix(lines, original, me if separated else None,
+                                                                   sd if separated else None, spans, -9.0, -2.0)
+    assert rep.limiter_max_reduction_db > 1.0
+    assert rep.gain_db == pytest.approx(ref_gain_db, abs=1e-6)
+    for k, got_array, ref in (("dialogue", arrays.dialogue, ref_dialogue), ("me", arrays.music_effects, ref_bed),
+                              ("mix", arrays.mix, ref_mix)):
         got, sr = read_audio(outs[k])
-        assert sr == 48000 and got.shape == ref.shape
-        np.testing.assert_allclose(got, ref, atol=1e-6)
+        assert sr == 48000 and got.shape == ref.shape == got_array.shape
+        assert np.array_equal(got, got_array)  # arrays or files: one chain, the same samples
+        np.testing.assert_allclose(got, ref, atol=1e-5)
     for f in ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu", "gain_db", "limiter_max_reduction_db"):
-        assert getattr(rep, f) == pytest.approx(getattr(whole.loudness, f), abs=1e-6)
-    assert details == whole.details
+        assert getattr(rep, f) == pytest.approx(getattr(arrays.loudness, f), abs=1e-6)
+    assert details == arrays.details
+    assert arrays.details["source_dialogue_kept_s"] > (5.0 if separated else -1.0)
 
 
 def test_block_mix_holds_a_block_not_the_programme(speech_and_music, tmp_path, monkeypatch):
@@ -156,10 +216,8 @@ def test_block_mix_holds_a_block_not_the_programme(speech_and_music, tmp_path, m
     long, and less than one stem of the longer one (the whole-array mix holds several)."""
     import tracemalloc
 
-    from lipdub import mixdown
-
     speech, music = speech_and_music
-    monkeypatch.setattr(mixdown, "BLOCK_SAMPLES", 48000)
+    monkeypatch.setattr(mix_stage, "BLOCK_SAMPLES", 48000)
     peaks, sizes = [], []
     for passes in (2, 6):
         d = tmp_path / str(passes)
@@ -170,7 +228,7 @@ def test_block_mix_holds_a_block_not_the_programme(speech_and_music, tmp_path, m
         outs = {k: d / f"out_{k}.wav" for k in ("dialogue", "me", "mix")}
         tracemalloc.start()
         try:
-            mixdown.mix_files(lines, original=None, music_effects=d / "me.wav", source_dialogue=d / "sd.wav",
+            mix_stage.mix_files(lines, original=None, music_effects=d / "me.wav", source_dialogue=d / "sd.wav",
                               duck_spans_s=spans, outputs=outs)
             peaks.append(tracemalloc.get_traced_memory()[1])
         finally:

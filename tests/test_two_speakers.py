@@ -108,7 +108,7 @@ def test_lipsync_stage_gives_each_face_its_own_speech(two_speaker_dub):
     ctx = PipelineContext(cfg, Project(two_speaker_dub["project"]), PipelineHooks(), clip, probe(clip), sha256_file(clip), "lipsync")
     lctx = ctx.for_language(parse_language("es"), parse_language("en"), two_speaker_dub["media"])
     stem = lctx.source_speech_16k()
-    requests = track_requests(lctx, script, two_speaker_dub["faces"])
+    requests = list(track_requests(lctx, script, two_speaker_dub["faces"]))
     assert len(requests) == 2
     for req in requests:
         mine = [(s.start_s, s.end_s) for s in script.segments if s.speaker == req.label]

@@ -10,9 +10,9 @@ not flag (pose, size, occlusion, detection gap); the backend plans them; then th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def _scalars(d: dict) -> dict:
 
 
 def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: np.ndarray, source_audio: np.ndarray,
-                   requests: list[TrackRequest], output: Path, *, sample_rate_hz: int, lossless: bool = False,
+                   requests: Iterable[TrackRequest], output: Path, *, sample_rate_hz: int, lossless: bool = False,
                    preset: str = DEFAULT_PRESET, crf: int = DEFAULT_CRF, progress: Callable[[int, int], None] | None = None,
                    skip_unusable: bool = False) -> LipsyncRun:
     """Plan every request with ``backend`` and render the planned tracks into ``output`` (video only).
@@ -103,6 +103,8 @@ def lipsync_tracks(backend, source: Path, analysis: FaceAnalysis, frame_times: n
         source: the source video; ``analysis`` its faces, ``frame_times`` its frame times (s).
         source_audio: the source's speech, float32 mono at ``sample_rate_hz`` (the actor's own voice,
             for backends that learn from it), for requests without their own ``source_audio``.
+        requests: the tracks to plan, in order; iterated once and not kept (an iterator may make
+            them one at a time, so their whole-length audio is not all held at once).
         lossless: encode the video losslessly (x264 qp 0); else x264 ``preset`` at ``crf``.
         skip_unusable: a track the backend cannot plan (an :class:`InputError`: too few usable frames
             for the retrieval model in a 0.3 s or 1 fps clip) is left as decoded, with the reason in its

@@ -308,11 +308,42 @@ def decode_audio(path: str | Path, info: MediaInfo) -> tuple[np.ndarray, np.ndar
     Raises:
         InputError: the audio cannot be decoded (corrupt or truncated stream).
     """
+    total_s = info.duration_s  # the container timeline, which the rendered output keeps
+    mix, analysis = _Timeline(round(total_s * MIX_RATE_HZ), 2), _Timeline(round(total_s * ANALYSIS_RATE_HZ), None)
+    _decode_into(Path(path), mix, analysis)
+    return mix.result(), analysis.result()
+
+
+def decode_audio_to_wav(path: str | Path, info: MediaInfo, mix_wav: str | Path) -> np.ndarray:
+    """:func:`decode_audio` with the 48 kHz mix written to ``mix_wav`` (32-bit float stereo WAV, the
+    same samples) as it is decoded instead of held: for a long soundtrack only the 16 kHz analysis
+    audio is kept in memory (a 10-minute 48 kHz stereo mix is 230 MB as float32).
+
+    Returns:
+        The analysis audio, float32 ``(m,)`` at 16 kHz, as :func:`decode_audio` gives it.
+
+    Raises:
+        InputError: the audio cannot be decoded (corrupt or truncated stream).
+    """
+    import soundfile as sf
+
+    total_s = info.duration_s
+    analysis = _Timeline(round(total_s * ANALYSIS_RATE_HZ), None)
+    with sf.SoundFile(str(mix_wav), "w", MIX_RATE_HZ, 2, subtype="FLOAT", format="WAV") as f:
+        mix = _Timeline(round(total_s * MIX_RATE_HZ), 2, sink=f)
+        _decode_into(Path(path), mix, analysis)
+        mix.result()
+    return analysis.result()
+
+
+def _decode_into(path: Path, mix: _Timeline, analysis: _Timeline) -> None:
+    """Decode ``path``'s first audio stream into the 48 kHz stereo ``mix`` and 16 kHz mono ``analysis``.
+
+    Raises:
+        InputError: the audio cannot be decoded, or decodes to no samples.
+    """
     import av
 
-    path = Path(path)
-    mix_parts: list[np.ndarray] = []
-    ana_parts: list[np.ndarray] = []
     with _open(path) as container:
         stream = container.streams.audio[0]
         mix_rs = av.AudioResampler(format="flt", layout="stereo", rate=MIX_RATE_HZ)
@@ -328,36 +359,56 @@ def decode_audio(path: str | Path, info: MediaInfo) -> tuple[np.ndarray, np.ndar
                 for frame in frames:
                     frame.pts = None  # let the resampler run on sample counts (handles gaps/odd pts)
                     for out in mix_rs.resample(frame):
-                        mix_parts.append(out.to_ndarray().reshape(-1, 2))
+                        mix.add(out.to_ndarray().reshape(-1, 2))
                     for out in ana_rs.resample(frame):
-                        ana_parts.append(out.to_ndarray().reshape(-1))
+                        analysis.add(out.to_ndarray().reshape(-1))
             for out in mix_rs.resample(None):
-                mix_parts.append(out.to_ndarray().reshape(-1, 2))
+                mix.add(out.to_ndarray().reshape(-1, 2))
             for out in ana_rs.resample(None):
-                ana_parts.append(out.to_ndarray().reshape(-1))
+                analysis.add(out.to_ndarray().reshape(-1))
         except av.error.FFmpegError as exc:
             raise InputError(
                 f"{path}: decoding the audio failed ({exc.strerror})", "re-export or re-download the file"
             ) from None
         if n_errors:
             log.warning("%s: %d damaged audio packets were skipped", path, n_errors)
-    if not mix_parts:
+    if not mix.decoded:
         raise InputError(f"{path}: the audio stream decodes to no samples", "check the file plays with sound")
-    mix = np.concatenate(mix_parts).astype(np.float32)
-    analysis = np.concatenate(ana_parts).astype(np.float32)
-    total_s = info.duration_s  # the container timeline, which the rendered output keeps
-    mix = _fit_length(mix, int(round(total_s * MIX_RATE_HZ)))
-    analysis = _fit_length(analysis, int(round(total_s * ANALYSIS_RATE_HZ)))
-    return mix, analysis
 
 
-def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    if n <= 0 or len(x) == n:
-        return x
-    if len(x) > n:
-        return x[:n]
-    pad = [(0, n - len(x))] + [(0, 0)] * (x.ndim - 1)
-    return np.pad(x, pad)
+class _Timeline:
+    """Decoded float32 samples laid on a timeline of ``n`` samples as they come (trimmed beyond it,
+    zeros where the stream ends early): one array of the final length, not the decoded pieces plus
+    their concatenation; with a ``sink`` (an open soundfile writer) written there instead of held.
+    ``n <= 0`` (no container duration): the pieces as decoded, whole."""
+
+    def __init__(self, n: int, channels: int | None, sink=None) -> None:
+        self.n, self.channels, self.sink, self.decoded, self._at, self._parts = n, channels, sink, 0, 0, []
+        self._out = np.zeros((n, channels) if channels else n, np.float32) if n > 0 and sink is None else None
+
+    def add(self, x: np.ndarray) -> None:
+        self.decoded += len(x)
+        if self.n <= 0:
+            if self.sink is not None:
+                self.sink.write(x)
+            else:
+                self._parts.append(x)
+            return
+        k = min(len(x), self.n - self._at)
+        if k > 0:
+            if self.sink is not None:
+                self.sink.write(x[:k])
+            else:
+                self._out[self._at:self._at + k] = x[:k]
+            self._at += k
+
+    def result(self) -> np.ndarray | None:
+        """The samples (None with a sink: the zeros that end the timeline are written to it)."""
+        if self.sink is not None:
+            if 0 < self.n and self._at < self.n:
+                self.sink.write(np.zeros((self.n - self._at, self.channels) if self.channels else self.n - self._at, np.float32))
+            return None
+        return self._out if self._out is not None else np.concatenate(self._parts).astype(np.float32)
 
 
 def video_frame_times(path: str | Path) -> np.ndarray:

@@ -10,13 +10,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..audio import read_audio, resample
+from ..audio import read_audio, read_resampled
 from ..config import DubConfig
 from ..contracts.synthesize import AdaptedVoice
 from ..errors import InputError
 from ..languages import Language
 from ..layout import Deliverables, ProjectLayout
-from ..media.probe import ANALYSIS_RATE_HZ, MIX_RATE_HZ, MediaInfo
+from ..media.probe import ANALYSIS_RATE_HZ, MediaInfo
 from ..project import Project
 from ..script import Script
 from ..voice.profiles import load_profiles
@@ -94,9 +94,8 @@ class PipelineContext:
     def source_speech_16k(self) -> np.ndarray:
         """The source's speech at 16 kHz mono: the dialogue stem when there is one (music and effects
         removed), else the analysis audio."""
-        if self.project.has_dialogue_stem():
-            d48, _ = read_audio(self.layout.abs(ProjectLayout.DIALOGUE_48K), mono=True)
-            return resample(d48, MIX_RATE_HZ, ANALYSIS_RATE_HZ)
+        if self.project.has_dialogue_stem():  # read and resampled a block at a time: only the 16 kHz result is held
+            return read_resampled(self.layout.abs(ProjectLayout.DIALOGUE_48K), ANALYSIS_RATE_HZ)
         return self.analysis_audio()
 
     def voice_profiles(self) -> dict:

@@ -25,19 +25,20 @@ import json
 import logging
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..audio import read_audio, resample
+from ..audio import AudioFile, read_audio, read_resampled
 from ..contracts.faces import FaceAnalysis
 from ..errors import BackendUnavailable, InputError
 from ..faces.analyze import analyze_video
 from ..faces.shots import detect_shots
 from ..layout import ProjectLayout as L
 from ..lipsync.phonemes import dub_phonemes
-from ..media.probe import decode_audio, probe, video_frame_times
+from ..media.probe import decode_audio, decode_audio_to_wav, probe, video_frame_times
 from ..mixing import loudness_compliance
 from ..script import Script
 from .html import render_html
@@ -79,8 +80,9 @@ def _audio_checks(aud, target: float, th: Thresholds) -> list[Check]:
     ]
 
 
-def _audio_section(mix48: np.ndarray, target: float, standard: str | None, th: Thresholds) -> tuple[dict, list[Check]]:
-    """Loudness, true peak, LRA and clipping of the output's 48 kHz soundtrack, judged; with a
+def _audio_section(mix48, target: float, standard: str | None, th: Thresholds) -> tuple[dict, list[Check]]:
+    """Loudness, true peak, LRA and clipping of the output's 48 kHz soundtrack (an array or a block
+    source, :func:`lipdub.qc.loudness.audio_figures`), judged; with a
     loudness standard also its compliance (:func:`lipdub.mixing.loudness_compliance`)."""
     aud = audio_figures(mix48, 48000)
     audio = {**aud.as_dict(), "target_lufs": target, "units": {"integrated_lufs": "LUFS", "true_peak_dbtp": "dBTP", "loudness_range_lu": "LU"}}
@@ -97,9 +99,13 @@ def _audio_section(mix48: np.ndarray, target: float, standard: str | None, th: T
 
 def _soundtrack(output: Path, info, target: float, standard: str | None, th: Thresholds) -> tuple[np.ndarray, dict, list[Check]]:
     """The output's 16 kHz soundtrack (float32 mono) and its audio section (:func:`_audio_section`);
-    the 48 kHz soundtrack is measured and let go, not held through the rest of the report."""
-    mix48, out16 = decode_audio(output, info)
-    audio, checks = _audio_section(mix48, target, standard, th)
+    the 48 kHz soundtrack is decoded to a temporary WAV and measured from it a block at a time, never
+    held whole (a 10-minute one is 230 MB as float32)."""
+    with tempfile.TemporaryDirectory(prefix="lipdub_report_") as tmp:
+        wav = Path(tmp) / "soundtrack.wav"
+        out16 = decode_audio_to_wav(output, info, wav)
+        with AudioFile(wav) as mix48:
+            audio, checks = _audio_section(mix48, target, standard, th)
     return out16, audio, checks
 
 
@@ -122,9 +128,7 @@ def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: 
     if source is not None:
         sp = probe(source)
         if project is not None and (project / L.DIALOGUE_48K).exists():
-            a, sr = read_audio(project / L.DIALOGUE_48K, mono=True)
-            inp.src16 = resample(a, sr, 16000)  # the source's speech without its music and effects
-            del a
+            inp.src16 = read_resampled(project / L.DIALOGUE_48K, 16000)  # the source's speech without its music and effects
         else:
             _, inp.src16 = decode_audio(source, sp)
         if source_analysis is not None and project is not None and (project / L.FRAME_TIMES).exists():
@@ -141,8 +145,7 @@ def _sync_inputs(output: Path, out16: np.ndarray, source: Path | None, project: 
         inp.out_analysis = analyze_video(output, output_shots(output, len(out_times), inp.src_analysis))
     sync["audio"] = "output soundtrack"
     if project is not None and L_code and (project / L.stem(L_code, "dialogue")).exists():
-        a, sr = read_audio(project / L.stem(L_code, "dialogue"), mono=True)
-        inp.speech16 = resample(a, sr, 16000)
+        inp.speech16 = read_resampled(project / L.stem(L_code, "dialogue"), 16000)
         sync["audio"] = f"stems/{L_code}/dialogue.wav (and the source's dialogue stem for the reference)"
     return inp
 
@@ -367,21 +370,18 @@ def _intelligibility(project: Path, script: Script, L_code: str, whisper, th: Th
     stem = project / L.stem(L_code, "dialogue")
     dialogue = None
     if stem.exists():
-        a, sr = read_audio(stem, mono=True)
-        dialogue = resample(a, sr, 16000)
+        dialogue = read_resampled(stem, 16000)
     return intelligibility_section(script, L_code, dialogue, whisper, th, asr_model)
 
 def _voice(project: Path, script: Script, L_code: str, th: Thresholds, checks: list[Check]) -> dict:
     if (project / L.DIALOGUE_48K).exists():
-        a, sr = read_audio(project / L.DIALOGUE_48K, mono=True)
-        src16 = resample(a, sr, 16000)
+        src16 = read_resampled(project / L.DIALOGUE_48K, 16000)
     else:
         src16, _ = read_audio(project / L.ANALYSIS_16K, mono=True)
     dub_path = project / L.stem(L_code, "dialogue")
     if not dub_path.exists():
         return {"note": f"stems/{L_code}/dialogue.wav missing"}
-    d, sr = read_audio(dub_path, mono=True)
-    dub16 = resample(d, sr, 16000)
+    dub16 = read_resampled(dub_path, 16000)
     turns = json.loads((project / L.DIARIZATION).read_text()) if (project / L.DIARIZATION).exists() else []
     src_spans: dict[str, list] = {}
     for t in turns:

@@ -4,11 +4,12 @@ the shared compositor (:func:`lipdub.lipsync.tracks.lipsync_tracks`)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 
 from ... import mixing
-from ...audio import read_audio, resample
+from ...audio import read_audio, resample_blocks
 from ...contracts.faces import FaceAnalysis
 from ...layout import ProjectLayout as L
 from ...lipsync.phonemes import dub_phonemes
@@ -37,12 +38,18 @@ def lipsync_options(config) -> dict:
     return {"checkpoint": config.lipsync_checkpoint, "device": config.lipsync_device, "command": config.lipsync_command}
 
 
-def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis) -> list[TrackRequest]:
+def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis,
+                   speech: np.ndarray | None = None) -> Iterator[TrackRequest]:
     """One request per face track of a speaker with dubbed lines (a speaker seen in several shots has
     a track in each; each track is planned on its own frames and library): the spans of its lines (source
     and placed time, padded by :data:`LIPSYNC_PAD_S`), its lines placed over the whole video (16 kHz),
     their phoneme timings in video time, the speaker's own source phonemes (the align stage) and, when
-    other speakers talk too, the speaker's own source speech (the dialogue stem over their segments)."""
+    other speakers talk too, the speaker's own source speech (the dialogue stem over their segments).
+
+    Made lazily, a speaker at a time: a speaker's whole-length 16 kHz arrays (its dub, its own speech)
+    are let go once its tracks are planned, so one speaker's are held at a time, not every speaker's.
+    ``speech``: the source speech at 16 kHz (:meth:`PipelineContext.source_speech_16k`) when the
+    caller has it; default: read here when needed."""
     code = ctx.language.code
     n48 = int(round(ctx.info.duration_s * MIX_RATE_HZ))
     uses_phonemes = bool(ctx.lipsync_backend is not None and ctx.lipsync_backend.uses_phonemes)
@@ -50,8 +57,8 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
     if uses_phonemes and ctx.layout.abs(L.SOURCE_PHONEMES).exists():  # the align stage's, per speaker
         source = {k: [tuple(p) for p in v] for k, v in ctx.project.read_json(L.SOURCE_PHONEMES).items()}
     several = len({seg.speaker for seg in script.segments}) > 1
-    speech = ctx.source_speech_16k() if several else None
-    requests = []
+    if several and speech is None:
+        speech = ctx.source_speech_16k()
     for spk in script.speakers:
         tracks = [t for t in analysis.tracks if t.id in spk.track_ids()]
         if not tracks:
@@ -66,14 +73,15 @@ def track_requests(ctx: PipelineContext, script: Script, analysis: FaceAnalysis)
             spans.append((min(seg.start_s, t.fit.placed_start_s) - LIPSYNC_PAD_S, max(seg.end_s, t.fit.placed_end_s) + LIPSYNC_PAD_S))
         if not placed:
             continue
-        dub = resample(mixing.place_lines(placed, n48, MIX_RATE_HZ), MIX_RATE_HZ, ANALYSIS_RATE_HZ)
+        lines48 = mixing.LineTrack(placed, n48, MIX_RATE_HZ)  # placed and resampled a block at a time (no 48 kHz whole-length copy)
+        dub = resample_blocks(lines48.read, n48, MIX_RATE_HZ, ANALYSIS_RATE_HZ)
+        del lines48, placed
         # phonemes: the TTS's (or, for a backend that uses them, the text aligned to a line without any)
         phonemes = dub_phonemes(ctx.project.root, script, code, spk.id, align=uses_phonemes)
         own = speaker_speech(speech, ANALYSIS_RATE_HZ, [(s.start_s, s.end_s) for s in script.segments if s.speaker == spk.id]) \
             if several else None
-        requests += [TrackRequest(track, spans, dub, phonemes or None, spk.id, source_phonemes=source.get(spk.id) or None, source_audio=own)
-                     for track in tracks]
-    return requests
+        for track in tracks:
+            yield TrackRequest(track, spans, dub, phonemes or None, spk.id, source_phonemes=source.get(spk.id) or None, source_audio=own)
 
 
 class Lipsync(Stage):
@@ -105,8 +113,9 @@ class Lipsync(Stage):
         code, p = ctx.language.code, ctx.project
         analysis = FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR))
         frame_times = np.load(ctx.layout.abs(L.FRAME_TIMES))
-        requests = track_requests(ctx, ctx.script(), analysis)
-        run = lipsync_tracks(ctx.lipsync_backend, ctx.source, analysis, frame_times, ctx.source_speech_16k(), requests,
+        speech = ctx.source_speech_16k()  # once for the stage (the requests' own speech is cut from it)
+        requests = track_requests(ctx, ctx.script(), analysis, speech)  # lazy: a speaker's arrays at a time
+        run = lipsync_tracks(ctx.lipsync_backend, ctx.source, analysis, frame_times, speech, requests,
                              p.path(L.lipsync_video(code)), sample_rate_hz=ANALYSIS_RATE_HZ, preset=ctx.config.video_preset,
                              crf=ctx.config.video_crf, progress=ctx.progress(self.record_name(ctx)), skip_unusable=True)
         if run.video is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ... import mixdown, mixing
+from ... import mixing
 from ...audio import read_audio
 from ...layout import STEMS
 from ...layout import ProjectLayout as L
@@ -57,11 +57,11 @@ class Mix(Stage):
             placed.append(mixing.PlacedLine(t.fit.placed_start_s, samples))
             spans.append((t.fit.placed_start_s, t.fit.placed_end_s))
         lt = ctx.config.loudness()
-        # a block at a time, file to file (mixdown): no whole-length stem in memory, same samples as mixing.mix
+        # a block at a time, file to file: no whole-length stem in memory (the chain of mixing.mix)
         outputs = {name: p.path(L.stem(code, name)) for name in STEMS}
-        loudness, mix_details = mixdown.mix_files(placed, original=original, music_effects=me, source_dialogue=dialogue,
-                                                  duck_spans_s=spans, outputs=outputs, target_lufs=lt.target_lufs,
-                                                  true_peak_ceiling_dbtp=lt.true_peak_dbtp)
+        loudness, mix_details = mixing.mix_files(placed, original=original, music_effects=me, source_dialogue=dialogue,
+                                                 duck_spans_s=spans, outputs=outputs, target_lufs=lt.target_lufs,
+                                                 true_peak_ceiling_dbtp=lt.true_peak_dbtp)
         arts = [L.stem(code, name) for name in STEMS]
         details = MixDetails(**asdict(loudness), **mix_details, lines=len(placed), loudness_standard=lt.standard)
         return StageOutput(arts, details, "pyloudnorm")
