@@ -26,7 +26,7 @@ import numpy as np
 from _common import TESTDATA  # noqa: F401  (sets up the test clips' location)
 from kokoro_voices import TEXTS, clip_audio, held_out_profiles, speak
 
-from lipdub.backends.tts import kokoro_voice
+from lipdub.backends.tts import kokoro_bank, kokoro_voice
 from lipdub.backends.tts.kokoro_model import stock_packs
 from lipdub.contracts.synthesize import TTS_BACKENDS
 from lipdub.languages import parse_language
@@ -52,7 +52,7 @@ def main() -> None:
     whisper = load_whisper("base")
     kokoro = TTS_BACKENDS.create("kokoro")
     t0 = time.perf_counter()
-    kokoro_voice.pack_measures(kokoro_voice._Scorer(kokoro, lang), stock_packs(), lang.code)
+    kokoro_bank.pack_measures(kokoro_bank.Scorer(kokoro, lang), stock_packs(), lang.code)
     print(f"load average {os.getloadavg()[0]:.1f}; pack measurements (once per process and language): {time.perf_counter() - t0:.1f} s")
     print(f"{'speaker':16} {'evals':>5} {'start':>14} {'sim held-out':>12} {'WER':>5} {'wall s':>7} {'cpu s':>6} {'load':>5}  source")
     totals: dict[int, list[float]] = {b: [] for b in budgets}

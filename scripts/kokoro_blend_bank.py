@@ -3,7 +3,7 @@
     .venv/bin/python scripts/kokoro_blend_bank.py es [fr ...]
 
 Writes ``src/lipdub/backends/tts/data/kokoro-blends-<lang>.json``
-(:func:`lipdub.backends.tts.kokoro_voice.measure_bank`: :data:`~lipdub.backends.tts.kokoro_voice.BANK_SIZE`
+(:func:`lipdub.backends.tts.kokoro_bank.measure_bank`: :data:`~lipdub.backends.tts.kokoro_bank.BANK_SIZE`
 syntheses of the language's search sentence, about 2.5 s of CPU each). Run it again when the packs,
 the search sentence or the bank's settings change (the voices stage then finds the shipped file stale,
 by its key, and measures the bank once per machine instead).
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 
-from lipdub.backends.tts import kokoro_voice
+from lipdub.backends.tts import kokoro_bank
 from lipdub.backends.tts.kokoro_model import stock_packs
 from lipdub.contracts.synthesize import TTS_BACKENDS
 from lipdub.languages import parse_language
@@ -26,8 +26,8 @@ def main() -> None:
     tts = TTS_BACKENDS.create("kokoro")
     for code in sys.argv[1:] or ["es"]:
         lang = parse_language(code)
-        data = kokoro_voice.measure_bank(kokoro_voice._Scorer(tts, lang), stock_packs(), lang.code)
-        path = kokoro_voice.bank_files(lang.code)[0]
+        data = kokoro_bank.measure_bank(kokoro_bank.Scorer(tts, lang), stock_packs(), lang.code)
+        path = kokoro_bank.bank_files(lang.code)[0]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
         print(f"{path}: {len(data['rows'])} blends")

@@ -105,11 +105,11 @@ def test_two_speakers_get_distinct_voices_and_keep_them(reference, tmp_path):
 def test_shipped_blend_bank_is_current():
     """The shipped Spanish blend bank was measured with these packs, this search sentence and these
     weights (else every machine would measure it again: scripts/kokoro_blend_bank.py rewrites it)."""
-    from lipdub.backends.tts import kokoro_voice as kv
+    from lipdub.backends.tts import kokoro_bank as kv
     from lipdub.backends.tts.kokoro_model import stock_packs
 
     packs = stock_packs()
-    data = kv._read_bank(packs, "es", kv.bank_files("es")[:1])
+    data = kv.read_bank(packs, "es", kv.bank_files("es")[:1])
     assert data is not None, "data/kokoro-blends-es.json is missing or stale: run scripts/kokoro_blend_bank.py es"
     names = sorted(packs)
     assert data["names"] == names and sorted(data["packs"]) == names and len(data["rows"]) == kv.BANK_SIZE
@@ -124,7 +124,8 @@ def test_bank_voice_without_synthesis_sounds_closer(reference, tmp_path):
     spoken, it is nearer the reference than the start pack is (the cached d-vectors predict the real ones)."""
     from lipdub.audio import resample as rs
     from lipdub.backends.tts.kokoro import KokoroTts
-    from lipdub.backends.tts.kokoro_voice import SEARCH_TEXTS, adapt_voice
+    from lipdub.backends.tts.kokoro_bank import SEARCH_TEXTS
+    from lipdub.backends.tts.kokoro_voice import adapt_voice
     from lipdub.languages import parse_language
     from lipdub.voice.profile import cosine, embed_speech
 

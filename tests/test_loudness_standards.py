@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lipdub import loudness_standards as standards
 from lipdub import mixing as mix_stage
 from lipdub.errors import ConfigError
 
 
-
 def test_table_has_the_standard_figures():
-    t = mix_stage.LOUDNESS_STANDARDS
+    t = standards.LOUDNESS_STANDARDS
     assert (t["ebu-r128"].target_lufs, t["ebu-r128"].max_true_peak_dbtp) == (-23.0, -1.0)
     assert (t["atsc-a85"].target_lufs, t["atsc-a85"].max_true_peak_dbtp) == (-24.0, -2.0)
     assert (t["streaming"].target_lufs, t["streaming"].max_true_peak_dbtp) == (-14.0, -1.0)
@@ -27,7 +27,7 @@ def test_table_has_the_standard_figures():
     (None, -20.0, None, (-20.0, -2.0, None)),                # explicit figures, no standard
 ])
 def test_resolve(standard, target, peak, expect):
-    r = mix_stage.resolve_loudness(standard, target, peak)
+    r = standards.resolve_loudness(standard, target, peak)
     assert (r.target_lufs, r.true_peak_dbtp, r.standard) == expect
 
 
@@ -41,30 +41,30 @@ def test_resolve(standard, target, peak, expect):
 ])
 def test_conflicts_are_errors(standard, target, peak):
     with pytest.raises(ConfigError):
-        mix_stage.resolve_loudness(standard, target, peak)
+        standards.resolve_loudness(standard, target, peak)
 
 
 @pytest.mark.parametrize("name", ["ebu-r128", "atsc-a85", "streaming"])
 def test_mix_normalised_to_each_standard_complies(speech_and_music, name):
     speech, music = speech_and_music
-    target = mix_stage.resolve_loudness(name)
+    target = standards.resolve_loudness(name)
     res = mix_stage.mix([mix_stage.PlacedLine(0.5, speech[: 48000 * 6])], original=music, music_effects=music * 0.7,
                         source_dialogue=None, sample_rate_hz=48000, duck_spans_s=[(0.5, 6.5)],
                         target_lufs=target.target_lufs, true_peak_ceiling_dbtp=target.true_peak_dbtp)
     measured = mix_stage.integrated_loudness(res.mix, 48000)
     peak = mix_stage.true_peak_dbtp(res.mix, 48000)
-    rep = mix_stage.loudness_compliance(name, measured, peak)
+    rep = standards.loudness_compliance(name, measured, peak)
     assert rep["compliant"], rep
     assert abs(rep["deviation_lu"]) <= 0.2 and peak <= target.true_peak_dbtp + 1e-6
     # the same mix measured against a standard it was not made for fails the loudness check
     other = {"ebu-r128": "streaming", "atsc-a85": "streaming", "streaming": "ebu-r128"}[name]
-    assert not mix_stage.loudness_compliance(other, measured, peak)["loudness_ok"]
+    assert not standards.loudness_compliance(other, measured, peak)["loudness_ok"]
 
 
 def test_compliance_flags_hot_peaks_and_silence():
-    rep = mix_stage.loudness_compliance("atsc-a85", -24.1, -0.5)
+    rep = standards.loudness_compliance("atsc-a85", -24.1, -0.5)
     assert rep["loudness_ok"] and not rep["true_peak_ok"] and not rep["compliant"]
-    assert not mix_stage.loudness_compliance("ebu-r128", float("-inf"), -60.0)["loudness_ok"]
+    assert not standards.loudness_compliance("ebu-r128", float("-inf"), -60.0)["loudness_ok"]
     with pytest.raises(ConfigError):
-        mix_stage.loudness_compliance("dolby", -24.0, -2.0)
-    assert np.isfinite(mix_stage.loudness_compliance("ebu-r128", -23.2, -1.5)["deviation_lu"])
+        standards.loudness_compliance("dolby", -24.0, -2.0)
+    assert np.isfinite(standards.loudness_compliance("ebu-r128", -23.2, -1.5)["deviation_lu"])

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .loudness_standards import LoudnessTarget, resolve_loudness
 from .media.render import X264_PRESETS, parse_deliver
-from .mixing import LoudnessTarget, resolve_loudness
 
 #: Most target languages of one dub (each one is a whole translate/synthesize/mix/render pass; the service's campaigns take as many).
 MAX_TARGET_LANGUAGES = 20
@@ -95,7 +95,7 @@ class DubConfig(BaseModel):
             pydantic's ``ValidationError``.
         asr_model: Whisper model name (``base``, ``tiny.en``, ...) or a CTranslate2 model directory.
         max_stretch: the largest time-stretch ratio the fit may apply (1.25 = 25 % faster).
-        loudness_standard: ``ebu-r128``, ``atsc-a85`` or ``streaming`` (:data:`lipdub.mixing.LOUDNESS_STANDARDS`);
+        loudness_standard: ``ebu-r128``, ``atsc-a85`` or ``streaming`` (:data:`lipdub.loudness_standards.LOUDNESS_STANDARDS`);
             None: ``atsc-a85`` unless explicit figures are given.
         target_lufs / true_peak_dbtp: explicit loudness target and true-peak ceiling of the mix (None:
             the standard's); with a standard they must stay within its tolerance (else ConfigError).
@@ -195,7 +195,7 @@ class DubConfig(BaseModel):
         return self
 
     def loudness(self) -> LoudnessTarget:
-        """The mix's loudness target and ceiling (:func:`lipdub.mixing.resolve_loudness`)."""
+        """The mix's loudness target and ceiling (:func:`lipdub.loudness_standards.resolve_loudness`)."""
         return resolve_loudness(self.loudness_standard, self.target_lufs, self.true_peak_dbtp)
 
     @field_validator("max_attempts")

@@ -38,8 +38,8 @@ from ..faces.analyze import analyze_video
 from ..faces.shots import detect_shots
 from ..layout import ProjectLayout as L
 from ..lipsync.phonemes import dub_phonemes
+from ..loudness_standards import loudness_compliance
 from ..media.probe import decode_audio, decode_audio_to_wav, probe, video_frame_times
-from ..mixing import loudness_compliance
 from ..script import Script
 from .html import render_html
 from .intelligibility_report import intelligibility_section
@@ -83,7 +83,7 @@ def _audio_checks(aud, target: float, th: Thresholds) -> list[Check]:
 def _audio_section(mix48, target: float, standard: str | None, th: Thresholds) -> tuple[dict, list[Check]]:
     """Loudness, true peak, LRA and clipping of the output's 48 kHz soundtrack (an array or a block
     source, :func:`lipdub.qc.loudness.audio_figures`), judged; with a
-    loudness standard also its compliance (:func:`lipdub.mixing.loudness_compliance`)."""
+    loudness standard also its compliance (:func:`lipdub.loudness_standards.loudness_compliance`)."""
     aud = audio_figures(mix48, 48000)
     audio = {**aud.as_dict(), "target_lufs": target, "units": {"integrated_lufs": "LUFS", "true_peak_dbtp": "dBTP", "loudness_range_lu": "LU"}}
     checks = _audio_checks(aud, target, th)
@@ -293,7 +293,7 @@ def build_report(
         syncnet: path of ``syncnet_v2.model``: adds LSE-D / LSE-C / SyncNet offset.
         face: face track id to score (default: the face on screen longest).
         target_lufs: loudness target; default: the project's config, else -24 LUFS.
-        loudness_standard: a standard of :data:`lipdub.mixing.LOUDNESS_STANDARDS` the mix must comply
+        loudness_standard: a standard of :data:`lipdub.loudness_standards.LOUDNESS_STANDARDS` the mix must comply
             with (its target +- tolerance, its true-peak maximum); default: the project's config.
         vmaf: run VMAF when the source is known, or the :class:`~lipdub.qc.visual.VisualRun` started before.
         visual_max_frames: frames sampled for SSIM / PSNR.

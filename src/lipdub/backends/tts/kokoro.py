@@ -37,7 +37,7 @@ from ...errors import ConfigError, InputError, StageFailed
 from ...languages import Language
 from ...registry import require_module
 from ...voice.params import NATURAL_SYLLABLES_PER_S, natural_speed
-from . import kokoro_g2p, kokoro_model, kokoro_voice
+from . import kokoro_bank, kokoro_g2p, kokoro_model, kokoro_voice
 from .kokoro_model import FRAME_SAMPLES, PACK_ROWS, SAMPLE_RATE_HZ, STYLE_DIM
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class KokoroTts(TtsBackend):
         key = (code, hashlib.sha256(style.tobytes()).hexdigest())
         if key not in _natural:
             text = kokoro_voice.CHECK_TEXTS[code]
-            rate = kokoro_voice.speech_rate(text, self.synthesize_style(text, language, style, voice_name=name), code)
+            rate = kokoro_bank.speech_rate(text, self.synthesize_style(text, language, style, voice_name=name), code)
             _natural[key] = natural_speed(rate, code, MAX_NATURAL_SPEED)
         return _natural[key]
 
