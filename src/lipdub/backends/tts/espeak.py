@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -227,7 +228,22 @@ def _zygote_synth(text: bytes, voice: bytes, wpm: int) -> tuple[dict, int]:
     return reply, _zygote_rate_hz
 
 
+def _forget_zygote_in_child() -> None:
+    """After a fork of this process: the child closes its copies of the zygote's pipes and starts its
+    own zygote when it synthesizes (two processes on one pipe would mix their frames)."""
+    global _zygote
+    proc, _zygote = _zygote, None
+    if proc is not None:
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        proc.returncode = 0  # not ours to reap or kill
+
+
 atexit.register(_stop_zygote)
+os.register_at_fork(after_in_child=_forget_zygote_in_child)
 
 
 def _parse_languages(ptr: int | None) -> tuple[tuple[str, int], ...]:
