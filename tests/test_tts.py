@@ -134,6 +134,20 @@ def test_espeak_same_input_same_output_in_one_process(espeak):
             [(p.phoneme, p.start_s, p.end_s) for p in first.phonemes]
 
 
+def test_espeak_helper_outlives_the_thread_that_started_it(espeak):
+    import threading
+
+    from lipdub.backends.tts import espeak as espeak_module
+
+    espeak_module._stop_zygote()
+    got = []
+    worker = threading.Thread(target=lambda: got.append(espeak.synthesize(SHORT_ES, ES)))
+    worker.start()
+    worker.join()
+    again = espeak.synthesize(SHORT_ES, ES)  # from this thread, with the helper the ended thread started
+    assert np.array_equal(again.samples, got[0].samples)
+
+
 def test_espeak_dead_helper_is_an_error_not_a_fallback(espeak):
     from lipdub.backends.tts import espeak as espeak_module
 

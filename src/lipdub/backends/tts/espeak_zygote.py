@@ -27,8 +27,11 @@ Request: ``(text: bytes UTF-8 NUL-terminated, voice: bytes, wpm: int)``. Reply:
 "events": [(type, audio_position_ms, ipa_name)]}``, ``{"status": "novoice"}`` or
 ``{"status": "crash", "error": str}``.
 
-The zygote dies with its parent: it exits on end of file on stdin, and asks the kernel for SIGKILL
-when the parent dies (``PR_SET_PDEATHSIG``).
+The zygote dies with its parent: it exits on end of file on stdin, which the kernel gives when the
+parent's end of the pipe closes, however the parent ends (the parent's other children do not hold that
+end: subprocess closes inherited descriptors, and a fork of the parent closes its copy, see
+``espeak._forget_zygote_in_child``). ``PR_SET_PDEATHSIG`` is not used: it fires when the *thread*
+that started the zygote exits, and lipdub starts it from whichever worker thread synthesizes first.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
-import signal
 import struct
 import sys
 
@@ -49,7 +51,6 @@ espeakRATE = 1
 EE_OK = 0
 EVENT_LIST_TERMINATED = 0
 EVENT_PHONEME = 7
-PR_SET_PDEATHSIG = 1
 _HEADER = struct.Struct(">I")
 
 
@@ -169,10 +170,6 @@ def _serve_one(lib: ctypes.CDLL, request: tuple[bytes, bytes, int]) -> dict:
 
 def main() -> int:
     """Serve requests on stdin/stdout until stdin closes."""
-    try:
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
     out_fd = os.dup(sys.stdout.fileno())  # frames only; anything the library prints goes to stderr
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     in_fd = sys.stdin.fileno()
