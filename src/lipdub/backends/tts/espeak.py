@@ -211,7 +211,6 @@ def _zygote_synth(text: bytes, voice: bytes, wpm: int) -> tuple[dict, int]:
         StageFailed: the zygote or its synthesis child died (a crash of libespeak-ng); the next call
             starts a new zygote. There is no in-process fallback: its output would not be reproducible.
     """
-    global _zygote
     proc = _start_zygote()
     try:
         espeak_zygote.write_frame(proc.stdin.fileno(), (text, voice, wpm))
