@@ -33,20 +33,14 @@ from ...contracts.synthesize import PhonemeTiming, Speech, TtsBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 from . import espeak_zygote
+from .espeak_zygote import AUDIO_OUTPUT_SYNCHRONOUS, EE_OK, LIBRARY_NAME, espeakCHARS_UTF8  # one definition, the zygote's (stdlib only)
 
 log = logging.getLogger(__name__)
 
-LIBRARY_NAME = "libespeak-ng.so.1"
-
 # speak_lib.h (espeak-ng 1.51) constants.
-AUDIO_OUTPUT_SYNCHRONOUS = 2
 espeakINITIALIZE_PHONEME_EVENTS = 0x0001
 espeakINITIALIZE_PHONEME_IPA = 0x0002
 espeakINITIALIZE_DONT_EXIT = 0x8000
-POS_CHARACTER = 1
-espeakCHARS_UTF8 = 1
-espeakRATE = 1
-EE_OK = 0
 #: ``espeak_TextToPhonemes`` phoneme mode bit: IPA names (UTF-8) instead of espeak's ASCII names.
 espeakPHONEMES_IPA = 0x02
 
