@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 
 import numpy as np
 import pytest
 
 from lipdub.contracts.synthesize import TTS_BACKENDS, Speech
-from lipdub.errors import BackendUnavailable, ConfigError
+from lipdub.errors import BackendUnavailable, ConfigError, StageFailed
 from lipdub.languages import parse_language
 
 ES = parse_language("es")
@@ -114,6 +115,50 @@ def test_espeak_voice_variant_and_languages(espeak):
     assert espeak.supports(parse_language("ca")) and espeak.supports(parse_language("fr"))
     cat = espeak.synthesize("Bon dia a tothom.", parse_language("ca"))
     assert cat.voice == "ca" and cat.duration_s > 0.3
+
+
+def test_espeak_same_input_same_output_in_one_process(espeak):
+    """libespeak-ng carries wavegen state from one synthesis to the next (its pitch flutter index):
+    in-process, the second rendering of a text differed in length, samples and a phoneme's duration.
+    Every synthesis now starts from the same pristine state (backends/tts/espeak_zygote.py)."""
+    runs = []
+    for other in ("Otra frase muy distinta, con palabras largas.", "Y una tercera, más rápida.", None):
+        runs.append(espeak.synthesize(LONG_ES, ES))
+        if other:
+            espeak.synthesize(other, ES, voice="es+m3", rate=1.3)
+    first = runs[0]
+    for again in runs[1:]:
+        assert again.sample_rate_hz == first.sample_rate_hz
+        assert again.samples.dtype == first.samples.dtype and np.array_equal(again.samples, first.samples)
+        assert [(p.phoneme, p.start_s, p.end_s) for p in again.phonemes] == \
+            [(p.phoneme, p.start_s, p.end_s) for p in first.phonemes]
+
+
+def test_espeak_helper_outlives_the_thread_that_started_it(espeak):
+    import threading
+
+    from lipdub.backends.tts import espeak as espeak_module
+
+    espeak_module._stop_zygote()
+    got = []
+    worker = threading.Thread(target=lambda: got.append(espeak.synthesize(SHORT_ES, ES)))
+    worker.start()
+    worker.join()
+    again = espeak.synthesize(SHORT_ES, ES)  # from this thread, with the helper the ended thread started
+    assert np.array_equal(again.samples, got[0].samples)
+
+
+def test_espeak_dead_helper_is_an_error_not_a_fallback(espeak):
+    from lipdub.backends.tts import espeak as espeak_module
+
+    before = espeak.synthesize(SHORT_ES, ES)
+    proc = espeak_module._zygote
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with pytest.raises(StageFailed, match="helper process died"):
+        espeak.synthesize(SHORT_ES, ES)
+    after = espeak.synthesize(SHORT_ES, ES)  # a new helper, from the same pristine state
+    assert np.array_equal(after.samples, before.samples)
 
 
 def test_espeak_errors(espeak):

@@ -7,13 +7,23 @@ and ``espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA`` so that e
 reported as an ``espeakEVENT_PHONEME`` event carrying its IPA name and its start time in the audio.
 
 The library keeps global state (one current voice, one set of parameters, one callback), so every use
-goes through a module lock and the library is initialized once per process.
+goes through a module lock. Voice listing and ``espeak_TextToPhonemes`` run in this process (the
+library is initialized once per process). Audio synthesis does not: libespeak-ng carries wavegen.c's
+state (pitch flutter index, phases, filters) from one ``espeak_Synth`` to the next and cannot reset it,
+so in-process output would depend on what was synthesized before. Every synthesis runs instead in a
+child forked from the pristine state of a single-threaded helper process
+(:mod:`lipdub.backends.tts.espeak_zygote`), so its output depends only on (text, voice, rate) and
+equals a fresh process's first synthesis bit for bit.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -22,20 +32,15 @@ import numpy as np
 from ...contracts.synthesize import PhonemeTiming, Speech, TtsBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
+from . import espeak_zygote
+from .espeak_zygote import AUDIO_OUTPUT_SYNCHRONOUS, EE_OK, LIBRARY_NAME, espeakCHARS_UTF8  # one definition, the zygote's (stdlib only)
 
 log = logging.getLogger(__name__)
 
-LIBRARY_NAME = "libespeak-ng.so.1"
-
 # speak_lib.h (espeak-ng 1.51) constants.
-AUDIO_OUTPUT_SYNCHRONOUS = 2
 espeakINITIALIZE_PHONEME_EVENTS = 0x0001
 espeakINITIALIZE_PHONEME_IPA = 0x0002
 espeakINITIALIZE_DONT_EXIT = 0x8000
-POS_CHARACTER = 1
-espeakCHARS_UTF8 = 1
-espeakRATE = 1
-EE_OK = 0
 #: ``espeak_TextToPhonemes`` phoneme mode bit: IPA names (UTF-8) instead of espeak's ASCII names.
 espeakPHONEMES_IPA = 0x02
 
@@ -56,25 +61,6 @@ RATE_MIN_WPM = 80
 RATE_MAX_WPM = 450
 
 
-class _EventId(ctypes.Union):
-    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
-
-
-class _Event(ctypes.Structure):
-    """``espeak_EVENT`` of speak_lib.h."""
-
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),  # milliseconds from the start of the synthesized audio
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", _EventId),
-    ]
-
-
 class _Voice(ctypes.Structure):
     """``espeak_VOICE`` of speak_lib.h."""
 
@@ -89,9 +75,6 @@ class _Voice(ctypes.Structure):
         ("score", ctypes.c_int),
         ("spare", ctypes.c_void_p),
     ]
-
-
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 @dataclass(frozen=True)
@@ -118,26 +101,6 @@ _lock = threading.RLock()
 _lib: ctypes.CDLL | None = None
 _sample_rate_hz: int = 0
 _voices: list[EspeakVoice] | None = None
-# State of the synthesis in progress (only touched under _lock).
-_chunks: list[np.ndarray] = []
-_events: list[tuple[int, int, str]] = []
-
-
-def _on_synth(wav, n_samples, events) -> int:  # called by libespeak-ng from inside espeak_Synth
-    if n_samples > 0 and wav:
-        _chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
-    i = 0
-    while events[i].type != espeakEVENT_LIST_TERMINATED:
-        ev = events[i]
-        name = ""
-        if ev.type == espeakEVENT_PHONEME:
-            name = bytes(ev.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
-        _events.append((ev.type, ev.audio_position, name))
-        i += 1
-    return 0  # 0 = continue synthesis
-
-
-_callback = _SynthCallback(_on_synth)  # kept referenced for the life of the process
 
 
 def _load() -> ctypes.CDLL:
@@ -154,19 +117,8 @@ def _load() -> ctypes.CDLL:
         ) from exc
     lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     lib.espeak_Initialize.restype = ctypes.c_int
-    lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
-    lib.espeak_SetSynthCallback.restype = None
     lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
     lib.espeak_SetVoiceByName.restype = ctypes.c_int
-    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    lib.espeak_SetParameter.restype = ctypes.c_int
-    lib.espeak_Synth.argtypes = [
-        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-        ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
-    ]
-    lib.espeak_Synth.restype = ctypes.c_int
-    lib.espeak_Synchronize.argtypes = []
-    lib.espeak_Synchronize.restype = ctypes.c_int
     lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
     lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
@@ -180,10 +132,111 @@ def _load() -> ctypes.CDLL:
             f"espeak-ng failed to initialize (error {rate})",
             "check that espeak-ng-data is installed: apt-get install espeak-ng-data",
         )
-    lib.espeak_SetSynthCallback(_callback)
     _lib, _sample_rate_hz = lib, int(rate)
     log.debug("libespeak-ng initialized at %d Hz", rate)
     return lib
+
+
+#: The zygote process (:mod:`.espeak_zygote`) and its sample rate; only touched under ``_lock``.
+_zygote: subprocess.Popen | None = None
+_zygote_rate_hz: int = 0
+
+
+def _stop_zygote() -> None:
+    """Close the zygote's stdin (it exits on end of file) and reap it; registered with atexit."""
+    global _zygote
+    proc, _zygote = _zygote, None
+    if proc is None:
+        return
+    try:
+        proc.stdin.close()
+        proc.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
+
+
+def _start_zygote() -> subprocess.Popen:
+    """The running zygote; started on first use (caller holds ``_lock``), after reading its hello frame.
+
+    ``python -I`` runs the script by path: it imports no lipdub and no numpy, so the only thread besides
+    its main one is libespeak-ng's own idle fifo thread (see :mod:`.espeak_zygote`), and it is safe to
+    fork. This process, with its BLAS and torch threads, is never forked.
+
+    Raises:
+        BackendUnavailable: the zygote could not load or initialize libespeak-ng, or died at start-up.
+        StageFailed: the zygote started earlier has died since (killed, or a libespeak-ng crash); it is
+            not replaced silently: the call fails, and the next call starts a new one.
+    """
+    global _zygote, _zygote_rate_hz
+    if _zygote is not None:
+        if _zygote.poll() is None:
+            return _zygote
+        status = _zygote.returncode
+        _stop_zygote()
+        raise StageFailed(f"the espeak-ng helper process died (exit status {status})",
+                          "retry: the next synthesis starts a new helper")
+    proc = subprocess.Popen([sys.executable, "-I", espeak_zygote.__file__], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, bufsize=0, close_fds=True)
+    hello = espeak_zygote.read_frame(proc.stdout.fileno())
+    if not hello or not hello.get("ok"):
+        proc.kill()
+        proc.wait()
+        why = hello.get("error") if hello else f"it exited with status {proc.returncode}"
+        raise BackendUnavailable(f"the espeak-ng helper process could not start: {why}",
+                                 "install libespeak-ng1 and espeak-ng-data (apt-get install libespeak-ng1 espeak-ng-data)")
+    _zygote, _zygote_rate_hz = proc, int(hello["sample_rate_hz"])
+    log.debug("espeak-ng zygote pid %d at %d Hz", hello["pid"], _zygote_rate_hz)
+    return proc
+
+
+def _zygote_synth(text: bytes, voice: bytes, wpm: int) -> tuple[dict, int]:
+    """One synthesis in a fresh child of the zygote (caller holds ``_lock``).
+
+    Args:
+        text: UTF-8 text, NUL-terminated. voice: espeak voice name (UTF-8). wpm: ``espeakRATE``.
+
+    Returns:
+        ``(reply, sample_rate_hz)``: the reply dict of :mod:`.espeak_zygote` (``status`` ``"ok"`` with
+        ``err``, ``samples`` as native int16 bytes and ``events``; or ``"novoice"``) and the rate in Hz.
+
+    Raises:
+        BackendUnavailable: the zygote cannot start.
+        StageFailed: the zygote or its synthesis child died (a crash of libespeak-ng); the next call
+            starts a new zygote. There is no in-process fallback: its output would not be reproducible.
+    """
+    proc = _start_zygote()
+    try:
+        espeak_zygote.write_frame(proc.stdin.fileno(), (text, voice, wpm))
+        reply = espeak_zygote.read_frame(proc.stdout.fileno())
+    except OSError:
+        reply = None
+    if reply is None:
+        _stop_zygote()
+        raise StageFailed("the espeak-ng helper process died during synthesis",
+                          "check the text and the voice; the next synthesis starts a new helper")
+    if reply["status"] == "crash":
+        raise StageFailed(f"espeak-ng crashed synthesizing {text[:40].decode('utf-8', 'replace')!r}: {reply['error']}",
+                          "check the text and the voice")
+    return reply, _zygote_rate_hz
+
+
+def _forget_zygote_in_child() -> None:
+    """After a fork of this process: the child closes its copies of the zygote's pipes and starts its
+    own zygote when it synthesizes (two processes on one pipe would mix their frames)."""
+    global _zygote
+    proc, _zygote = _zygote, None
+    if proc is not None:
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        proc.returncode = 0  # not ours to reap or kill
+
+
+atexit.register(_stop_zygote)
+os.register_at_fork(after_in_child=_forget_zygote_in_child)
 
 
 def _parse_languages(ptr: int | None) -> tuple[tuple[str, int], ...]:
@@ -411,25 +464,17 @@ class EspeakTts(TtsBackend):
         voice_name = self._resolve_voice(language, voice)
         data = text.encode("utf-8") + b"\0"
         with _lock:
-            lib = _load()
-            if lib.espeak_SetVoiceByName(voice_name.encode("utf-8")) != EE_OK:
-                raise ConfigError(
-                    f"espeak-ng has no voice {voice_name!r}",
-                    "list voices with `espeak-ng --voices` (variants: `espeak-ng --voices=variant`)",
-                )
-            lib.espeak_SetParameter(espeakRATE, wpm, 0)
-            _chunks.clear()
-            _events.clear()
-            buf = ctypes.create_string_buffer(data, len(data))
-            err = lib.espeak_Synth(buf, len(data), 0, POS_CHARACTER, 0, espeakCHARS_UTF8, None, None)
-            lib.espeak_Synchronize()
-            chunks, events = list(_chunks), list(_events)
-            _chunks.clear()
-            _events.clear()
-            sample_rate_hz = _sample_rate_hz
+            reply, sample_rate_hz = _zygote_synth(data, voice_name.encode("utf-8"), wpm)
+        if reply["status"] == "novoice":
+            raise ConfigError(
+                f"espeak-ng has no voice {voice_name!r}",
+                "list voices with `espeak-ng --voices` (variants: `espeak-ng --voices=variant`)",
+            )
+        err, events = reply["err"], reply["events"]
         if err != EE_OK:
             raise StageFailed(f"espeak-ng failed to synthesize (error {err})", "check the text and the voice")
-        samples = (np.concatenate(chunks).astype(np.float32) / 32768.0) if chunks else np.zeros(0, np.float32)
+        pcm = np.frombuffer(reply["samples"], dtype=np.int16)
+        samples = (pcm.astype(np.float32) / 32768.0) if pcm.size else np.zeros(0, np.float32)
         if samples.size == 0:
             raise StageFailed(f"espeak-ng produced no audio for {text[:40]!r}", "check the text and the voice")
         duration_s = samples.size / sample_rate_hz

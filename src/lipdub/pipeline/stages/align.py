@@ -23,7 +23,9 @@ class AlignDetails(StageDetails):
 
 class Align(Stage):
     name = "align"
-    version = 1
+    # 2: espeak-ng renders every word from one pristine library state (backends/tts/espeak_zygote.py),
+    # not from whatever the process synthesized before
+    version = 2
 
     def applies(self, ctx: PipelineContext) -> bool:
         return ctx.info.has_video and ctx.lipsync_backend is not None and ctx.lipsync_backend.uses_phonemes

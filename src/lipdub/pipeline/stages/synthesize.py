@@ -146,8 +146,9 @@ class Synthesize(Stage):
     # 3: natural speed, adapted voices, intelligibility loop; 4: kokoro lines sped up by the stretch
     # rather than Kokoro's speed (kokoro.MAX_INTELLIGIBLE_RATE 1.0), a line's first word heard as its own
     # and every line heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE); 5: kept names
-    # read with the source language's pronunciation where the TTS can (TextToSpeech.reads_names, issue 14)
-    version = 5
+    # read with the source language's pronunciation where the TTS can (TextToSpeech.reads_names, issue 14);
+    # 6: espeak-ng lines synthesized from one pristine library state (backends/tts/espeak_zygote.py)
+    version = 6
     per_language = True
 
     def prepare(self, ctx: PipelineContext) -> None:
