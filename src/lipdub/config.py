@@ -48,9 +48,12 @@ def config_error(exc: ValidationError) -> ConfigError:
 
 
 #: Default ``--voice-search``: syntheses per speaker of the kokoro voice search after its blend bank's
-#: nearest blend (README "Voices": 8 more syntheses did not raise the held-out similarity, -0.012 to
-#: +0.015, for about 20 s of CPU per speaker, bench/voice_search_budget.py).
-DEFAULT_VOICE_SEARCH = 0
+#: nearest blend. Held out (README "Voices", bench/voice_search_budget.py), 8 more syntheses moved the
+#: similarity of five speakers by -0.012 to +0.025 (mean +0.009) for about 20 s of CPU per speaker; on
+#: the README example (th2_retalking_face1) the report's voice similarity is 0.597 with none (below the
+#: 0.6 fail line) and 0.617 with 4 or 8. 4 keeps most of that for half the cost (about 10 s of CPU per
+#: speaker); 0 is the fast choice.
+DEFAULT_VOICE_SEARCH = 4
 
 
 class DubConfig(BaseModel):
