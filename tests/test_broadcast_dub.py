@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # a whole dub: about 50 s on 2 cores, more when t
 @pytest.fixture(scope="module")
 def master(testdata, tmp_path_factory):
     out = tmp_path_factory.mktemp("broadcast_dub") / "face5.es.mov"
-    result = dub(DubConfig(input=testdata / "th_retalking_face5.mp4", targets=["es"], output=out, deliver="broadcast"))
+    result = dub(DubConfig(input=testdata / "th_retalking_face5.mp4", targets=["es"], output=out, deliver="broadcast", voice_search=0))
     return result
 
 

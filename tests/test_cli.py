@@ -66,7 +66,7 @@ def test_missing_weights_fail_before_any_stage(testdata, tmp_path):
     """A missing ASR model is found before the first stage (not after four stages); the same command
     with a model then runs. (Stages kept after a failure and reused: test_fault_corpus.py.)"""
     clip = str(testdata / "sp_en_jfk.flac")
-    args = ["dub", clip, "--to", "es", "-o", str(tmp_path), "--separation", "none", "--speakers", "1"]
+    args = ["dub", clip, "--to", "es", "-o", str(tmp_path), "--separation", "none", "--speakers", "1", "--voice-search", "0"]
     proc = lipdub(*args, "--asr-model", str(tmp_path / "no-such-model"))
     assert_one_line_error(proc, "whisper")
     manifest = tmp_path / "sp_en_jfk.lipdub" / "manifest.json"

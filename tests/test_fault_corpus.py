@@ -41,9 +41,9 @@ from media_fixtures import ffmpeg, rotate_clip
 
 RUN_TIMEOUT_S = 120
 #: Cheapest honest settings of a whole dub (no lip-sync, no separation, one speaker, tiny ASR).
-FAST = ["--lipsync", "none", "--separation", "none", "--speakers", "1", "--asr-model", "tiny.en", "--from", "en"]
+FAST = ["--lipsync", "none", "--separation", "none", "--speakers", "1", "--asr-model", "tiny.en", "--from", "en", "--voice-search", "0"]
 #: The same with ``--transcript`` (no speech recognizer runs, so none may be named).
-IMPORT = ["--lipsync", "none", "--separation", "none", "--speakers", "1", "--from", "en"]
+IMPORT = ["--lipsync", "none", "--separation", "none", "--speakers", "1", "--from", "en", "--voice-search", "0"]
 #: An output may end this much after its source: one AAC frame (1024 samples at 48 kHz) of padding.
 DURATION_SLACK_S = 1024 / 48000 + 1e-3
 OUTCOMES: dict[str, dict] = {}

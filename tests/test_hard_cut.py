@@ -49,7 +49,7 @@ def cut_clip(testdata, tmp_path_factory):
 def cut_dub(cut_clip):
     srt = cut_clip.with_suffix(".en.srt")
     srt.write_text(SRT)
-    result = dub(DubConfig(input=cut_clip, targets=["es"], output=cut_clip.parent / "out", transcript=srt, source_language="en"))
+    result = dub(DubConfig(input=cut_clip, targets=["es"], output=cut_clip.parent / "out", transcript=srt, source_language="en", voice_search=0))
     project = result.project_dir
     media = result.outputs["es"].media
     report = json.loads(media.with_name(media.stem + ".report.json").read_text())

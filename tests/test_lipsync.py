@@ -75,7 +75,7 @@ def test_frames_flagged_skip_are_left_alone(th2, tmp_path):
 def test_dub_with_lipsync_keeps_frames_and_fps(testdata, tmp_path):
     import av
 
-    cfg = DubConfig(input=testdata / "th_retalking_face5.mp4", targets=["es"], output=tmp_path, lipsync="retrieval")
+    cfg = DubConfig(input=testdata / "th_retalking_face5.mp4", targets=["es"], output=tmp_path, lipsync="retrieval", voice_search=0)
     result = dub(cfg)
     out = result.outputs["es"].media
     assert count_frames(out) == count_frames(testdata / "th_retalking_face5.mp4") == 122
@@ -92,7 +92,7 @@ def test_video_without_faces_passes_through(testdata, tmp_path):
     clip = tmp_path / "noface.mp4"
     ffmpeg("-i", str(testdata / "sc_pyscenedetect_testvideo.mp4"), "-i", str(testdata / "sp_en_jfk.flac"), "-t", "8",
            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(clip))
-    result = dub(DubConfig(input=clip, targets=["es"], output=tmp_path / "out", lipsync="retrieval", speakers=1))
+    result = dub(DubConfig(input=clip, targets=["es"], output=tmp_path / "out", lipsync="retrieval", speakers=1, voice_search=0))
     rec = result.stages["lipsync:es"]
     assert "no faces" in rec.details["note"]
     assert result.stages["render:es"].details["video"] == "copied"

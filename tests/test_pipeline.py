@@ -176,7 +176,7 @@ def test_killed_run_resumes(testdata, tmp_path):
             if stage == "transcribe":
                 raise KeyboardInterrupt
 
-    cfg = DubConfig(input=testdata / "sp_en_jfk.flac", targets=["es"], output=tmp_path, separation="none", speakers=1)
+    cfg = DubConfig(input=testdata / "sp_en_jfk.flac", targets=["es"], output=tmp_path, separation="none", speakers=1, voice_search=0)
     with pytest.raises(KeyboardInterrupt):
         dub(cfg, Killer())
     manifest = json.loads((tmp_path / "sp_en_jfk.lipdub" / "manifest.json").read_text())

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from service_helpers import TOKENS_ENV, auth, upload, wait_job  # noqa: E402
 
 CLIP = "th2_retalking_face1.mp4"
-FAST = {"lipsync": "none", "separation": "none", "asr_model": "tiny.en"}
+FAST = {"lipsync": "none", "separation": "none", "asr_model": "tiny.en", "voice_search": 0}
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +245,19 @@ def test_stale_job_is_requeued_once_and_its_old_worker_cannot_finish_it(tmp_path
         job = s.get(Job, jid)
         assert (job.state, job.worker) == ("running", "B")
     assert _finish(db, jid, "B", "done") is True
+
+
+def test_every_job_option_reaches_the_dub_config(tmp_path):
+    """Each option a client may send (JobOptions) is a DubConfig field, and a value sent reaches the
+    job's DubConfig (none is accepted and dropped)."""
+    from lipdub.config import DubConfig
+    from lipdub.service.db import Job, Source
+    from lipdub.service.jobs import dub_config
+    from lipdub.service.schemas import JobOptions
+    from lipdub.service.settings import ServiceSettings
+
+    assert set(JobOptions.model_fields) <= set(DubConfig.model_fields)
+    sent = {"voice_search": 2, "asr_model": "tiny.en", "separation": "none", "max_stretch": 1.1}
+    job = Job(id="j1", source_id="s1", language="es", project="projects/j1", options=JobOptions(**sent).model_dump())
+    cfg = dub_config(ServiceSettings(data_dir=tmp_path, tokens="alice:x"), job, Source(id="s1", path="a.mp4"), ["es"])
+    assert {k: getattr(cfg, k) for k in sent} == sent

@@ -82,7 +82,7 @@ def test_campaign_two_languages_with_a_killed_worker(stack, testdata):
     with TestClient(create_app(stack["settings"])) as client:
         assert client.get("/health").json()["queue"] == "celery"
         sid = upload(client, testdata / CLIP).json()["id"]
-        r = client.post("/campaigns", json={"source_id": sid, "languages": ["es", "ca"], "options": {"asr_model": "tiny.en"}}, headers=auth())
+        r = client.post("/campaigns", json={"source_id": sid, "languages": ["es", "ca"], "options": {"asr_model": "tiny.en", "voice_search": 0}}, headers=auth())
         assert r.status_code == 201, r.text
         cid = r.json()["id"]
         killed = None

@@ -30,7 +30,7 @@ def two_speaker_dub(testdata, tmp_path_factory):
     d = tmp_path_factory.mktemp("two_speakers")
     clip = hstack_two_speakers(testdata / "th_retalking_face5.mp4", testdata / "th_voxceleb_pcavs_00086.mp4",
                                d / "two.mp4", turn_s=TURN_S)
-    cfg = DubConfig(input=clip, targets=["es"], output=d / "out")
+    cfg = DubConfig(input=clip, targets=["es"], output=d / "out", voice_search=0)
     result = dub(cfg)
     project = result.project_dir
     return {"clip": clip, "media": result.outputs["es"].media, "script": Script.load(project / "script.json"),

@@ -29,13 +29,13 @@ from ..config import DubConfig
 from ..errors import LipdubError
 from ..pipeline import Dubber, PipelineHooks
 from .db import Campaign, Database, Job, Source, StageProgress, utcnow
+from .schemas import JobOptions
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 #: ``DubConfig`` fields a client may set (``JobOptions`` in the API); nothing else reaches the config.
-OPTION_FIELDS = ("source_language", "translator", "tts", "separation", "lipsync", "speakers", "asr_model",
-                 "max_stretch", "target_lufs", "true_peak_dbtp", "keep_original_audio")
+OPTION_FIELDS = tuple(JobOptions.model_fields)
 
 
 #: A campaign's prepare job runs every language-independent stage (voice profiles included) and the

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path as PathParam
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ..config import DEFAULT_VOICE_SEARCH
 from .db import as_utc
 
 ID = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$", description="32 hex digits")]
@@ -28,6 +29,8 @@ class JobOptions(BaseModel):
     lipsync: Literal["retrieval", "none"] = "retrieval"
     speakers: int | None = Field(default=None, ge=1, le=20)
     asr_model: Literal["base", "tiny.en"] = "base"
+    voice_search: int = Field(default=DEFAULT_VOICE_SEARCH, ge=0, le=500,
+                              description="syntheses per speaker of the kokoro voice search (0: the nearest measured blend)")
     max_stretch: float = Field(default=1.25, ge=1.0, le=2.0)
     target_lufs: float = Field(default=-24.0, ge=-40.0, le=-10.0)
     true_peak_dbtp: float = Field(default=-2.0, ge=-10.0, le=0.0)

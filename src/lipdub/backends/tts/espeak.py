@@ -33,14 +33,11 @@ from ...contracts.synthesize import PhonemeTiming, Speech, TtsBackend
 from ...errors import BackendUnavailable, ConfigError, StageFailed
 from ...languages import Language
 from . import espeak_zygote
-from .espeak_zygote import AUDIO_OUTPUT_SYNCHRONOUS, EE_OK, LIBRARY_NAME, espeakCHARS_UTF8  # one definition, the zygote's (stdlib only)
+from .espeak_zygote import AUDIO_OUTPUT_SYNCHRONOUS, EE_OK, INIT_OPTIONS, LIBRARY_NAME, espeakCHARS_UTF8  # one definition, the zygote's (stdlib only)
 
 log = logging.getLogger(__name__)
 
 # speak_lib.h (espeak-ng 1.51) constants.
-espeakINITIALIZE_PHONEME_EVENTS = 0x0001
-espeakINITIALIZE_PHONEME_IPA = 0x0002
-espeakINITIALIZE_DONT_EXIT = 0x8000
 #: ``espeak_TextToPhonemes`` phoneme mode bit: IPA names (UTF-8) instead of espeak's ASCII names.
 espeakPHONEMES_IPA = 0x02
 
@@ -125,8 +122,7 @@ def _load() -> ctypes.CDLL:
     lib.espeak_Info.restype = ctypes.c_char_p
     lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
     lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-    options = espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA | espeakINITIALIZE_DONT_EXIT
-    rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 200, None, options)
+    rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 200, None, INIT_OPTIONS)
     if rate <= 0:
         raise BackendUnavailable(
             f"espeak-ng failed to initialize (error {rate})",

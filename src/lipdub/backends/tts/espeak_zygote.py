@@ -44,7 +44,11 @@ import sys
 
 LIBRARY_NAME = "libespeak-ng.so.1"
 AUDIO_OUTPUT_SYNCHRONOUS = 2
-INIT_OPTIONS = 0x0001 | 0x0002 | 0x8000  # PHONEME_EVENTS | PHONEME_IPA | DONT_EXIT
+espeakINITIALIZE_PHONEME_EVENTS = 0x0001
+espeakINITIALIZE_PHONEME_IPA = 0x0002
+espeakINITIALIZE_DONT_EXIT = 0x8000
+#: ``espeak_Initialize`` options of both sides: phoneme events with IPA names, and no exit() on a fatal error.
+INIT_OPTIONS = espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA | espeakINITIALIZE_DONT_EXIT
 POS_CHARACTER = 1
 espeakCHARS_UTF8 = 1
 espeakRATE = 1
