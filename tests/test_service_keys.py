@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 import pytest
 
@@ -131,14 +130,24 @@ def test_revoking_a_key_ends_its_sessions(studio):
 
 
 @pytest.mark.parametrize("limit", [{"session_ttl_s": 1.0}, {"session_idle_s": 1.0}], ids=["lifetime", "idle"])
-def test_a_session_expires_on_the_server(tmp_path, limit):
-    """The server refuses the session itself (the cookie is replayed after the browser would drop it)."""
+def test_a_session_expires_on_the_server(tmp_path, limit, monkeypatch):
+    """The server refuses the session itself (the cookie is replayed after the browser would drop it).
+    The server's clock is the test's, so a slow machine cannot make the session expire early."""
+    from datetime import timedelta
+
+    from lipdub.service import keys as keys_module
+
+    start = keys_module.utcnow()
+    clock = {"now": start}
+    monkeypatch.setattr(keys_module, "utcnow", lambda: clock["now"])
     app = _app(tmp_path / "data", **limit)
     client = TestClient(app)
     assert _login(client, TOKENS["alice"]).status_code == 303
     cookie = client.cookies.get("lipdub_session")
     assert client.get("/jobs").status_code == 200
-    time.sleep(1.2)
+    clock["now"] = start + timedelta(seconds=0.8)
+    assert TestClient(app, cookies={"lipdub_session": cookie}).get("/jobs").status_code == 200
+    clock["now"] = start + timedelta(seconds=0.8 + 1.2)
     assert TestClient(app, cookies={"lipdub_session": cookie}).get("/jobs").status_code == 401
 
 
