@@ -119,7 +119,8 @@ def test_ssim_map_is_skimages(testdata):
     a, b = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames)
     ref, ref_map = structural_similarity(a, b, data_range=255, full=True)
     ours, our_map = ssim_map(a, b)
-    assert ref < 0.99 and abs(ours - ref) < 1e-9 and np.abs(our_map - ref_map).max() < 1e-9
+    # float32 against skimage's float64: the mean to 1e-6 (the report rounds SSIM to 5 decimals), each pixel to 1e-3
+    assert ref < 0.99 and abs(ours - ref) < 1e-6 and np.abs(our_map - ref_map).max() < 1e-3
     with pytest.raises(InputError):
         ssim_map(a, b[:-1])
 

@@ -53,7 +53,7 @@ def remeasured_frames(source: FaceAnalysis, changed: dict[int, np.ndarray]) -> d
 
 
 def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int, np.ndarray], frame_times_s: np.ndarray,
-                    options: TrackOptions | None = None, frames=None) -> FaceAnalysis:
+                    options: TrackOptions | None = None, frames=None, wanted: dict[int, list[int]] | None = None) -> FaceAnalysis:
     """The face analysis of ``output`` (a lip-synced video of the source ``source`` describes).
 
     Args:
@@ -65,6 +65,8 @@ def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int,
         frames: the output's frames ``(index, rgb)`` at :func:`remeasured_frames` (at least), in
             increasing order, decoded by the caller (one decode shared with the SSIM,
             :func:`lipdub.media.prefetch.fanned_out`); None: decoded here. Closed here.
+        wanted: :func:`remeasured_frames` ``(source, changed)`` when the caller has it (it picked the
+            frames to decode from it); None: computed here.
 
     Returns:
         A :class:`FaceAnalysis` with the source's shots and tracks, the changed tracks rebuilt from
@@ -75,7 +77,7 @@ def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int,
     """
     opt = options or TrackOptions()
     by_id = {t.id: t for t in source.tracks}
-    wanted = remeasured_frames(source, changed)
+    wanted = remeasured_frames(source, changed) if wanted is None else wanted
     measured = {tid: {} for tid in changed if tid in by_id}
     try:
         if wanted:
