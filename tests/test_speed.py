@@ -253,13 +253,17 @@ def test_output_faces_on_the_changed_frames_agree_with_a_full_analysis(testdata,
     moved = np.abs(d.mouth_opening[rows] - track.mouth_opening[rows])
     assert np.median(diff) < 0.01 and np.median(diff) < 0.5 * np.median(moved)  # measured the new mouth, not the source's
     assert np.array_equal(d.landmarks_raw[:20], track.landmarks_raw[:20])  # before the changed frames: the source's
-    # the report decodes the output once for these faces and the SSIM: the same figures as two decodes
+    # the report decodes the output once for these faces and the SSIM (as pictures: the SSIM converts
+    # its frames whole, the faces only their region): the same figures as two decodes
     picks, wanted = ssim_picks(len(times)), set(remeasured_frames(analysis, {track.id: frames}))
-    ssim_frames, face_frames = fanned_out(iter_selected_frames(out, picks | wanted), [picks, wanted])
+    ssim_frames, face_frames = fanned_out(iter_selected_frames(out, picks | wanted, pictures=True), [picks, wanted])
     shared = VisualRun(path, out, analysis, vmaf=False, dub_frames=ssim_frames)
     again = output_analysis(out, analysis, {track.id: frames}, video_frame_times(out), frames=face_frames)
     assert np.array_equal(again.tracks[0].landmarks_raw, d.landmarks_raw)
     assert shared.result().per_frame == compare_videos(path, out, analysis, vmaf=False).per_frame
+    # the faces measured on the region around them (converted alone) or on whole converted frames: the same mouth
+    whole = output_analysis(out, analysis, {track.id: frames}, video_frame_times(out), frames=iter_selected_frames(out, wanted))
+    assert 0 < np.abs(whole.tracks[0].mouth_opening - d.mouth_opening).max() < 0.01
 
 
 def test_seeking_to_sparse_frames_gives_the_decoded_pictures(testdata):

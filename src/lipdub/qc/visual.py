@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailable, InputError
-from ..faces.analyze import open_video, to_display
-from ..media.colour import VideoColour, conversion_filter, frame_to_rgb, video_colour
+from ..faces.analyze import open_video
+from ..media.colour import Picture, VideoColour, conversion_filter, video_colour
 from ..media.probe import probe_video, video_frame_times
 from ..tools import die_with_parent, run_child
 
@@ -185,10 +185,17 @@ def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -
 SEEK_GAP_FRAMES = 250  # picks further apart than this on average are reached by seeking, not by decoding every frame
 
 
-def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour | None = None):
+def _emit(frame, colour: VideoColour, pictures: bool):
+    """What :func:`iter_selected_frames` yields of a decoded frame: its RGB, or its :class:`Picture`."""
+    picture = Picture(frame, colour, getattr(frame, "rotation", 0) or 0)
+    return picture if pictures else picture.rgb()
+
+
+def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour | None = None, pictures: bool = False):
     """Decode ``path`` and yield ``(index, rgb)`` (uint8 ``(H, W, 3)``, display orientation) for the
     decode indices in ``wanted`` only, in increasing order; the other frames are decoded but not
-    converted. Picks sparser than one in :data:`SEEK_GAP_FRAMES` (a long video's sample) are reached by
+    converted. ``pictures``: yield ``(index, picture)`` instead, each a
+    :class:`lipdub.media.colour.Picture` the consumer converts (whole or a region). Picks sparser than one in :data:`SEEK_GAP_FRAMES` (a long video's sample) are reached by
     seeking to the keyframe before each and decoding from there (:func:`_seek_selected`), which
     gives the same pictures for a fraction of the decoding. ``colour``: the matrix and range to read
     the pixels with (None: the file's own, :func:`video_colour`).
@@ -203,7 +210,7 @@ def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour
         colour = video_colour(probe_video(path))
     picks = sorted(wanted)
     if len(picks) > 1 and (picks[-1] - picks[0]) / (len(picks) - 1) > SEEK_GAP_FRAMES:
-        yield from _seek_selected(path, picks, colour)
+        yield from _seek_selected(path, picks, colour, pictures)
         return
     last = max(wanted, default=-1)
     with open_video(path) as container:
@@ -214,12 +221,12 @@ def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour
                 if index > last:
                     break
                 if index in wanted:
-                    yield index, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
+                    yield index, _emit(frame, colour, pictures)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
 
 
-def _seek_selected(path: Path, picks: list[int], colour: VideoColour):
+def _seek_selected(path: Path, picks: list[int], colour: VideoColour, pictures: bool):
     """:func:`iter_selected_frames` by seeking: frame ``i`` is the one whose pts is the ``i``-th of the
     sorted packet pts (decode order = presentation order of the sorted pts); a pick the seek does not
     land on exactly (a stream without usable keyframe seeking) is decoded from the start instead."""
@@ -243,7 +250,7 @@ def _seek_selected(path: Path, picks: list[int], colour: VideoColour):
                         continue
                     if frame.pts == pts[i]:
                         landed = True
-                        yield i, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
+                        yield i, _emit(frame, colour, pictures)
                     break
                 if not landed:  # pragma: no cover - a stream whose seeking does not land on the frame
                     rest = picks[k:]
@@ -257,7 +264,7 @@ def _seek_selected(path: Path, picks: list[int], colour: VideoColour):
                 if index > last:
                     break
                 if index in wanted:
-                    yield index, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
+                    yield index, _emit(frame, colour, pictures)
 
 
 def vmaf_subsample(n_frames: int) -> int:
@@ -279,7 +286,7 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
             mask (the outside figures equal the whole-frame ones).
         max_frames: frames compared, evenly spread (all when the video is shorter).
         vmaf: also run VMAF (needs an FFmpeg with libvmaf).
-        dub_frames: the dub's frames ``(index, rgb)`` at :func:`ssim_picks` ``(n_frames, max_frames)``,
+        dub_frames: the dub's frames ``(index, rgb or Picture)`` at :func:`ssim_picks` ``(n_frames, max_frames)``,
             in increasing order, decoded by the caller (one decode of the dub shared with another
             measurement, :func:`lipdub.media.prefetch.fanned_out`); None: decoded here. Closed here.
     Raises:
@@ -307,6 +314,8 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
         for (i, ref), (j, dst) in zip(iter_selected_frames(source, picks), dub_iter):
             if i != j:  # pragma: no cover - both iterators yield the picks in increasing order
                 raise InputError(f"frame {i} of the source met frame {j} of the dub", "compare the dub with the source it was made from")
+            if isinstance(dst, Picture):  # decoded by the caller, converted here
+                dst = dst.rgb()
             lmks = []
             if analysis is not None:
                 for t in analysis.tracks_at(i):
