@@ -226,7 +226,7 @@ def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour
             raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
 
 
-def _seek_selected(path: Path, picks: list[int], colour: VideoColour, pictures: bool):
+def _seek_selected(path: Path, picks: list[int], colour: VideoColour, pictures: bool = False):
     """:func:`iter_selected_frames` by seeking: frame ``i`` is the one whose pts is the ``i``-th of the
     sorted packet pts (decode order = presentation order of the sorted pts); a pick the seek does not
     land on exactly (a stream without usable keyframe seeking) is decoded from the start instead."""
