@@ -51,7 +51,8 @@ def figures(rep: dict) -> dict[str, object]:
     for f in ("ssim", "ssim_outside_mouth", "psnr_db", "psnr_outside_mouth_db", "vmaf", "frames_compared"):
         out[f"visual {f}"] = vis.get(f)
     intel = rep.get("intelligibility") or {}
-    out["intelligibility wer"] = intel.get("wer")
+    for f in ("dub_wer", "mean_line_wer"):
+        out[f"intelligibility {f}"] = intel.get(f)
     for s in (rep.get("voice") or {}).get("speakers") or []:
         out[f"voice {s.get('speaker')}"] = s.get("similarity")
     out["verdict"] = rep.get("verdict")
