@@ -268,13 +268,12 @@ def test_output_faces_on_the_changed_frames_agree_with_a_full_analysis(testdata,
 
 def test_seeking_to_sparse_frames_gives_the_decoded_pictures(testdata):
     """A long video's sampled frames reached by seeking are the pictures sequential decoding gives."""
-    from lipdub.qc import visual
-
     import av
 
     from lipdub.faces.analyze import to_display
     from lipdub.media.colour import frame_to_rgb, video_colour
     from lipdub.media.probe import probe_video
+    from lipdub.qc import visual
 
     path = testdata / "th_latentsync_demo2_video.mp4"
     picks = [3, 140, 260, 401, 499]
