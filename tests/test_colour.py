@@ -123,3 +123,27 @@ def test_lipsync_render_keeps_the_source_colour(testdata, tmp_path, tags):
     assert len(changed) > len(frames) // 2  # the planned frames were composited
     shift = (b[changed, :top] - a[changed, :top]).reshape(-1, 3).mean(axis=0)
     assert np.abs(shift).max() < 0.3, f"composited frames moved by R/G/B {shift.round(2)} levels above the face"
+
+
+def test_picture_region_is_the_whole_conversions_region(testdata):
+    """A face-sized region of a decoded frame converted alone: at even bounds inside the frame, the
+    pixels of the whole frame's conversion to within a few levels (chroma interpolation, see
+    lipdub.media.colour.Picture), clipped at the frame's edge; the whole frame is the exact
+    frame_to_rgb."""
+    import av
+
+    from lipdub.media.colour import Picture, frame_to_rgb
+
+    path = testdata / "th_latentsync_demo1_video.mp4"  # 1080x1920 HEVC, tagged BT.709
+    colour = video_colour(probe_video(path))
+    with av.open(str(path)) as c:
+        frame = next(f for i, f in enumerate(c.decode(video=0)) if i == 40)
+    pic = Picture(frame, colour)
+    whole = pic.rgb()
+    assert np.array_equal(whole, frame_to_rgb(frame, colour))
+    rgb, ox, oy = pic.region(301, 611, 913, 1207)
+    assert (ox, oy) == (300, 610) and rgb.shape == (1208 - 610, 914 - 300, 3)
+    diff = np.abs(rgb.astype(int) - whole[610:1208, 300:914].astype(int))
+    assert diff.max() <= 8 and np.mean(diff > 0) < 0.2 and psnr_db(rgb.astype(float), whole[610:1208, 300:914].astype(float)) > 45
+    edge, ex, ey = pic.region(-50, 1800, 200, 2100)  # past the frame: clipped to it
+    assert (ex, ey) == (0, 1800) and edge.shape == (120, 200, 3)

@@ -234,15 +234,23 @@ class FaceLandmarker:
         return self._run_detector(rgb[y0:y1, x0:x1], x0, y0)
 
     # -- landmarks -------------------------------------------------------------------------------
+    @staticmethod
+    def _crop_bounds(box: np.ndarray, scale: float) -> tuple[int, int, int]:
+        """``(x0, y0, side)``, integer pixels, of the square crop around ``box`` (before zero padding)."""
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = float(max(max(box[2] - box[0], box[3] - box[1]) * scale, 8.0))
+        return int(np.floor(cx - side / 2)), int(np.floor(cy - side / 2)), int(np.ceil(side))
+
+    def crop_bounds(self, box_px: np.ndarray) -> tuple[int, int, int]:
+        """``(x0, y0, side)`` in frame pixels of the square region :meth:`measure_at` reads around
+        ``box_px`` (x0, y0, x1, y1): the pixels of the frame outside it do not change its result, so
+        a caller may pass only that region (the box shifted by the region's origin)."""
+        return self._crop_bounds(np.asarray(box_px, np.float64), self.crop_scale)
+
     def _crop(self, rgb: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, float, float, float]:
         """Square crop around ``box``, zero-padded, resized to ``crop_size_px``; returns (crop, x0, y0, side)."""
         h, w = rgb.shape[:2]
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        side = max(box[2] - box[0], box[3] - box[1]) * scale
-        side = float(max(side, 8.0))
-        x0, y0 = cx - side / 2, cy - side / 2
-        ix0, iy0 = int(np.floor(x0)), int(np.floor(y0))
-        iside = int(np.ceil(side))
+        ix0, iy0, iside = self._crop_bounds(box, scale)
         out = np.zeros((iside, iside, 3), np.uint8)
         sx0, sy0 = max(ix0, 0), max(iy0, 0)
         sx1, sy1 = min(ix0 + iside, w), min(iy0 + iside, h)

@@ -10,12 +10,43 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 
 _END = object()
+
+
+def _put(q: queue.Queue, item, stopped: threading.Event) -> bool:
+    """Put ``item`` on the bounded ``q``, waiting while it is full, unless ``stopped`` is set first
+    (the consumer stopped). True: put."""
+    while not stopped.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _produce(source: Iterator, hand_over: Callable[[object], bool], error: list[BaseException], finish: Callable[[], None]) -> None:
+    """The producer thread of :func:`prefetched` and :func:`fanned_out`: ``hand_over(item)`` for each
+    item of ``source`` until it returns False (no consumer wants more). An exception raised by
+    ``source`` is appended to ``error`` (re-raised by the consumers); in every case ``source`` is then
+    closed (a generator: its ``with`` blocks, e.g. an open container, end here) and ``finish()``
+    tells the consumers that nothing more comes."""
+    try:
+        for item in source:
+            if not hand_over(item):
+                return
+    except BaseException as exc:  # handed to the consumers
+        error.append(exc)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+        finish()
 
 
 def prefetched(items: Iterable[T], depth: int = 4) -> Iterator[T]:
@@ -27,34 +58,8 @@ def prefetched(items: Iterable[T], depth: int = 4) -> Iterator[T]:
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
     error: list[BaseException] = []
-
-    source = iter(items)
-
-    def produce() -> None:
-        try:
-            for item in source:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer
-            error.append(exc)
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:  # a generator: its ``with`` blocks (the open container) end here
-                close()
-            while not stop.is_set():
-                try:
-                    q.put(_END, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-
-    thread = threading.Thread(target=produce, name="lipdub-prefetch", daemon=True)
+    thread = threading.Thread(target=_produce, args=(iter(items), lambda item: _put(q, item, stop), error, lambda: _put(q, _END, stop)),
+                              name="lipdub-prefetch", daemon=True)
     thread.start()
     try:
         while True:
@@ -94,45 +99,29 @@ def fanned_out(items: Iterable[tuple[int, T]], wanted: list[set[int]], depth: in
     """
     outlets = [_Outlet(set(w), depth) for w in wanted]
     error: list[BaseException] = []
-    source = iter(items)
-
-    def put(out: _Outlet, item) -> None:
-        while not out.stopped.is_set():
-            try:
-                out.q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
 
     def end(o: _Outlet) -> None:
         if not o.ended:
             o.ended = True
-            put(o, _END)
+            _put(o.q, _END, o.stopped)
 
-    def produce() -> None:
-        try:
-            for o in outlets:
-                if not o.left:
+    def hand_over(item) -> bool:
+        for o in outlets:
+            if item[0] in o.left and not o.stopped.is_set():
+                _put(o.q, item, o.stopped)
+                o.left.discard(item[0])
+                if not o.left:  # all it wants: it ends now, not when the source does
                     end(o)
-            for item in source:
-                for o in outlets:
-                    if item[0] in o.left and not o.stopped.is_set():
-                        put(o, item)
-                        o.left.discard(item[0])
-                        if not o.left:  # all it wants: it ends now, not when the source does
-                            end(o)
-                if all(o.ended or o.stopped.is_set() for o in outlets):
-                    return
-        except BaseException as exc:  # handed to the consumers
-            error.append(exc)
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:  # a generator: its ``with`` blocks (the open container) end here
-                close()
-            for o in outlets:
-                end(o)
+        return not all(o.ended or o.stopped.is_set() for o in outlets)
 
-    thread = threading.Thread(target=produce, name="lipdub-fanout", daemon=True)
+    def finish() -> None:
+        for o in outlets:
+            end(o)
+
+    for o in outlets:
+        if not o.left:
+            end(o)
+    thread = threading.Thread(target=_produce, args=(iter(items), hand_over, error, finish), name="lipdub-fanout", daemon=True)
     thread.start()
 
     return [_Consumer(o, error) for o in outlets]

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..contracts.faces import SKIP_NO_FACE, FaceAnalysis, FaceTrack
-from ..faces.landmarks import FaceLandmarker
+from ..faces.landmarks import FaceLandmarker, FaceObservation
 from ..faces.tracking import TrackOptions, build_track
+from ..media.colour import Picture
 from ..media.prefetch import prefetched
 from .visual import iter_selected_frames
 
@@ -53,7 +54,7 @@ def remeasured_frames(source: FaceAnalysis, changed: dict[int, np.ndarray]) -> d
 
 
 def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int, np.ndarray], frame_times_s: np.ndarray,
-                    options: TrackOptions | None = None, frames=None) -> FaceAnalysis:
+                    options: TrackOptions | None = None, frames=None, wanted: dict[int, list[int]] | None = None) -> FaceAnalysis:
     """The face analysis of ``output`` (a lip-synced video of the source ``source`` describes).
 
     Args:
@@ -62,9 +63,11 @@ def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int,
         changed: track id -> frames the lip-sync changed (:func:`changed_frames`).
         frame_times_s: the output's frame times (s), float ``(n_frames,)``.
         options: the tracker's options (default: the faces stage's).
-        frames: the output's frames ``(index, rgb)`` at :func:`remeasured_frames` (at least), in
+        frames: the output's frames ``(index, rgb or Picture)`` at :func:`remeasured_frames` (at least), in
             increasing order, decoded by the caller (one decode shared with the SSIM,
             :func:`lipdub.media.prefetch.fanned_out`); None: decoded here. Closed here.
+        wanted: :func:`remeasured_frames` ``(source, changed)`` when the caller has it (it picked the
+            frames to decode from it); None: computed here.
 
     Returns:
         A :class:`FaceAnalysis` with the source's shots and tracks, the changed tracks rebuilt from
@@ -75,17 +78,17 @@ def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int,
     """
     opt = options or TrackOptions()
     by_id = {t.id: t for t in source.tracks}
-    wanted = remeasured_frames(source, changed)
+    wanted = remeasured_frames(source, changed) if wanted is None else wanted
     measured = {tid: {} for tid in changed if tid in by_id}
     try:
         if wanted:
             if frames is None:
-                frames = prefetched(iter_selected_frames(output, set(wanted)))  # decoded ahead, beside Face Mesh
+                frames = prefetched(iter_selected_frames(output, set(wanted), pictures=True))  # decoded ahead, beside Face Mesh
             with FaceLandmarker(max_faces=1) as lmk:
-                for index, rgb in frames:
+                for index, picture in frames:
                     for tid in wanted.get(index, ()):
                         track = by_id[tid]
-                        measured[tid][index] = lmk.measure_at(rgb, track.boxes[track.index_of(index)])
+                        measured[tid][index] = _measure(lmk, picture, track.boxes[track.index_of(index)])
     finally:
         if frames is not None:
             frames.close()
@@ -93,6 +96,26 @@ def output_analysis(output: str | Path, source: FaceAnalysis, changed: dict[int,
     details = {**source.details, "remeasured_frames": int(sum(len(m) for m in measured.values())),
                "method": "the source's face tracks; the frames the lip-sync changed measured again on the output"}
     return replace(source, tracks=tracks, details=details)
+
+
+def _measure(lmk: FaceLandmarker, frame, box_px: np.ndarray) -> FaceObservation | None:
+    """:meth:`FaceLandmarker.measure_at` of the face at ``box_px`` on ``frame``: an RGB array, or a
+    :class:`lipdub.media.colour.Picture` of which only the region the landmarker reads is converted
+    (:meth:`FaceLandmarker.crop_bounds`; the observation is shifted back to frame pixels)."""
+    if not isinstance(frame, Picture):
+        return lmk.measure_at(frame, box_px)
+    x0, y0, side = lmk.crop_bounds(box_px)
+    rgb, ox, oy = frame.region(x0, y0, x0 + side, y0 + side)
+    if rgb.size == 0:
+        return None
+    shift = np.array([ox, oy, ox, oy], np.float64)
+    obs = lmk.measure_at(rgb, np.asarray(box_px, np.float64) - shift)
+    if obs is None:
+        return None
+    lm = obs.landmarks_px.copy()
+    lm[:, 0] += ox
+    lm[:, 1] += oy
+    return replace(obs, box_px=(obs.box_px + shift.astype(np.float32)).astype(np.float32), landmarks_px=lm)
 
 
 def _rebuilt(track: FaceTrack, obs: dict, frame_times_s: np.ndarray, source: FaceAnalysis, opt: TrackOptions) -> FaceTrack:

@@ -5,8 +5,8 @@ mouth region, and VMAF (DESIGN.md section 4).
   structural similarity", IEEE TIP 2004, computed as ``skimage.metrics.structural_similarity`` computes
   it with its defaults (7x7 uniform window, sample covariance, K1 0.01, K2 0.03, reflected borders,
   the mean over the map less a 3-pixel border) on the luma (BT.601, OpenCV ``RGB2GRAY``), with
-  OpenCV's box filter in float64 (:func:`ssim_map`: the same figures to 1e-9, about 10x faster at
-  1080p); the "outside the mouth" figure is the mean of the SSIM map over the pixels outside the
+  OpenCV's box filter in float32 (:func:`ssim_map`: the same mean to 1e-7, and 2-3x faster than
+  in float64 at 1080p); the "outside the mouth" figure is the mean of the SSIM map over the pixels outside the
   mouth mask.
 * PSNR: ``10 log10(255^2 / MSE)`` on the same luma, whole frame and outside the mask (dB; identical
   frames give ``inf``, reported as None in JSON).
@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailable, InputError
-from ..faces.analyze import open_video, to_display
-from ..media.colour import VideoColour, conversion_filter, frame_to_rgb, video_colour
+from ..faces.analyze import open_video
+from ..media.colour import Picture, VideoColour, conversion_filter, video_colour
 from ..media.probe import probe_video, video_frame_times
 from ..tools import die_with_parent, run_child
 
@@ -104,9 +104,12 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> tuple[float, np.ndarray]:
-    """Mean SSIM and the SSIM map of two single-channel images of the same shape, exactly as
+    """Mean SSIM and the SSIM map of two single-channel images of the same shape, as
     ``skimage.metrics.structural_similarity(a, b, data_range=data_range, full=True)`` with its other
-    defaults (see the module docstring); float64 ``(H, W)`` map.
+    defaults (see the module docstring) computes them, in float32 (OpenCV's box filter); float32
+    ``(H, W)`` map, the mean accumulated in float64. Against skimage's float64: the mean within
+    1e-7 and the map within 3e-4 on the shared 1080x1920 ``th_latentsync_demo1`` dub (2-3x faster
+    than float64; the report rounds SSIM to 5 decimals).
 
     Raises:
         InputError: the shapes differ or an image is smaller than the window.
@@ -116,15 +119,14 @@ def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> tuple[f
     if a.shape != b.shape or a.ndim != 2 or min(a.shape) < SSIM_WINDOW:
         raise InputError(f"SSIM needs two 2-D images of the same shape, at least {SSIM_WINDOW} px (got {a.shape}, {b.shape})",
                          "compare frames of the same size")
-    x, y = a.astype(np.float64), b.astype(np.float64)
+    x, y = a.astype(np.float32), b.astype(np.float32)
 
     def mean(z: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(z, cv2.CV_64F, (SSIM_WINDOW, SSIM_WINDOW), normalize=True, borderType=cv2.BORDER_REFLECT)
+        return cv2.boxFilter(z, cv2.CV_32F, (SSIM_WINDOW, SSIM_WINDOW), normalize=True, borderType=cv2.BORDER_REFLECT)
 
     n = SSIM_WINDOW * SSIM_WINDOW
-    cov_norm = n / (n - 1)
-    # skimage's expressions, evaluated in place (the same float64 operations in the same order, so
-    # the same bits; a third fewer full-frame temporaries: 1.6x faster at 1080x1920)
+    cov_norm = np.float32(n / (n - 1))
+    # skimage's expressions, evaluated in place (a third fewer full-frame temporaries)
     ux, uy = mean(x), mean(y)
     uxx, uyy, uxy = ux * ux, uy * uy, ux * uy
     del ux, uy
@@ -137,7 +139,7 @@ def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> tuple[f
     vxy = mean(np.multiply(x, y, out=x))
     vxy -= uxy
     vxy *= cov_norm
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    c1, c2 = np.float32((SSIM_K1 * data_range) ** 2), np.float32((SSIM_K2 * data_range) ** 2)
     s = 2 * uxy  # ((2 ux uy + c1) (2 vxy + c2)) / ((ux^2 + uy^2 + c1) (vx + vy + c2))
     s += c1
     vxy *= 2
@@ -171,21 +173,29 @@ def frame_figures(ref_rgb: np.ndarray, dist_rgb: np.ndarray, mask: np.ndarray) -
     a = cv2.cvtColor(ref_rgb, cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(dist_rgb, cv2.COLOR_RGB2GRAY)
     ssim, smap = ssim_map(a, b, 255.0)
-    diff2 = cv2.absdiff(a, b).astype(np.float64)  # |a - b| is exact in uint8: the same squares as float64 (a - b) ** 2
+    diff2 = cv2.absdiff(a, b).astype(np.float32)  # |a - b| is exact in uint8, its square (<= 255^2) exact in float32
     diff2 *= diff2
     out = ~mask
-    ssim_out = float(smap[out].mean()) if out.any() else float(ssim)
-    mse_out = float(diff2[out].mean()) if out.any() else float(diff2.mean())
-    return float(ssim), ssim_out, _psnr(float(diff2.mean())), _psnr(mse_out)
+    ssim_out = float(smap[out].mean(dtype=np.float64)) if out.any() else float(ssim)
+    mse = float(diff2.mean(dtype=np.float64))
+    mse_out = float(diff2[out].mean(dtype=np.float64)) if out.any() else mse
+    return float(ssim), ssim_out, _psnr(mse), _psnr(mse_out)
 
 
 SEEK_GAP_FRAMES = 250  # picks further apart than this on average are reached by seeking, not by decoding every frame
 
 
-def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour | None = None):
+def _emit(frame, colour: VideoColour, pictures: bool):
+    """What :func:`iter_selected_frames` yields of a decoded frame: its RGB, or its :class:`Picture`."""
+    picture = Picture(frame, colour, getattr(frame, "rotation", 0) or 0)
+    return picture if pictures else picture.rgb()
+
+
+def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour | None = None, pictures: bool = False):
     """Decode ``path`` and yield ``(index, rgb)`` (uint8 ``(H, W, 3)``, display orientation) for the
     decode indices in ``wanted`` only, in increasing order; the other frames are decoded but not
-    converted. Picks sparser than one in :data:`SEEK_GAP_FRAMES` (a long video's sample) are reached by
+    converted. ``pictures``: yield ``(index, picture)`` instead, each a
+    :class:`lipdub.media.colour.Picture` the consumer converts (whole or a region). Picks sparser than one in :data:`SEEK_GAP_FRAMES` (a long video's sample) are reached by
     seeking to the keyframe before each and decoding from there (:func:`_seek_selected`), which
     gives the same pictures for a fraction of the decoding. ``colour``: the matrix and range to read
     the pixels with (None: the file's own, :func:`video_colour`).
@@ -200,7 +210,7 @@ def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour
         colour = video_colour(probe_video(path))
     picks = sorted(wanted)
     if len(picks) > 1 and (picks[-1] - picks[0]) / (len(picks) - 1) > SEEK_GAP_FRAMES:
-        yield from _seek_selected(path, picks, colour)
+        yield from _seek_selected(path, picks, colour, pictures)
         return
     last = max(wanted, default=-1)
     with open_video(path) as container:
@@ -211,12 +221,12 @@ def iter_selected_frames(path: str | Path, wanted: set[int], colour: VideoColour
                 if index > last:
                     break
                 if index in wanted:
-                    yield index, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
+                    yield index, _emit(frame, colour, pictures)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding video failed ({exc.strerror})", "re-export or re-download the file") from None
 
 
-def _seek_selected(path: Path, picks: list[int], colour: VideoColour):
+def _seek_selected(path: Path, picks: list[int], colour: VideoColour, pictures: bool = False):
     """:func:`iter_selected_frames` by seeking: frame ``i`` is the one whose pts is the ``i``-th of the
     sorted packet pts (decode order = presentation order of the sorted pts); a pick the seek does not
     land on exactly (a stream without usable keyframe seeking) is decoded from the start instead."""
@@ -240,7 +250,7 @@ def _seek_selected(path: Path, picks: list[int], colour: VideoColour):
                         continue
                     if frame.pts == pts[i]:
                         landed = True
-                        yield i, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
+                        yield i, _emit(frame, colour, pictures)
                     break
                 if not landed:  # pragma: no cover - a stream whose seeking does not land on the frame
                     rest = picks[k:]
@@ -254,7 +264,7 @@ def _seek_selected(path: Path, picks: list[int], colour: VideoColour):
                 if index > last:
                     break
                 if index in wanted:
-                    yield index, to_display(frame_to_rgb(frame, colour), getattr(frame, "rotation", 0) or 0)
+                    yield index, _emit(frame, colour, pictures)
 
 
 def vmaf_subsample(n_frames: int) -> int:
@@ -276,7 +286,7 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
             mask (the outside figures equal the whole-frame ones).
         max_frames: frames compared, evenly spread (all when the video is shorter).
         vmaf: also run VMAF (needs an FFmpeg with libvmaf).
-        dub_frames: the dub's frames ``(index, rgb)`` at :func:`ssim_picks` ``(n_frames, max_frames)``,
+        dub_frames: the dub's frames ``(index, rgb or Picture)`` at :func:`ssim_picks` ``(n_frames, max_frames)``,
             in increasing order, decoded by the caller (one decode of the dub shared with another
             measurement, :func:`lipdub.media.prefetch.fanned_out`); None: decoded here. Closed here.
     Raises:
@@ -304,6 +314,8 @@ def compare_videos(source: str | Path, dub: str | Path, analysis=None, max_frame
         for (i, ref), (j, dst) in zip(iter_selected_frames(source, picks), dub_iter):
             if i != j:  # pragma: no cover - both iterators yield the picks in increasing order
                 raise InputError(f"frame {i} of the source met frame {j} of the dub", "compare the dub with the source it was made from")
+            if isinstance(dst, Picture):  # decoded by the caller, converted here
+                dst = dst.rgb()
             lmks = []
             if analysis is not None:
                 for t in analysis.tracks_at(i):

@@ -23,30 +23,38 @@ class ReportDetails(StageDetails):
     report: str
 
 
-def _changed(ctx: PipelineContext, source: FaceAnalysis | None) -> dict | None:
-    """Track id -> frames the lip-sync changed, when the output is lip-synced and its faces are to be
-    measured again there (:mod:`lipdub.qc.output_faces`); else None."""
+def _render_video(ctx: PipelineContext) -> str | None:
+    """What the render stage did with the video (its record's ``video`` detail: ``"copied"``,
+    ``"lip-synced (H.264)"``, ...); None: no render record."""
     render = ctx.project.manifest.stages.get(f"render:{ctx.language.code}")
-    if render is None or source is None or render.details.get("video") != "lip-synced (H.264)":
+    return None if render is None else render.details.get("video")
+
+
+def _changed(ctx: PipelineContext, source: FaceAnalysis | None, video: str | None) -> dict | None:
+    """Track id -> frames the lip-sync changed, when the output is lip-synced (``video``, see
+    :func:`_render_video`) and its faces are to be measured again there
+    (:mod:`lipdub.qc.output_faces`); else None."""
+    if source is None or video != "lip-synced (H.264)":
         return None
     plans = ctx.layout.abs(L.lipsync_plans(ctx.language.code))
     return changed_frames(json.loads(plans.read_text())) if plans.exists() else None
 
 
-def _output_analysis(ctx: PipelineContext, source: FaceAnalysis | None, changed: dict | None, frames=None) -> FaceAnalysis | None:
+def _output_analysis(ctx: PipelineContext, source: FaceAnalysis | None, video: str | None, changed: dict | None,
+                     wanted: dict | None, frames=None) -> FaceAnalysis | None:
     """The output's faces without analysing the whole output: a copied video stream has the source's
     frames (its analysis is the project's); a lip-synced one has them too except where the lip-sync
-    composited a mouth (``changed``, :func:`_changed`), and only those frames are measured again
+    composited a mouth (``changed``, :func:`_changed`), and only those frames (``wanted``,
+    :func:`lipdub.qc.output_faces.remeasured_frames`) are measured again
     (:mod:`lipdub.qc.output_faces`; ``frames``: the output's frames decoded for it and the SSIM at
     once). None: no face analysis in the project (the report analyses the output itself).
-    ``source``: the project's analysis (:func:`_source_analysis`)."""
-    render = ctx.project.manifest.stages.get(f"render:{ctx.language.code}")
-    if render is None or source is None:
+    ``source``: the project's analysis (:func:`_source_analysis`); ``video``: :func:`_render_video`."""
+    if video is None or source is None:
         return None
-    if render.details.get("video") == "copied":
+    if video == "copied":
         return source
     if changed is not None:
-        return output_analysis(ctx.output, source, changed, video_frame_times(ctx.output), frames=frames)
+        return output_analysis(ctx.output, source, changed, video_frame_times(ctx.output), frames=frames, wanted=wanted)
     return None
 
 
@@ -55,18 +63,21 @@ def _source_analysis(ctx: PipelineContext) -> FaceAnalysis | None:
     return FaceAnalysis.load(ctx.layout.abs(L.FACES_DIR)) if ctx.layout.abs(L.FACES_JSON).exists() else None
 
 
-def _start_visual(ctx: PipelineContext, source: FaceAnalysis | None, changed: dict | None) -> tuple["VisualRun | bool", object]:
+def _start_visual(ctx: PipelineContext, source: FaceAnalysis | None, wanted: dict | None) -> tuple["VisualRun | bool", object]:
     """The visual figures (SSIM / PSNR in a thread, VMAF in its own process) started now, beside the
     rest of the report (True: the project has no face analysis; the report measures them itself),
-    and the output's frames the output's faces are measured on (None: decoded by
-    :func:`_output_analysis` itself). When both the SSIM and the output's faces read the output, it
-    is decoded once for both (:func:`lipdub.media.prefetch.fanned_out`)."""
+    and the output's frames the output's faces are measured on (``wanted``: frame -> tracks,
+    :func:`lipdub.qc.output_faces.remeasured_frames`; None: none measured again, and no frames
+    returned). When both the SSIM and the output's faces read the output, it is decoded once for
+    both (:func:`lipdub.media.prefetch.fanned_out`), as :class:`lipdub.media.colour.Picture`: the
+    SSIM converts its frames whole, the faces only the region around each face. The SSIM frames are picked from the source's
+    frame count (the ingest stage's), the source is not demuxed again for it."""
     if not ctx.info.has_video or not ctx.output.exists() or source is None:
         return True, None
-    if changed is None:
+    if wanted is None:
         return VisualRun(ctx.source, ctx.output, analysis=source), None
-    picks, wanted = ssim_picks(len(video_frame_times(ctx.source))), set(remeasured_frames(source, changed))
-    ssim_frames, face_frames = fanned_out(iter_selected_frames(ctx.output, picks | wanted), [picks, wanted])
+    picks = ssim_picks(ctx.info.video.frame_count)
+    ssim_frames, face_frames = fanned_out(iter_selected_frames(ctx.output, picks | set(wanted), pictures=True), [picks, set(wanted)])
     try:
         return VisualRun(ctx.source, ctx.output, analysis=source, dub_frames=ssim_frames), face_frames
     except BaseException:
@@ -77,9 +88,10 @@ def _start_visual(ctx: PipelineContext, source: FaceAnalysis | None, changed: di
 
 class Report(Stage):
     name = "report"
-    version = 7  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots;
+    version = 8  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots;
     # 5: a lip-synced output's faces measured on the changed frames only; 6: intelligibility group, one effective speed-up
-    # 7: the dub heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE)
+    # 7: the dub heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE); 8: SSIM in float32 (within 1e-7 of float64),
+    # the output's faces measured on the region around them converted alone (sync confidence within 0.006 on demo1, th2, face5)
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
@@ -90,13 +102,17 @@ class Report(Stage):
     def run(self, ctx: PipelineContext) -> StageOutput:
         code, p = ctx.language.code, ctx.project
         source = _source_analysis(ctx)
-        changed = _changed(ctx, source)
-        vmaf, frames = _start_visual(ctx, source, changed)
+        video = _render_video(ctx)
+        changed = _changed(ctx, source, video)
+        wanted = remeasured_frames(source, changed) if changed is not None else None
+        vmaf, frames = _start_visual(ctx, source, wanted)
         try:
-            analysis = _output_analysis(ctx, source, changed, frames)
+            analysis = _output_analysis(ctx, source, video, changed, wanted, frames)
         except BaseException:
             if isinstance(vmaf, VisualRun):
                 vmaf.cancel()
+            if frames is not None:
+                frames.close()
             raise
         lt = ctx.config.loudness()
         whisper = ctx.caches.whisper.get(ctx.config.asr_model)  # the run's, when the synthesize stage loaded it
