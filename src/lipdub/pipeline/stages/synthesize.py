@@ -25,7 +25,7 @@ from ...timing.isochrony import fit_line
 from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
 from ..context import PipelineContext
-from ..hearing import HEARD_IN, LOWER_SPEED_FACTOR, heard_loudness_lufs, Candidate, Hearing, best_candidate, hearing_for, join_speech, next_remedy, split_phrases
+from ..hearing import HEARD_IN, LOWER_SPEED_FACTOR, Candidate, Hearing, best_candidate, heard_loudness_lufs, hearing_for, join_speech, next_remedy, split_phrases
 from ..lines import (create_translator, explicit_voice, kept_names, line_policy, line_translator, names_in, names_reader,
                      segment_key, shortener, translator_name, tts_for, voice_for, voice_match_on)
 from ..runner import Stage, StageDetails, StageOutput
