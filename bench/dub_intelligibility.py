@@ -27,6 +27,7 @@ that the similarity is measured on speech the voice was not adapted to. Printed 
 * seconds of the dub: wall clock, CPU (user + system, this process and its children) and the load
   average at the start (other jobs share the cores: compare CPU seconds when the load is high).
 
+``--keep DIR`` keeps each dub (output and project) in ``DIR/<clip>-<variant>`` for a look per line.
 Prints figures; asserts nothing.
 """
 
@@ -124,6 +125,7 @@ def main() -> None:
     ap.add_argument("--variants", default="espeak-ng,default")
     ap.add_argument("--lipsync", default="none")
     ap.add_argument("--held-out", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--keep", type=Path, default=None, help="keep each dub's output in KEEP/<clip>-<variant> (default: a temporary folder)")
     args = ap.parse_args()
     if args.held_out:
         profile_module.select_reference = first_half
@@ -134,7 +136,7 @@ def main() -> None:
         media_s = probe(clip).duration_s
         for variant in args.variants.split(","):
             with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "out"
+                out = (args.keep / f"{clip.stem}-{variant.replace('=', '')}") if args.keep else Path(tmp) / "out"
                 cfg = variant_config(variant, clip, out, args.to, args.lipsync)
                 load = os.getloadavg()[0]
                 t0, c0 = time.monotonic(), cpu_s()

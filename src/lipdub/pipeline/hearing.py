@@ -3,7 +3,10 @@ is heard back by Whisper and re-synthesized when misheard.
 
 The model is the transcribe backend's: faster-whisper with the run's ``--asr-model``, loaded once per
 run (:func:`hearing_for`), decoding forced to the target language. The lines of a batch are heard
-together (:func:`lipdub.qc.intelligibility.hear_lines`: one Whisper window holds several lines). A
+together as the viewer hears them (:func:`lipdub.qc.intelligibility.hear_in_context`: placed at their
+times on the dub's timeline, overlapping or following each other as in the dialogue stem, after the
+previous batch's last line): Whisper decodes a word with what is around it, and a line heard right
+alone was heard wrong in the whole stem (th_retalking_face5: "aquel control" as "a que el control"). A
 line whose word error rate against its text is above :attr:`Hearing.threshold` (the ``line_wer``
 pass limit of :class:`lipdub.qc.thresholds.Thresholds`) is re-synthesized with the next remedy of
 :data:`REMEDIES` that applies (:func:`next_remedy`), as long as the line's syntheses stay within
@@ -14,6 +17,7 @@ still misheard is kept and flagged (``FitReport.hearing.flagged``), never droppe
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +38,12 @@ log = logging.getLogger(__name__)
 #: a lower TTS rate (Kokoro's WER grows with its speed: 0.00 / 0.07 / 0.44 at 1.0 / 1.5 / 1.75,
 #: bench/tts_intelligibility.py), the time-stretch taking up the rest.
 REMEDIES = ("other voice", "phrase split", "lower speed")
+#: How the lines are heard (part of a heard line's cache key): "in context" (:func:`lipdub.qc.intelligibility.hear_in_context`).
+HEARD_IN = "in context"
+#: A mono dialogue heard at the programme's loudness target: the dub's dialogue stem is set near the
+#: target (measured -24.0 / -23.9 / -24.0 / -24.2 LUFS at -24 on the four issue-14 clips) and is
+#: stereo with two equal channels, which BS.1770 measures 10 log10(2) = 3.01 LU louder than one of them.
+STEREO_TO_MONO_LU = 10.0 * math.log10(2.0)
 #: "lower speed" divides the TTS rate by this (not below 1.0).
 LOWER_SPEED_FACTOR = 1.25
 #: Silence between two phrases of a split line, seconds.
@@ -49,6 +59,7 @@ class Hearing:
     model_name: str
     language: str
     threshold: float
+    loudness_lufs: float | None = None  # the level a line is heard at (:func:`heard_loudness_lufs`); None: as made
 
     @property
     def key(self) -> tuple:
@@ -75,7 +86,15 @@ def hearing_for(ctx: PipelineContext) -> tuple[Hearing | None, str]:
     if cfg.asr_model not in ctx.caches.whisper:
         ctx.caches.whisper[cfg.asr_model] = load_whisper(cfg.asr_model)
     threshold = Thresholds().line_wer.pass_at
-    return Hearing(ctx.caches.whisper[cfg.asr_model], cfg.asr_model, code, threshold), f"faster-whisper {cfg.asr_model}, WER <= {threshold:g}"
+    level = heard_loudness_lufs(cfg.loudness().target_lufs)
+    return (Hearing(ctx.caches.whisper[cfg.asr_model], cfg.asr_model, code, threshold, level),
+            f"faster-whisper {cfg.asr_model}, WER <= {threshold:g}, lines heard in context at {level:.1f} LUFS")
+
+
+def heard_loudness_lufs(target_lufs: float) -> float:
+    """The loudness (LUFS, mono) the lines are heard at: the level of the mono dialogue in a dub mixed
+    to ``target_lufs`` (:data:`STEREO_TO_MONO_LU` below it), what a viewer of the dub hears."""
+    return target_lufs - STEREO_TO_MONO_LU
 
 
 @dataclass

@@ -14,6 +14,11 @@
   them, into windows of at most :data:`BATCH_WINDOW_S` (Whisper encodes a 30 s window whatever the
   audio's length, so one call per line would cost one encoder pass each), transcribed forced to the
   language with word timestamps, and each word is given to the line its midpoint falls in.
+* :func:`hear_in_context`: lines heard as the viewer hears them: placed on their timeline, at their
+  own times (neighbours overlapping or following closely, as in the dub's dialogue stem; only gaps
+  longer than :data:`CONTEXT_GAP_MAX_S` are shortened), transcribed together, each word given to the
+  line it belongs to. Whisper decodes a word differently with what is around it: a line heard right
+  alone ("aquel control") was heard as "a que el control" in the whole stem.
 * :func:`load_whisper`: a faster-whisper model resolved offline (:func:`lipdub.models.resolve_whisper_model`).
 * :func:`multilingual`: whether a Whisper model name can transcribe a given language (``*.en`` models
   are English-only).
@@ -31,6 +36,7 @@ import numpy as np
 
 from ..audio import resample
 from ..errors import ConfigError
+from ..mixing import integrated_loudness
 from ..models import resolve_whisper_model
 from ..registry import require_module
 from ..runtime import WHISPER_TEMPERATURE, whisper_model
@@ -44,6 +50,9 @@ WHISPER_RATE_HZ = 16000
 BATCH_WINDOW_S = 28.0
 #: Silence between two lines packed into one window, seconds.
 BATCH_GAP_S = 1.0
+#: Longest silence :func:`hear_in_context` keeps between two placed lines (and before the first), seconds:
+#: a longer pause is heard as a pause, so shortening it changes little and saves Whisper windows.
+CONTEXT_GAP_MAX_S = 2.0
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
@@ -276,3 +285,87 @@ def hear_lines(model, clips: list[np.ndarray], sample_rate_hz: int, language: st
                 words[idx[k]].append((round(float(w.start) - a, 3), round(float(w.end) - a, 3), w.word.strip()))
     return [HeardLine(text=" ".join(w for _, _, w in ws if w), language=code, detected_language=None, detected_probability=None,
                       expected_probability=None, words=ws) for ws in words]
+
+
+def _context_timeline(placed: list[tuple[float, np.ndarray]], max_gap_s: float) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The placed clips (16 kHz) summed on one timeline whose gaps longer than ``max_gap_s`` are shortened
+    to it (also the silence before the first clip); returns the audio and each clip's span in it, seconds."""
+    order = sorted(range(len(placed)), key=lambda i: placed[i][0])
+    starts: dict[int, float] = {}
+    shift, end = 0.0, None
+    for i in order:
+        start, x = placed[i]
+        lead = start - (end if end is not None else 0.0)
+        if end is None:
+            shift = start - min(start, max_gap_s)
+        elif lead > max_gap_s:
+            shift += lead - max_gap_s
+        starts[i] = start - shift
+        stop = start + x.size / WHISPER_RATE_HZ
+        end = stop if end is None else max(end, stop)
+    spans = [(starts[i], starts[i] + placed[i][1].size / WHISPER_RATE_HZ) for i in range(len(placed))]
+    audio = np.zeros(int(math.ceil(max(b for _, b in spans) * WHISPER_RATE_HZ)) + 1, np.float32)
+    for (a, _), (_, x) in zip(spans, placed):
+        k = int(round(a * WHISPER_RATE_HZ))
+        audio[k:k + x.size] += x[: audio.size - k]
+    return audio, spans
+
+
+def at_loudness(samples: np.ndarray, sample_rate_hz: int, loudness_lufs: float) -> np.ndarray:
+    """Float32 mono ``samples`` scaled to integrated loudness ``loudness_lufs`` (BS.1770,
+    :func:`lipdub.mixing.integrated_loudness`); returned as they are when their loudness is not
+    defined (shorter than BS.1770's 400 ms block, or silent)."""
+    level = integrated_loudness(samples, sample_rate_hz)
+    if not math.isfinite(level):
+        return samples
+    return (samples * np.float32(10.0 ** ((loudness_lufs - level) / 20.0))).astype(np.float32)
+
+
+def hear_in_context(model, placed: list[tuple[float, np.ndarray]], sample_rate_hz: int, language: str, scored: list[int] | None = None,
+                    *, beam_size: int = 5, max_gap_s: float = CONTEXT_GAP_MAX_S, loudness_lufs: float | None = None) -> list[HeardLine | None]:
+    """Transcribe lines where they are placed, with their neighbours, forced to ``language``.
+
+    Args:
+        model: a ``faster_whisper.WhisperModel``.
+        placed: ``(placed_start_s, samples)`` per line: float mono ``(n,)`` at ``sample_rate_hz``, the
+            start on the dub's timeline in seconds. Overlapping lines are summed, as the mix does.
+        sample_rate_hz: their rate (resampled to 16 kHz here).
+        language: ISO 639-1 code the decoding is forced to.
+        scored: indices of the lines to return a hearing for (None: all); the others are context only.
+        beam_size: beam width.
+        max_gap_s: longest silence kept between lines (:data:`CONTEXT_GAP_MAX_S`).
+        loudness_lufs: the integrated loudness (BS.1770, :func:`lipdub.mixing.integrated_loudness`) the
+            timeline is set to before it is heard, LUFS; None: heard at the level given. Whisper hears
+            a line differently at another level (a dub's "Hola" heard right as made, "Ula" at the
+            6 dB lower level of the mixed stem).
+
+    Returns:
+        One :class:`HeardLine` per line of ``scored`` and None for the context lines, in the order of
+        ``placed``; a word belongs to the line :func:`_owner` gives it (word times from the line's start).
+
+    Raises:
+        ConfigError: no line, or a line that is not non-empty mono audio.
+    """
+    if not placed:
+        raise ConfigError("hear_in_context needs at least one line", "pass the placed lines to hear")
+    code = language.lower().split("-")[0]
+    clips = []
+    for start, c in placed:
+        x = np.asarray(c, dtype=np.float32)
+        if x.ndim != 1 or x.size == 0:
+            raise ConfigError(f"a line to transcribe must be non-empty mono audio, got shape {x.shape}", "mix down to mono first")
+        clips.append((float(start), resample(x, sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32) if sample_rate_hz != WHISPER_RATE_HZ else x))
+    audio, spans = _context_timeline(clips, max_gap_s)
+    if loudness_lufs is not None:
+        audio = at_loudness(audio, WHISPER_RATE_HZ, loudness_lufs)
+    want = set(range(len(placed)) if scored is None else scored)
+    words: list[list[tuple[float, float, str]]] = [[] for _ in placed]
+    segments, _ = model.transcribe(audio, language=code, beam_size=beam_size, condition_on_previous_text=False,
+                                   vad_filter=False, word_timestamps=True, temperature=WHISPER_TEMPERATURE)
+    for seg in segments:
+        for w in seg.words or []:
+            k = _owner(spans, float(w.start), float(w.end))
+            a = spans[k][0]
+            words[k].append((round(float(w.start) - a, 3), round(float(w.end) - a, 3), w.word.strip()))
+    return [HeardLine(text=" ".join(w for _, _, w in ws if w), language=code, detected_language=None, detected_probability=None,
+                      expected_probability=None, words=ws) if i in want else None for i, ws in enumerate(words)]

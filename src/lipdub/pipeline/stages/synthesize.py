@@ -1,7 +1,7 @@
 """Stage 8, synthesize (per language): speak, voice-match and fit every line whose key changed,
 through the closed isochrony loop (:func:`lipdub.timing.isochrony.fit_line`): faster TTS,
 re-translation, time-stretch; then hear every new line back and re-synthesize the misheard ones
-(:mod:`lipdub.pipeline.hearing`). One fitted WAV, fit JSON and phoneme JSON per line in ``tts/<lang>/``.
+(:mod:`lipdub.pipeline.hearing`), each line heard where it is placed, with its neighbours. One fitted WAV, fit JSON and phoneme JSON per line in ``tts/<lang>/``.
 
 Lines are made in batches of :data:`BATCH_LINES` (fitted, heard together, re-synthesized, then
 written), so a killed run loses at most one batch.
@@ -17,7 +17,7 @@ from ...audio import write_audio
 from ...contracts.synthesize import TTS_BACKENDS, Speech
 from ...layout import ProjectLayout as L
 from ...media.probe import MIX_RATE_HZ
-from ...qc.intelligibility import hear_lines
+from ...qc.intelligibility import hear_in_context
 from ...qc.redo import mark_failed_segments
 from ...qc.thresholds import Thresholds
 from ...script import FitReport, LineHearing, Script, Segment, TargetLine
@@ -25,7 +25,7 @@ from ...timing.isochrony import fit_line
 from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
 from ..context import PipelineContext
-from ..hearing import LOWER_SPEED_FACTOR, Candidate, Hearing, best_candidate, hearing_for, join_speech, next_remedy, split_phrases
+from ..hearing import HEARD_IN, LOWER_SPEED_FACTOR, Candidate, Hearing, best_candidate, heard_loudness_lufs, hearing_for, join_speech, next_remedy, split_phrases
 from ..lines import (create_translator, explicit_voice, kept_names, line_policy, line_translator, names_in, names_reader,
                      segment_key, shortener, translator_name, tts_for, voice_for, voice_match_on)
 from ..runner import Stage, StageDetails, StageOutput
@@ -147,8 +147,9 @@ class Synthesize(Stage):
     # rather than Kokoro's speed (kokoro.MAX_INTELLIGIBLE_RATE 1.0), a line's first word heard as its own
     # and every line heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE); 5: kept names
     # read with the source language's pronunciation where the TTS can (TextToSpeech.reads_names, issue 14);
-    # 6: espeak-ng lines synthesized from one pristine library state (backends/tts/espeak_zygote.py)
-    version = 6
+    # 6: espeak-ng lines synthesized from one pristine library state (backends/tts/espeak_zygote.py);
+    # 7: lines heard in context, where they are placed with their neighbours, at the dub's loudness (hearing.HEARD_IN)
+    version = 7
     per_language = True
 
     def prepare(self, ctx: PipelineContext) -> None:
@@ -160,7 +161,8 @@ class Synthesize(Stage):
         cfg = ctx.config
         if cfg.check_intelligibility is False:
             return None
-        return (cfg.asr_model, cfg.check_intelligibility, Thresholds().line_wer.pass_at)
+        return (cfg.asr_model, cfg.check_intelligibility, Thresholds().line_wer.pass_at, HEARD_IN,
+                heard_loudness_lufs(cfg.loudness().target_lufs))
 
     def _names(self, ctx: PipelineContext, script: Script, tts_name: str) -> tuple[tuple[list[str], Any] | None, str]:
         """``((kept names, their language) or None, note)``: :func:`~lipdub.pipeline.lines.names_reader`."""
@@ -207,10 +209,11 @@ class Synthesize(Stage):
             else:
                 todo.append((seg, target, slots[seg.id], wav, meta))
         hearing, note = hearing_for(ctx) if todo else (None, "no new line")
-        done = len(reused)
+        done, before = len(reused), []
         for i in range(0, len(todo), BATCH_LINES):
             batch = todo[i:i + BATCH_LINES]
-            chosen = _fit_batch(ctx, synth, script, batch, hearing)
+            chosen = _fit_batch(ctx, synth, script, batch, hearing, before)
+            before = [_placed(chosen[-1][0])]
             for (seg, target, slot, wav, meta), (cand, history) in zip(batch, chosen):
                 if _write_fit(ctx, synth, cand, history, hearing, target, slot, wav, meta):
                     retranslated.append(seg.id)
@@ -235,13 +238,30 @@ class Synthesize(Stage):
         return StageOutput(arts or [L.SCRIPT], details, tts_name)
 
 
-def _fit_batch(ctx: PipelineContext, synth: _LineSynth, script: Script, batch: list, hearing: Hearing | None) -> list:
-    """Fit every line of ``batch``, hear them together, re-synthesize the misheard ones (one remedy per
-    round, within each line's ``max_attempts``); returns per line ``(kept candidate, full history)``."""
+def _placed(c: Candidate) -> tuple[float, Any]:
+    """``(placed_start_s, samples)`` of a candidate's fitted speech."""
+    return c.line.fitted.placed_start_s, c.line.fitted.samples
+
+
+def _hear_pending(hearing: Hearing, cands: list[list[Candidate]], pending: list[int], before: list) -> list:
+    """What the viewer would hear of each pending line: the batch heard on its timeline
+    (:func:`~lipdub.qc.intelligibility.hear_in_context`), the pending lines' newest versions among the
+    others' best ones so far and ``before`` (the previous batch's last line, context only)."""
+    now = [cs[-1] if i in pending else best_candidate(cs, hearing.threshold) for i, cs in enumerate(cands)]
+    placed = before + [_placed(c) for c in now]
+    heard = hear_in_context(hearing.model, placed, MIX_RATE_HZ, hearing.language, scored=[len(before) + i for i in pending],
+                            loudness_lufs=hearing.loudness_lufs)
+    return [heard[len(before) + i] for i in pending]
+
+
+def _fit_batch(ctx: PipelineContext, synth: _LineSynth, script: Script, batch: list, hearing: Hearing | None, before: list) -> list:
+    """Fit every line of ``batch``, hear them in context (:func:`_hear_pending`), re-synthesize the
+    misheard ones (one remedy per round, within each line's ``max_attempts``); returns per line
+    ``(kept candidate, full history)``."""
     cands = [[synth.fit(seg, script, target, slot)] for seg, target, slot, _, _ in batch]
     pending = list(range(len(batch))) if hearing is not None else []
     while pending:
-        heard = hear_lines(hearing.model, [cands[i][-1].line.fitted.samples for i in pending], MIX_RATE_HZ, hearing.language)
+        heard = _hear_pending(hearing, cands, pending, before)
         again = []
         for i, h in zip(pending, heard):
             seg, target, slot, _, _ = batch[i]
