@@ -38,7 +38,7 @@ from ...media.probe import display_centres
 from .features import FrameAudio, MouthPCA, align_landmarks, audio_features_per_frame, mouth_shapes
 from .ridge import DEFAULT_ALPHAS, RidgeModel, fit_ridge_blocked_cv
 from .unit_selection import SearchCosts
-from .viseme_targets import LOUDNESS_RANGE_DB, ActorVisemes, fit_actor_visemes, frame_labels, lip_width
+from .viseme_targets import ActorVisemes, fit_actor_visemes, frame_labels, lip_width
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,9 @@ class RetrievalOptions(SearchCosts):
         energy_neighbours: library frames averaged per target in the energy mapping.
         prior_frames: weight of the speaker-independent viseme prior, in frames.
         loudness_range_db: on the viseme path, the opening factor of a frame is
-            ``1 + (level - line median level) / loudness_range_db`` (clipped to [0, 1.5]): 3 dB below
-            the median closes the mouth, 1.5 dB above opens it by half again the viseme's target
-            (:func:`lipdub.backends.lipsync.viseme_targets.loudness_gain`); 0: the visemes alone. The
-            default (:data:`~lipdub.backends.lipsync.viseme_targets.LOUDNESS_RANGE_DB`, was 10) was chosen
-            on the Spanish espeak-ng dubs of th2_retalking_face1, th_retalking_face5 and
-            th_voxceleb_pcavs_00086 (bench/lipsync_dub_sync.py, 10 / 5 / 4 / 3 / 2 dB: the output's sync
-            confidence over the source reference 2.14 / 1.83 / 1.79 / 1.73 / 1.59, 0.66 / 0.80 / 0.86 /
-            0.94 / 0.93, 0.89 / 0.91 / 0.87 / 0.95 / 0.94; 3 dB is the widest range at which all three
-            reach 0.9 with |offset| <= 1) and checked on three held-out clips (demo1, demo2, pr15: 1.46 ->
-            1.54, 5.08 -> 4.75, 1.10 -> 1.13). Fitting the range per actor on the source's own labelled
-            footage was measured and rejected: within speech the source opening hardly follows the
-            source level (r -0.03 to 0.45), so the fit drops the loudness the dub's sync needs.
+            ``1 + (level - line median level) / loudness_range_db`` (clipped to [0, 1.5]): 10 dB below
+            the median closes the mouth, 5 dB above opens it by half again the viseme's target
+            (:func:`lipdub.backends.lipsync.viseme_targets.loudness_gain`); 0: the visemes alone.
         opening_weight: the descriptor gets one more parameter, the measured mouth opening
             (``FaceTrack.mouth_opening``, inter-ocular units) times this weight, so that targets and
             the search weigh the inner-lip gap, which the eye and the sync measures read first, above
@@ -102,7 +93,7 @@ class RetrievalOptions(SearchCosts):
     min_av_correlation: float = 0.15
     energy_neighbours: int = 5
     prior_frames: float = 4.0
-    loudness_range_db: float = LOUDNESS_RANGE_DB
+    loudness_range_db: float = 10.0
     opening_weight: float = 0.0
     visual_lead_s: float = 0.0
 
@@ -121,7 +112,7 @@ class RetrievalOptions(SearchCosts):
         if not 0 <= self.visual_lead_s <= 0.2:
             raise ConfigError(f"retrieval: visual_lead_s {self.visual_lead_s} must be in [0, 0.2] s", "use 0 (the default) to 0.07")
         if self.loudness_range_db < 0:
-            raise ConfigError(f"retrieval: loudness_range_db {self.loudness_range_db} must be >= 0", f"use {LOUDNESS_RANGE_DB:g}")
+            raise ConfigError(f"retrieval: loudness_range_db {self.loudness_range_db} must be >= 0", "use 10")
         if not self.alphas or min(self.alphas) <= 0:
             raise ConfigError("retrieval: ridge alphas must be > 0", "use the defaults")
 

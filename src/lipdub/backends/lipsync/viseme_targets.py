@@ -39,10 +39,6 @@ from .features import FrameAudio
 
 #: Largest loudness factor of the opening (a frame much louder than the line's median level).
 MAX_GAIN = 1.5
-#: Level change (dB) that moves the opening by the whole viseme target (:func:`loudness_gain`). Chosen
-#: on the dub sync of three talking heads (bench/lipsync_dub_sync.py: 10, 5, 4, 3, 2 dB) and checked on
-#: three held-out ones; see :attr:`lipdub.backends.lipsync.actor_model.RetrievalOptions.loudness_range_db`.
-LOUDNESS_RANGE_DB = 3.0
 #: MediaPipe lip corners (outer contour), for the width of a mouth.
 LIP_CORNERS = (61, 291)
 
@@ -200,7 +196,7 @@ def closure_frames(times_s: np.ndarray, segments: VisemeSegments, frame_s: float
 
 
 def viseme_trajectory(visemes: ActorVisemes, seg: VisemeSegments, times_s: np.ndarray, fa: FrameAudio, silent: np.ndarray,
-                      closed: np.ndarray, loudness_range_db: float = LOUDNESS_RANGE_DB) -> VisemeTrajectory:
+                      closed: np.ndarray, loudness_range_db: float = 10.0) -> VisemeTrajectory:
     """The phoneme-driven target of the output frames (see the module docstring).
 
     Args:

@@ -88,9 +88,8 @@ class Lipsync(Stage):
     name = "lipsync"
     # 2: source's colour matrix and tags kept, each actor's model fitted on their own speech; 3: visemes; 4: x264 preset/CRF set, decoded planes kept outside the face;
     # 5: lip tone (the donor's lips colour-matched to the target frame's lips); 6: espeak's reduced vowel
-    # ᵻ (English, and English names kept in other languages' Kokoro lines) is the viseme ih, not unmapped;
-    # 7: the dub's loudness opens the viseme target over 3 dB instead of 10 (RetrievalOptions.loudness_range_db)
-    version = 7
+    # ᵻ (English, and English names kept in other languages' Kokoro lines) is the viseme ih, not unmapped
+    version = 6
     per_language = True
     video = True  # runs beside the mix (and the next language's stages)
 
