@@ -16,8 +16,9 @@ output shows (slope, r); and the viseme check
 the SSIM outside the mouth against the source (:func:`lipdub.qc.visual.compare_videos`, 40 frames);
 and where the sync is lost (:func:`stage_figures`): the donor runs (share of the planned frames in runs of
 consecutive source frames 1, 2 and 3+ long, and in holds of one picture), and the sync confidence of
-the planned target (its first mouth parameter, the opening direction) and of the donors' own measured
-openings (the source's landmarks, unsmoothed) against the dub, beside the output's (re-tracked).
+the planned target (its first mouth parameter, the opening direction), of the donors' own measured
+openings (the source's landmarks, unsmoothed) and of the output's unsmoothed re-tracked opening against
+the dub, beside the output's (re-tracked and smoothed, as the report measures it).
 
 Run it with ``PYTHONPATH=/work/main/src`` (code without :mod:`lipdub.lipsync.align`) for the *before*
 figures: the same dub, planned by that code's retrieval (acoustic model + p/b/m closures).
@@ -86,9 +87,11 @@ def line_figures(out_analysis, clip, plan, dub) -> str:
     return "; ".join(parts) + f"; output vs donor opening: slope {slope:.2f}, r {r:.2f}"
 
 
-def stage_figures(clip, plan, dub) -> str:
-    """Donor runs and the sync confidence (offset) of the target and of the donors' raw openings on the
-    planned frames (see the module docstring)."""
+def stage_figures(clip, plan, dub, out_analysis=None) -> str:
+    """Donor runs and the sync confidence (offset) of the target, of the donors' raw openings and, given
+    the output's analysis, of the output's own unsmoothed opening (its ``landmarks_raw``: what the
+    re-tracked output shows before the tracker's One Euro smoothing) on the planned frames (see the
+    module docstring)."""
     src = clip.track
     f, don = plan.frames, plan.source_frames
     if len(f) < 2:
@@ -103,9 +106,15 @@ def stage_figures(clip, plan, dub) -> str:
         return f"{s.confidence:.3f} ({s.offset_frames:+d})"
 
     raw = mouth_opening(src.landmarks_raw[don - src.start_frame])
+    out_raw = ""
+    if out_analysis is not None:
+        out = max(out_analysis.tracks, key=lambda t: len(t.frames))
+        inside = (f >= out.start_frame) & (f < out.end_frame)
+        if inside.all():
+            out_raw = f", of the output's unsmoothed opening {conf(mouth_opening(out.landmarks_raw[f - out.start_frame]))}"
     return (f"runs 1/2/3+: {share[0] / len(f):.2f}/{share[1] / len(f):.2f}/{share[2] / len(f):.2f} of the frames, "
             f"holds {hold.sum() / len(f):.2f}; sync conf of the target {conf(plan.target_mouth[:, 0])}, "
-            f"of the donors' raw openings {conf(raw)}")
+            f"of the donors' raw openings {conf(raw)}{out_raw}")
 
 
 def parse_options(items: list[str]) -> dict:
@@ -173,7 +182,7 @@ def main() -> None:
                         f"  {plan.details.get('mouth_model', '')}")
             print(f"{path.name:<30}{label:<7}{s.confidence:>7.3f}{s.offset_frames:>+5d}{s.peak_correlation:>7.3f}{tail}")
         print(f"{path.name:<30}{line_figures(out_an, clip, plan, dub)}")
-        print(f"{path.name:<30}{stage_figures(clip, plan, dub)}")
+        print(f"{path.name:<30}{stage_figures(clip, plan, dub, out_an)}")
         print(f"{path.name:<30}SSIM outside the mouth {visual.ssim_outside_mouth:.4f} (whole frame {visual.ssim:.4f}, "
               f"{visual.frames_compared} frames); {plan.details.get('n_frames')} frames planned, mean run "
               f"{plan.details.get('mean_run_length')}")
