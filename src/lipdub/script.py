@@ -83,7 +83,9 @@ class FitReport(BaseModel):
     stretch_ratio / natural_speed``. ``max_stretch`` is the speed-up limit that applied (off-screen
     lines may get more), ``on_screen`` whether the speaker has a face track, ``voice_match`` the pitch
     and formant change applied (None: not matched), ``hearing`` what ASR heard of the line (None: not
-    checked), ``history`` every isochrony attempt.
+    checked), ``history`` every isochrony attempt. ``delayed_s``: how much later than its own fit the
+    line is placed because the line before it overran (:mod:`lipdub.timing.placement`); the placement,
+    borrowed time and overrun are those after the delay.
     """
 
     tts_backend: str
@@ -98,6 +100,7 @@ class FitReport(BaseModel):
     borrowed_before_s: float = 0.0
     borrowed_after_s: float = 0.0
     overrun_s: float = 0.0
+    delayed_s: float = 0.0
     attempts: int = 1
     audio_path: str | None = None
     tts_rate: float = 1.0

@@ -4,7 +4,11 @@ re-translation, time-stretch; then hear every new line back and re-synthesize th
 (:mod:`lipdub.pipeline.hearing`), each line heard where it is placed, with its neighbours. One fitted WAV, fit JSON and phoneme JSON per line in ``tts/<lang>/``.
 
 Lines are made in batches of :data:`BATCH_LINES` (fitted, heard together, re-synthesized, then
-written), so a killed run loses at most one batch.
+written), so a killed run loses at most one batch. When every line is final, a line that still
+overruns its slot delays the lines after it (:func:`lipdub.timing.placement.place_fits`: no two lines
+at once unless the source has two speakers at once); lines are heard placed so, and the placement
+is written to ``script.json`` (what the mix, the lip-sync, the subtitles and the report use) and to
+``tts/<lang>/placement.json`` (so that the stages after this one key on it).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from ...qc.redo import mark_failed_segments
 from ...qc.thresholds import Thresholds
 from ...script import FitReport, LineHearing, Script, Segment, TargetLine
 from ...timing.isochrony import fit_line
+from ...timing.fit import OVERRUN_TOLERANCE_S
+from ...timing.placement import LineSpan, place_fits, ripple_starts, squeezed
 from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
 from ..context import PipelineContext
@@ -32,6 +38,8 @@ from ..runner import Stage, StageDetails, StageOutput
 
 #: Lines fitted, heard (one Whisper window) and written together.
 BATCH_LINES = 8
+#: Where each line is placed (after the ripple), in ``tts/<lang>/``: an artifact, so later stages key on it.
+PLACEMENT_JSON = "placement.json"
 
 
 class SynthesizeDetails(StageDetails):
@@ -48,6 +56,7 @@ class SynthesizeDetails(StageDetails):
     resynthesized_misheard: list[int]  # lines re-synthesized because ASR misheard them
     flagged_misheard: list[int]  # lines still misheard after every attempt (kept, and flagged)
     names: str = ""  # how the kept (untranslated) names are pronounced: source or target language, and why
+    delayed_segments: list[int] = []  # lines placed later than their own fit: the line before them overran
 
 
 class _LineSynth:
@@ -148,8 +157,9 @@ class Synthesize(Stage):
     # and every line heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE); 5: kept names
     # read with the source language's pronunciation where the TTS can (TextToSpeech.reads_names, issue 14);
     # 6: espeak-ng lines synthesized from one pristine library state (backends/tts/espeak_zygote.py);
-    # 7: lines heard in context, where they are placed with their neighbours, at the dub's loudness (hearing.HEARD_IN)
-    version = 7
+    # 7: lines heard in context, where they are placed with their neighbours, at the dub's loudness (hearing.HEARD_IN);
+    # 8: a line that overruns its slot delays the next ones (timing/placement.py), heard and written so
+    version = 8
     per_language = True
 
     def prepare(self, ctx: PipelineContext) -> None:
@@ -213,7 +223,8 @@ class Synthesize(Stage):
         for i in range(0, len(todo), BATCH_LINES):
             batch = todo[i:i + BATCH_LINES]
             chosen = _fit_batch(ctx, synth, script, batch, hearing, before)
-            before = [_placed(chosen[-1][0])]
+            placed = _rippled(before + [(seg, *_placed(cand)) for (seg, *_), (cand, _) in zip(batch, chosen)])
+            before = [(batch[-1][0], *placed[-1])]
             for (seg, target, slot, wav, meta), (cand, history) in zip(batch, chosen):
                 if _write_fit(ctx, synth, cand, history, hearing, target, slot, wav, meta):
                     retranslated.append(seg.id)
@@ -229,26 +240,44 @@ class Synthesize(Stage):
         for f in tts_dir.iterdir():  # lines whose text or slot changed leave stale files
             if f.is_file() and f.name not in wanted and f.name != ".keep":
                 f.unlink()
+        delayed = place_fits(script.segments, code, slots)
+        p.write_json(f"{L.tts_dir(code)}/{PLACEMENT_JSON}", _placement(script, code))
+        wanted.add(PLACEMENT_JSON)
         p.save_script(script)
         arts = sorted(f"{L.tts_dir(code)}/{n}" for n in wanted if (tts_dir / n).exists())
         adapted = {spk: v.voice_id for spk, v in ctx.adapted_voices(tts_name).items()}
         details = _details(script, code, made, reused, retranslated, synth.match and bool(ctx.voice_profiles()), adapted,
                            note if todo else _reused_note(script, code))
-        details.names = names_note
+        details.names, details.delayed_segments = names_note, delayed
         return StageOutput(arts or [L.SCRIPT], details, tts_name)
 
 
 def _placed(c: Candidate) -> tuple[float, Any]:
-    """``(placed_start_s, samples)`` of a candidate's fitted speech."""
+    """``(placed_start_s, samples)`` of a candidate's fitted speech (its own fit)."""
     return c.line.fitted.placed_start_s, c.line.fitted.samples
 
 
-def _hear_pending(hearing: Hearing, cands: list[list[Candidate]], pending: list[int], before: list) -> list:
+def _rippled(lines: list[tuple[Segment, float, Any]]) -> list[tuple[float, Any]]:
+    """``(start_s, samples)`` per ``(segment, own start_s, samples at MIX_RATE_HZ)``, placed as the
+    final placement will be (:func:`~lipdub.timing.placement.ripple_starts`)."""
+    spans = [LineSpan(seg.speaker, seg.start_s, seg.end_s, start, len(x) / MIX_RATE_HZ) for seg, start, x in lines]
+    return [(start, x) for start, (_, _, x) in zip(ripple_starts(spans), lines)]
+
+
+def _placement(script: Script, code: str) -> dict[str, Any]:
+    """Each fitted line's placement: ``{segment id: {start_s, end_s, delayed_s}}``."""
+    fits = {s.id: s.targets[code].fit for s in script.segments if code in s.targets and s.targets[code].fit is not None}
+    return {str(i): {"start_s": round(f.placed_start_s, 6), "end_s": round(f.placed_end_s, 6), "delayed_s": f.delayed_s}
+            for i, f in fits.items()}
+
+
+def _hear_pending(hearing: Hearing, cands: list[list[Candidate]], pending: list[int], before: list, segs: list[Segment]) -> list:
     """What the viewer would hear of each pending line: the batch heard on its timeline
     (:func:`~lipdub.qc.intelligibility.hear_in_context`), the pending lines' newest versions among the
-    others' best ones so far and ``before`` (the previous batch's last line, context only)."""
+    others' best ones so far and ``before`` (the previous batch's last line, ``(segment, start_s,
+    samples)``, context only), each placed after the ripple (:func:`_rippled`); ``segs``: the batch's segments."""
     now = [cs[-1] if i in pending else best_candidate(cs, hearing.threshold) for i, cs in enumerate(cands)]
-    placed = before + [_placed(c) for c in now]
+    placed = _rippled(before + [(seg, *_placed(c)) for seg, c in zip(segs, now)])
     heard = hear_in_context(hearing.model, placed, MIX_RATE_HZ, hearing.language, scored=[len(before) + i for i in pending],
                             loudness_lufs=hearing.loudness_lufs)
     return [heard[len(before) + i] for i in pending]
@@ -259,9 +288,10 @@ def _fit_batch(ctx: PipelineContext, synth: _LineSynth, script: Script, batch: l
     misheard ones (one remedy per round, within each line's ``max_attempts``); returns per line
     ``(kept candidate, full history)``."""
     cands = [[synth.fit(seg, script, target, slot)] for seg, target, slot, _, _ in batch]
+    _squeeze([cs[0] for cs in cands], batch, before)
     pending = list(range(len(batch))) if hearing is not None else []
     while pending:
-        heard = _hear_pending(hearing, cands, pending, before)
+        heard = _hear_pending(hearing, cands, pending, before, [b[0] for b in batch])
         again = []
         for i, h in zip(pending, heard):
             seg, target, slot, _, _ = batch[i]
@@ -282,11 +312,21 @@ def _fit_batch(ctx: PipelineContext, synth: _LineSynth, script: Script, batch: l
                                       start_rate=rate, text=c.line.text, remedies=(*c.remedies, remedy)))
             again.append(i)
         pending = again
-    out = []
-    for cs in cands:
-        best = best_candidate(cs, hearing.threshold) if hearing is not None else cs[0]
-        out.append((best, [a for c in cs for a in c.line.history]))
-    return out
+    best = [best_candidate(cs, hearing.threshold) if hearing is not None else cs[0] for cs in cands]
+    _squeeze(best, batch, before)  # a re-synthesis may have changed the chain
+    return [(b, [a for c in cs for a in c.line.history]) for b, cs in zip(best, cands)]
+
+
+def _squeeze(cands: list[Candidate], batch: list, before: list) -> None:
+    """In order, speed up each line of ``batch`` (one candidate each) that the ripple delays past its
+    free time, within its speed-up limit (:func:`~lipdub.timing.placement.squeezed`; ``before``: as
+    :func:`_hear_pending`); sets the candidates' fitted speech in place."""
+    for i, c in enumerate(cands):
+        placed = _rippled(before + [(b[0], *_placed(x)) for b, x in zip(batch, cands)])
+        start = placed[len(before) + i][0]
+        if start > c.line.fitted.placed_start_s + OVERRUN_TOLERANCE_S:
+            extra = max(1.0, c.line.speedup_limit / c.line.speedup)
+            c.line.fitted = squeezed(c.line.fitted, batch[i][2], start, extra)
 
 
 def _reused_note(script: Script, code: str) -> str:
