@@ -99,6 +99,7 @@ def test_the_hearing_check_hears_what_the_mix_plays(testdata):
     from lipdub.pipeline.stages.synthesize import _hear_pending
     from lipdub.qc.intelligibility import hear_line, hear_lines, load_whisper
     from lipdub.qc.thresholds import Thresholds
+    from lipdub.script import Segment
     from lipdub.timing.isochrony import LineFit
 
     try:
@@ -120,10 +121,17 @@ def test_the_hearing_check_hears_what_the_mix_plays(testdata):
     hearing = Hearing(model, "base", "en", Thresholds().line_wer.pass_at)
     alone = hear_lines(model, [first], 48000, "en")[0]
     assert alone.wer(text) <= hearing.threshold, alone.text
-    apart = _hear_pending(hearing, [[cand(0.0, first)], [cand(cut_s, second)]], [0], [])[0]  # as placed: one after the other
+    end_s = len(x) / 48000
+    one = [Segment(id=0, start_s=0.0, end_s=cut_s, speaker="A", source_text=text), Segment(id=1, start_s=cut_s, end_s=end_s, speaker="A", source_text="x")]
+    apart = _hear_pending(hearing, [[cand(0.0, first)], [cand(cut_s, second)]], [0], [], one)[0]  # as placed: one after the other
     assert apart.wer(text) <= hearing.threshold, apart.text
-    over = _hear_pending(hearing, [[cand(0.0, first)], [cand(0.2, second)]], [0], [])[0]  # the louder line over it
+    # two speakers at once in the source (crosstalk): the louder line stays over it, as the mix plays it
+    two = [one[0], Segment(id=1, start_s=0.2, end_s=end_s, speaker="B", source_text="x")]
+    over = _hear_pending(hearing, [[cand(0.0, first)], [cand(0.2, second)]], [0], [], two)[0]
     assert over.wer(text) > hearing.threshold, over.text
+    # one speaker whose next line a fit placed over the first: it is heard delayed, as the mix will play it
+    rippled = _hear_pending(hearing, [[cand(0.0, first)], [cand(0.2, second)]], [0], [], one)[0]
+    assert rippled.wer(text) <= hearing.threshold, rippled.text
 
 
 def test_lines_are_heard_at_the_level_given(testdata):
