@@ -10,7 +10,8 @@ A dubbed line should start when the original line starts and end before the next
    before it;
 4. if still too long, time-stretch it faster (rubberband, pitch kept, :func:`time_stretch`) by the
    needed ratio, at most ``max_stretch``;
-5. what still does not fit is reported as ``overrun_s``: speech is never cut.
+5. what still does not fit is reported as ``overrun_s``: speech is never cut (the lines after an
+   overrunning line are delayed: :mod:`lipdub.timing.placement`).
 
 The 1.25 default stretch limit is the project's quality threshold (DESIGN.md, timing report: the
 share of speech that fits without a stretch above 1.25).

@@ -15,7 +15,8 @@ def compute_slots(segments: list[Segment], duration_s: float) -> dict[int, Slot]
     The silence between two consecutive lines is shared so that no two fitted lines can overlap
     whatever each one borrows: the later line may start up to ``min(MAX_BORROW_BEFORE_S, gap/2)``
     early, the earlier one may run on into the rest, and ``MIN_GAP_S`` always stays silent. The last
-    line may run on to 0.05 s before the end of the media (``duration_s``).
+    line may run on to 0.05 s before the end of the media (``duration_s``). A line that overruns
+    even this (at its speed-up limit) delays the next ones: :mod:`lipdub.timing.placement`.
     """
     order = sorted(segments, key=lambda s: (s.start_s, s.id))
     slots = {}
