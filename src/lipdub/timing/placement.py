@@ -26,7 +26,6 @@ import math
 from dataclasses import dataclass, replace
 
 from ..contracts.synthesize import PhonemeTiming
-
 from ..script import FitReport, Segment
 from .fit import OVERRUN_TOLERANCE_S, RATIO_TOLERANCE, FittedSpeech, Slot, time_stretch
 from .slots import MIN_GAP_S

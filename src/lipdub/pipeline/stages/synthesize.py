@@ -25,8 +25,8 @@ from ...qc.intelligibility import hear_in_context
 from ...qc.redo import mark_failed_segments
 from ...qc.thresholds import Thresholds
 from ...script import FitReport, LineHearing, Script, Segment, TargetLine
-from ...timing.isochrony import fit_line
 from ...timing.fit import OVERRUN_TOLERANCE_S
+from ...timing.isochrony import fit_line
 from ...timing.placement import LineSpan, place_fits, ripple_starts, squeezed
 from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
