@@ -147,3 +147,40 @@ def test_picture_region_is_the_whole_conversions_region(testdata):
     assert diff.max() <= 8 and np.mean(diff > 0) < 0.2 and psnr_db(rgb.astype(float), whole[610:1208, 300:914].astype(float)) > 45
     edge, ex, ey = pic.region(-50, 1800, 200, 2100)  # past the frame: clipped to it
     assert (ex, ey) == (0, 1800) and edge.shape == (120, 200, 3)
+
+
+def test_one_picture_converted_from_two_threads_at_once(testdata, tmp_path):
+    """The report hands one decoded picture to two consumers (SSIM: the whole frame; the faces: a
+    region, which for a 4:4:4 or odd-sized frame is a slice of the whole): both converting it at once
+    give the pixels of one conversion. PyAV keeps one libswscale context per frame, and without the
+    picture's lock this hung, crashed or gave wrong pixels on such a clip."""
+    import threading
+
+    import av
+
+    from lipdub.media.colour import Picture, frame_to_rgb
+
+    clip = tmp_path / "odd444.mp4"  # the fault corpus's 351x351 case: yuv444p, so no region path
+    ffmpeg("-i", str(testdata / "th2_retalking_face1.mp4"), "-vf", "scale=351:351,setsar=1", "-pix_fmt", "yuv444p",
+           "-frames:v", "4", "-c:v", "libx264", str(clip))
+    colour = video_colour(probe_video(clip))
+    with av.open(str(clip)) as c:
+        frames = list(c.decode(video=0))
+    expected = [frame_to_rgb(f, colour) for f in frames]
+    pictures = [Picture(f, colour) for f in frames]
+    wrong: list[tuple[str, int]] = []
+
+    def convert(kind: str) -> None:
+        for _ in range(150):
+            for k, (pic, want) in enumerate(zip(pictures, expected)):
+                got = pic.rgb() if kind == "whole" else pic.region(40, 40, 300, 300)[0]
+                if not np.array_equal(got, want if kind == "whole" else want[40:300, 40:300]):
+                    wrong.append((kind, k))
+
+    threads = [threading.Thread(target=convert, args=(kind,), daemon=True) for kind in ("whole", "region")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)  # a hang, not a speed limit: the conversions take about a second
+    assert not any(t.is_alive() for t in threads), "the conversions hung"
+    assert not wrong, f"{len(wrong)} conversions gave other pixels, first {wrong[0]}"

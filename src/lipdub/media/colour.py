@@ -28,6 +28,7 @@ a picture about one level too dark (R/G/B -0.9 / -1.3 / -0.9 levels on a shared 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,16 +164,24 @@ class Picture:
     conversion by at most a few levels (libswscale's chroma interpolation of a frame PyAV builds
     from planes, whose chroma siting is unset: up to 7 levels, on 6-11 % of the pixels of the shared
     demo1 dub's frames).
+
+    One picture may be handed to several threads (:func:`lipdub.media.prefetch.fanned_out`): the
+    conversions of its frame are serialized by a lock of its own, because PyAV keeps one libswscale
+    context per ``VideoFrame`` (``VideoFrame.reformatter``, PyAV 18) and two threads scaling through
+    it at once hang, crash or give wrong pixels (seen on a 351x351 yuv444p clip).
     """
 
     def __init__(self, frame, colour: VideoColour, rotation_deg: float = 0.0) -> None:
         self.frame, self.colour, self.rotation_deg = frame, colour, rotation_deg
+        self._lock = threading.Lock()
 
     def rgb(self) -> np.ndarray:
         """uint8 RGB ``(H, W, 3)`` of the whole frame in display orientation (the counter-clockwise
-        display rotation applied as :func:`lipdub.faces.analyze.to_display` applies it)."""
+        display rotation applied as :func:`lipdub.faces.analyze.to_display` applies it); a new array
+        on every call, safe from several threads at once."""
         k = int(round(self.rotation_deg / 90.0)) % 4
-        rgb = frame_to_rgb(self.frame, self.colour)
+        with self._lock:
+            rgb = frame_to_rgb(self.frame, self.colour)
         return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
     def region(self, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, int, int]:
