@@ -1,5 +1,5 @@
 """Shared fixtures: the real test clips of ../shared/testdata (or $LIPDUB_TESTDATA), speech over music
-made from them, and the embedded apertium translator."""
+made from them, the embedded apertium translator and the espeak-ng TTS."""
 
 from __future__ import annotations
 
@@ -37,6 +37,21 @@ def speech_and_music(testdata):
     music = resample(music, sr2, 48000)
     n = min(len(speech), len(music))
     return speech[:n], music[:n]
+
+
+@pytest.fixture(scope="module")
+def espeak():
+    """The espeak-ng TTS backend (``TTS_BACKENDS``); skipped, with the backend's reason, when its library
+    is not usable here (scripts/setup.sh installs it)."""
+    from lipdub.contracts.synthesize import TTS_BACKENDS
+    from lipdub.errors import BackendUnavailable
+
+    tts_cls = TTS_BACKENDS.load("espeak-ng")
+    try:
+        tts_cls.check()
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    return tts_cls()
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,6 @@ import pytest
 SR = 16000
 
 
-@pytest.fixture(scope="module")
-def espeak():
-    from lipdub.backends.tts.espeak import EspeakTts
-    from lipdub.errors import BackendUnavailable
-
-    try:
-        EspeakTts.check()
-    except BackendUnavailable as exc:
-        pytest.skip(str(exc))
-    return EspeakTts()
-
-
 @pytest.mark.parametrize("code,text,voice,rate", [
     ("es", "Mi mayor debilidad es pedir ayuda cuando la necesito", "es+f3", 1.3),
     ("en", "my biggest weakness is asking for help when I need it", "en+m7", 0.8),

@@ -31,16 +31,6 @@ LONG = ("Cuando llegamos a la estación del tren ya se había marchado hacia la 
 SHORT = "El tren ya se había ido."
 
 
-@pytest.fixture(scope="module")
-def espeak():
-    from lipdub.contracts.synthesize import TTS_BACKENDS
-
-    try:
-        return TTS_BACKENDS.create("espeak-ng")
-    except Exception as exc:  # pragma: no cover - espeak-ng is in scripts/setup.sh
-        pytest.skip(f"espeak-ng unusable: {exc}")
-
-
 def speaker(espeak, calls=None):
     def speak(text, rate):
         if calls is not None:

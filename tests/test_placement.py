@@ -19,16 +19,6 @@ MEDIUM = "Buenos días, señora, ¿cómo está usted hoy?"
 SHORT = "Hola."
 
 
-@pytest.fixture(scope="module")
-def espeak():
-    from lipdub.contracts.synthesize import TTS_BACKENDS
-
-    try:
-        return TTS_BACKENDS.create("espeak-ng")
-    except Exception as exc:  # pragma: no cover - espeak-ng is in scripts/setup.sh
-        pytest.skip(f"espeak-ng unusable: {exc}")
-
-
 def _fit(espeak, text, slot, attempts=1):
     speak = lambda t, rate: (espeak.synthesize(t, ES, voice="es", rate=rate), None)  # noqa: E731
     return fit_line(text, slot, policy_for(True, 1.25, attempts, 0.25), speak, None, RATE_HZ, max_backend_rate=1.0)

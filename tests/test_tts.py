@@ -67,16 +67,6 @@ def assert_speech_like(speech: Speech, n_words: int) -> None:
 # ---------------------------------------------------------------- espeak-ng
 
 
-@pytest.fixture(scope="module")
-def espeak():
-    tts_cls = TTS_BACKENDS.load("espeak-ng")
-    try:
-        tts_cls.check()
-    except BackendUnavailable as exc:
-        pytest.skip(str(exc))
-    return tts_cls()
-
-
 def test_espeak_check_describes_library():
     cls = TTS_BACKENDS.load("espeak-ng")
     desc = cls.check()
