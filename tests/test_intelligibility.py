@@ -65,22 +65,30 @@ def test_context_timeline_keeps_lines_where_they_are_placed():
     assert spans == [(1.5, 2.5), (0.5, 1.5)]
 
 
-def test_hear_in_context_gives_each_line_its_words(testdata):
-    """JFK's sentence cut in two at a word boundary and placed back on its timeline: each half gets its
-    own words, the context lines none, and the two halves together read the whole sentence."""
+def _jfk_cut_at_ask(testdata, rate_hz: int):
+    """``(Whisper base, JFK's sentence float32 mono at rate_hz, cut_s, cut sample)``: the cut at the start
+    of "ask", as Whisper's word timestamps give it ("... Americans: | ask not ..."); skipped without the model."""
     from lipdub.audio import read_audio, resample
     from lipdub.errors import MissingWeights
-    from lipdub.qc.intelligibility import hear_in_context, hear_line, load_whisper
+    from lipdub.qc.intelligibility import hear_line, load_whisper
 
     try:
         model = load_whisper("base")
     except MissingWeights as exc:
         pytest.skip(str(exc))
     x, sr = read_audio(testdata / "sp_en_jfk.flac", mono=True)
-    x = resample(x, sr, 16000)
-    whole = hear_line(model, x, 16000, "en", word_timestamps=True)
-    cut_s = next(a for a, _, w in whole.words if w.strip(",.:").lower() == "ask")  # "... Americans: | ask not ..."
-    k = int(cut_s * 16000)
+    x = resample(x, sr, rate_hz)
+    whole = hear_line(model, x, rate_hz, "en", word_timestamps=True)
+    cut_s = next(a for a, _, w in whole.words if w.strip(",.:").lower() == "ask")
+    return model, x, cut_s, int(cut_s * rate_hz)
+
+
+def test_hear_in_context_gives_each_line_its_words(testdata):
+    """JFK's sentence cut in two at a word boundary and placed back on its timeline: each half gets its
+    own words, the context lines none, and the two halves together read the whole sentence."""
+    from lipdub.qc.intelligibility import hear_in_context
+
+    model, x, cut_s, k = _jfk_cut_at_ask(testdata, 16000)
     first, second = hear_in_context(model, [(0.0, x[:k]), (cut_s, x[k:])], 16000, "en")
     assert "americans" in first.text.lower() and "ask" not in first.text.lower()
     assert second.text.lower().lstrip().startswith("ask") and "americans" not in second.text.lower()
@@ -93,24 +101,14 @@ def test_the_hearing_check_hears_what_the_mix_plays(testdata):
     misheard (and so re-synthesized) when a louder line is placed over it, as the viewer would hear it."""
     from types import SimpleNamespace
 
-    from lipdub.audio import read_audio, resample
-    from lipdub.errors import MissingWeights
     from lipdub.pipeline.hearing import Candidate, Hearing
     from lipdub.pipeline.stages.synthesize import _hear_pending
-    from lipdub.qc.intelligibility import hear_line, hear_lines, load_whisper
+    from lipdub.qc.intelligibility import hear_lines
     from lipdub.qc.thresholds import Thresholds
     from lipdub.script import Segment
     from lipdub.timing.isochrony import LineFit
 
-    try:
-        model = load_whisper("base")
-    except MissingWeights as exc:
-        pytest.skip(str(exc))
-    x, sr = read_audio(testdata / "sp_en_jfk.flac", mono=True)
-    x = resample(x, sr, 48000)
-    whole = hear_line(model, x, 48000, "en", word_timestamps=True)
-    cut_s = next(a for a, _, w in whole.words if w.strip(",.:").lower() == "ask")
-    k = int(cut_s * 48000)
+    model, x, cut_s, k = _jfk_cut_at_ask(testdata, 48000)
     first, second = x[:k], np.clip(4.0 * x[k:], -1.0, 1.0)
     text = "And so, my fellow Americans:"
 
