@@ -144,3 +144,32 @@ def test_lines_are_heard_at_the_level_given(testdata):
         assert y.dtype == np.float32 and integrated_loudness(y, sr) == pytest.approx(target, abs=0.05)
     short = x[: sr // 10].astype(np.float32)  # 100 ms: no BS.1770 loudness, left as it is
     assert np.array_equal(at_loudness(short, sr, -27.0), short)
+
+
+def test_a_dub_with_no_lines_is_flagged_not_judged_on_silence():
+    """A transcript without words (mf_facenet_crowd: Whisper heard only ".") gives a dub with no lines:
+    the report warns about it and does not judge the silence's WER or language."""
+    from lipdub.qc.intelligibility_report import intelligibility_section
+    from lipdub.qc.thresholds import Thresholds
+    from lipdub.script import Script, Segment, Speaker, TargetLine
+
+    silence = np.zeros(16000 * 3, np.float32)
+    empty = Script(source_language="en", speakers=[Speaker(id="A", name="A")],
+                   segments=[Segment(id=0, start_s=0.0, end_s=1.0, speaker="A", source_text=".", targets={"es": TargetLine(text=" ")})])
+    data, checks = intelligibility_section(empty, "es", silence, None, Thresholds())
+    assert [(c.name, c.verdict) for c in checks] == [("dub_lines", "warn")]
+    assert "dub_wer" not in data and "no lines" in data["dub_note"]
+    # a dub with a line is judged on its dialogue stem: the same silence now fails the whole-dub WER
+    pytest.importorskip("faster_whisper")
+    from lipdub.errors import MissingWeights
+    from lipdub.qc.intelligibility import load_whisper
+
+    try:
+        model = load_whisper("base")
+    except MissingWeights as exc:
+        pytest.skip(str(exc))
+    one = empty.model_copy(deep=True)
+    one.segments[0].targets["es"] = TargetLine(text="Hola a todos.")
+    data, checks = intelligibility_section(one, "es", silence, model, Thresholds())
+    v = {c.name: c.verdict for c in checks}
+    assert "dub_lines" not in v and v["dub_wer"] == "fail" and data["dub_wer"] > 0.5

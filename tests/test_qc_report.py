@@ -130,6 +130,22 @@ def test_timing_figures_per_segment():
     assert t.subtitle_outside_s == pytest.approx(0.3, abs=1e-3)  # the last cue ends at 3.5 s in a 3.2 s video
 
 
+def test_a_delayed_line_shows_its_delay_in_the_timing_figures_and_the_segments_table():
+    from lipdub.qc.html import _segments_table
+    from lipdub.qc.timing import timing_figures
+
+    late = _fit(1.0, 2.0, 1.0).model_copy(update={"placed_start_s": 1.35, "placed_end_s": 2.35, "delayed_s": 0.35})
+    segs = [Segment(id=0, start_s=0.0, end_s=1.0, speaker="A", source_text="a", targets={"es": TargetLine(text="a", fit=_fit(0.0, 1.35, 1.0))}),
+            Segment(id=1, start_s=1.0, end_s=2.0, speaker="A", source_text="b", targets={"es": TargetLine(text="b", fit=late)})]
+    script = Script(source_language="en", speakers=[Speaker(id="A", name="A")], segments=segs)
+    t = timing_figures(script, "es", duration_s=3.0, thresholds=Thresholds())
+    v = {s.id: s for s in t.segments}
+    assert v[0].delayed_s == 0.0 and v[1].delayed_s == pytest.approx(0.35)
+    html = "".join(_segments_table({"timing": t.as_dict()}, {}, lambda x: x))
+    rows = html.split("<tr>")[2:]  # one row per segment after the header
+    assert len(rows) == 2 and "delayed" not in rows[0] and "delayed 0.35 s" in rows[1]
+
+
 def test_loudness_of_a_known_sine():
     from lipdub.qc.loudness import audio_figures
 

@@ -224,13 +224,16 @@ def _segments_table(d: dict, sync: dict, e) -> list[str]:
     if tim.get("segments"):
         per_seg = {r["segment"]: r for r in sync.get("per_segment", [])}
         parts.append("<h2>Segments</h2><p><small>speed-up = TTS rate &times; stretch / natural speed (the TTS rate at which the voice "
-                     "speaks the language at its natural rate); the limit applies to it.</small></p>"
+                     "speaks the language at its natural rate); the limit applies to it. A line placed after its slot's start (delayed) "
+                     "follows a line that overran.</small></p>"
                      "<table><tr><th>id</th><th>speaker</th><th>source slot (s)</th><th>placed (s)</th><th>TTS rate / natural</th><th>stretch</th>"
                      "<th>overrun (s)</th><th>overlap (s)</th><th>speed-up / limit</th><th>sync offset / corr.</th><th>verdict</th><th>text</th></tr>")
         for s in tim["segments"]:
             ps = per_seg.get(s["id"], {})
             sy = f"{ps['offset_frames']:+d} / {ps['peak_correlation']:.2f}" if ps.get("offset_frames") is not None else "-"
             placed = f"{s['placed_start_s']:.2f}-{s['placed_end_s']:.2f}" if s.get("placed_start_s") is not None else "-"
+            if s.get("delayed_s"):
+                placed += f"<br><small>delayed {s['delayed_s']:.2f} s</small>"
             reasons = "<br><small>" + e("; ".join(s["reasons"])) + "</small>" if s.get("reasons") else ""
             parts.append(f"<tr><td>{s['id']}</td><td>{e(s['speaker'])}</td><td>{s['start_s']:.2f}-{s['end_s']:.2f}</td><td>{placed}</td>"
                          f"<td>{_fmt(s.get('tts_rate'))} / {_fmt(s.get('natural_speed'))}</td><td>{_fmt(s['stretch_ratio'])}</td><td>{_fmt(s['overrun_s'])}</td><td>{_fmt(s['overlap_s'])}</td><td>{_fmt(s.get('speedup'))} / {_fmt(s.get('speedup_limit'))}</td><td>{sy}</td>"

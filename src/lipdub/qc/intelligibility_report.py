@@ -49,9 +49,23 @@ def subtitle_text(script: Script, language: str) -> str:
     return " ".join(text for _, text in sorted(lines, key=lambda x: x[0]))
 
 
+#: What the report says of a dub without a single line (the transcript heard no words).
+NO_LINES_NOTE = ("the dub has no lines: the transcript found no words to translate, so nothing was dubbed; "
+                 "the dub's speech and lip sync are not judged")
+
+
+def no_lines_check(language: str) -> Check:
+    """The ``dub_lines`` check of a dub with no lines: a warning (a person should look at the source:
+    no speech, or speech the transcriber did not hear), never a pass, and not a fail of checks that
+    would judge silence (WER, language probability, lip sync)."""
+    return Check("intelligibility", "dub_lines", f"lines dubbed to {language}", 0.0, "lines", "warn",
+                 "at least one line", "a dub with no lines is a transcript without words", NO_LINES_NOTE)
+
+
 def intelligibility_section(script: Script, language: str, dialogue_16k: np.ndarray | None, whisper, th: Thresholds,
                             asr_model: str = "base") -> tuple[dict, list[Check]]:
-    """The group's figures and checks.
+    """The group's figures and checks. A dub with no lines (no target text in ``language``) gets the
+    ``dub_lines`` warning (:func:`no_lines_check`) instead of the whole-dub WER and language checks.
 
     Args:
         script: the project's script (the lines and their hearing records).
@@ -78,6 +92,10 @@ def intelligibility_section(script: Script, language: str, dialogue_16k: np.ndar
         data["mean_line_wer"] = round(float(np.mean([r["wer"] for r in heard])), 4)
     else:
         data["lines_note"] = "the lines were not heard when synthesized (--no-check-intelligibility or an English-only --asr-model)"
+    if not subtitle_text(script, language).strip():
+        data["dub_note"] = NO_LINES_NOTE
+        checks.append(no_lines_check(language))
+        return data, checks
     if dialogue_16k is None or dialogue_16k.size == 0:
         data["dub_note"] = "no dialogue stem"
         return data, checks

@@ -42,7 +42,7 @@ from ..loudness_standards import loudness_compliance
 from ..media.probe import decode_audio, decode_audio_to_wav, probe, video_frame_times
 from ..script import Script
 from .html import render_html
-from .intelligibility_report import intelligibility_section
+from .intelligibility_report import NO_LINES_NOTE, intelligibility_section, subtitle_text
 from .loudness import audio_figures
 from .model import REPORT_VERSION, Check, Report, json_safe, judge
 from .sync_section import SyncInputs, sync_section
@@ -325,17 +325,22 @@ def build_report(
     out16, data["audio"], checks = _soundtrack(output, info, target, loudness_standard or config.get("loudness_standard"), th)
     thumbs: list[tuple[int, float, bytes]] = []
     script = Script.load(project / L.SCRIPT) if project is not None and (project / L.SCRIPT).exists() else None
+    no_lines = script is not None and L_code is not None and not subtitle_text(script, L_code).strip()
     if info.has_video:
         sync: dict[str, Any] = {}
         inp = _sync_inputs(output, out16, source, project, L_code, output_analysis, face, say, sync, source_analysis)
-        say("lip sync")
-        track, sync_checks, thumbs = sync_section(inp, sync, th, script, L_code)
-        checks += sync_checks
-        data["sync"] = sync
-        if script is not None and L_code is not None and track is not None:
-            data["visemes"], viseme_checks = _viseme_section(project, script, L_code, track, inp, th)
-            checks += viseme_checks
-        checks += _syncnet_section(syncnet, output, inp, out16, track, th, data, say)
+        if no_lines:  # nothing was dubbed: the mouth would be judged against silence
+            sync["note"] = NO_LINES_NOTE
+            data["sync"] = sync
+        else:
+            say("lip sync")
+            track, sync_checks, thumbs = sync_section(inp, sync, th, script, L_code)
+            checks += sync_checks
+            data["sync"] = sync
+            if script is not None and L_code is not None and track is not None:
+                data["visemes"], viseme_checks = _viseme_section(project, script, L_code, track, inp, th)
+                checks += viseme_checks
+            checks += _syncnet_section(syncnet, output, inp, out16, track, th, data, say)
         checks += _visual_section(source, output, inp, vmaf, visual_max_frames, th, data, say)
     if script is not None and L_code is not None:
         checks += _timing_checks(script, L_code, info.duration_s, th, data)

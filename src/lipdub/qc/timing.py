@@ -23,7 +23,9 @@ class SegmentTiming:
     stretch / natural speed, the one definition of the fit, this report and the studio), judged against ``speedup_limit``: the limit that applied to the line (``FitReport.max_stretch``,
     off-screen lines may get more; for a line re-fitted by ``--redo-failed`` the limit it had before,
     ``redo`` saying what was asked), else ``thresholds.stretch_ratio.pass_at``. ``overlap_s``: how far
-    the line runs into the next placed line.
+    the line runs into the next placed line; ``delayed_s``: how much later than its own fit the line
+    was placed, because the line before it overran into its slot (``FitReport.delayed_s``, 0.0: placed
+    where it was fitted).
     """
 
     id: int
@@ -40,6 +42,7 @@ class SegmentTiming:
     overrun_s: float | None
     overlap_s: float
     text: str
+    delayed_s: float = 0.0
     redo: dict | None = None
     verdict: str = "n/a"
     reasons: list[str] = field(default_factory=list)
@@ -91,7 +94,7 @@ def timing_figures(script: Script, language: str, duration_s: float, thresholds:
             speedup_limit=(t.redo.base_speedup_limit if t.redo is not None else
                            (getattr(f, "max_stretch", None) or thresholds.stretch_ratio.pass_at)) if f else None,
             overrun_s=round(f.overrun_s, 4) if f else None,
-            overlap_s=0.0, text=t.text, redo=t.redo.model_dump() if t.redo is not None else None))
+            overlap_s=0.0, text=t.text, delayed_s=round(f.delayed_s, 4) if f else 0.0, redo=t.redo.model_dump() if t.redo is not None else None))
     placed = sorted((r for r in rows if r.placed_start_s is not None), key=lambda r: r.placed_start_s)
     for a, b in zip(placed, placed[1:]):
         a.overlap_s = round(max(0.0, a.placed_end_s - b.placed_start_s), 4)

@@ -88,10 +88,11 @@ def _start_visual(ctx: PipelineContext, source: FaceAnalysis | None, wanted: dic
 
 class Report(Stage):
     name = "report"
-    version = 8  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots;
+    version = 9  # 3: loudness checked against the named standard; 4: own colour matrix per video, output tracks cut at the source shots;
     # 5: a lip-synced output's faces measured on the changed frames only; 6: intelligibility group, one effective speed-up
     # 7: the dub heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE); 8: SSIM in float32 (within 1e-7 of float64),
     # the output's faces measured on the region around them converted alone (sync confidence within 0.006 on demo1, th2, face5)
+    # 9: each segment's placement delay (SegmentTiming.delayed_s) in the timing figures and the segments table
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
