@@ -32,12 +32,15 @@ class TranscriptSegment:
 
 @dataclass
 class Transcript:
-    """ASR output. ``language`` is an ISO 639-1 code; ``language_probability`` None when given by the user."""
+    """ASR output. ``language`` is an ISO 639-1 code; ``language_probability`` None when given by the
+    user; ``language_note``: why the language kept is not the one the recognizer detected first (None:
+    it is)."""
 
     language: str
     segments: list[TranscriptSegment]
     language_probability: float | None = None
     model: str | None = None
+    language_note: str | None = None
 
 
 class Transcriber(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,21 @@ def supported_languages() -> tuple[str, ...]:
     """Language codes Whisper accepts (faster-whisper's tokenizer table; mostly ISO 639-1)."""
     tok = require_module("faster_whisper.tokenizer", "faster-whisper")
     return tuple(tok._LANGUAGE_CODES)
+
+
+#: Languages decoded, most probable first, when the detected language's transcript is a repetition
+#: loop (:meth:`FasterWhisperTranscriber._redetect`): Whisper base detects an English VoxCeleb
+#: interview (th_voxceleb_pcavs_00086) as Welsh, p 0.89 (English 0.10), and decodes it in Welsh as
+#: "ffordd yn ffordd yn ..."; in English it decodes a plain sentence.
+LANGUAGE_CANDIDATES = 3
+
+
+def _mostly_looping(segments: list, looped_s: float) -> bool:
+    """Whether the looping segments dropped (``looped_s`` seconds) cover at least as much time as the
+    kept ``segments``: the decoding is a repetition loop (openai/whisper's compression-ratio test,
+    :func:`compression_ratio`) rather than speech with a loop in it."""
+    kept_s = sum(max(0.0, s.end_s - s.start_s) for s in segments)
+    return looped_s > 0.0 and looped_s >= kept_s
 
 
 def compression_ratio(text: str) -> float:
@@ -186,6 +202,32 @@ class FasterWhisperTranscriber:
         samples = to_mono(samples)
         if sample_rate_hz != WHISPER_SAMPLE_RATE_HZ:
             samples = resample(samples, sample_rate_hz, WHISPER_SAMPLE_RATE_HZ)
+        segments, info, looped_s = self._decode(samples, language)
+        note = None
+        if language is None and _mostly_looping(segments, looped_s):
+            segments, info, note = self._redetect(samples, segments, info, looped_s)
+        logger.info(
+            "transcribed %.1f s: language %s (p=%s), %d segments",
+            samples.shape[0] / WHISPER_SAMPLE_RATE_HZ,
+            info.language,
+            "given" if language else f"{info.language_probability:.2f}",
+            len(segments),
+        )
+        return Transcript(
+            language=_WHISPER_TO_ISO.get(info.language, info.language),
+            segments=segments,
+            language_probability=None if language else float(info.language_probability),
+            model=self.model_name,
+            language_note=note,
+        )
+
+    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[list[TranscriptSegment], Any, float]:
+        """One decoding of ``samples`` (16 kHz mono) in ``language`` (None: Whisper detects it): the kept
+        segments, faster-whisper's ``TranscriptionInfo`` and the seconds of looping segments dropped.
+
+        Raises:
+            StageFailed: decoding failed inside CTranslate2.
+        """
         try:
             segments_iter, info = self._model.transcribe(
                 samples,
@@ -201,10 +243,12 @@ class FasterWhisperTranscriber:
         except RuntimeError as exc:
             raise StageFailed(f"transcribe: faster-whisper failed ({exc})", "try another --asr-model") from exc
         segments: list[TranscriptSegment] = []
+        looped_s = 0.0
         for seg in raw_segments:
             text = seg.text.strip()
             if compression_ratio(text) > MAX_COMPRESSION_RATIO:
                 logger.info("dropped a looping segment at %.2f s (compression ratio > %.1f): %s", seg.start, MAX_COMPRESSION_RATIO, text[:80])
+                looped_s += max(0.0, float(seg.end) - float(seg.start))
                 continue
             words = [
                 TranscriptWord(start_s=float(w.start), end_s=float(w.end), text=w.word.strip(), probability=float(w.probability))
@@ -215,16 +259,21 @@ class FasterWhisperTranscriber:
                 continue
             segments.append(TranscriptSegment(start_s=float(seg.start), end_s=float(seg.end), text=text, words=words,
                                               no_speech_prob=round(float(seg.no_speech_prob), 4)))
-        logger.info(
-            "transcribed %.1f s: language %s (p=%s), %d segments",
-            samples.shape[0] / WHISPER_SAMPLE_RATE_HZ,
-            info.language,
-            "given" if language else f"{info.language_probability:.2f}",
-            len(segments),
-        )
-        return Transcript(
-            language=_WHISPER_TO_ISO.get(info.language, info.language),
-            segments=segments,
-            language_probability=None if language else float(info.language_probability),
-            model=self.model_name,
-        )
+        return segments, info, looped_s
+
+    def _redetect(self, samples: np.ndarray, segments: list[TranscriptSegment], info, looped_s: float
+                  ) -> tuple[list[TranscriptSegment], Any, str | None]:
+        """The detected language's transcript mostly loops: decode in the next most probable languages
+        of the detection (at most :data:`LANGUAGE_CANDIDATES` in all) and keep the first that does not
+        (:func:`_mostly_looping`); the detected one when every candidate loops. Returns the segments, an
+        info whose ``language`` / ``language_probability`` are the kept language's, and the note of why."""
+        first = info.language
+        for lang, p in list(info.all_language_probs or [])[1:LANGUAGE_CANDIDATES]:
+            segs, other, looped = self._decode(samples, lang)
+            if not _mostly_looping(segs, looped):
+                note = (f"Whisper detected {first} (p {info.language_probability:.2f}) but its transcript is a repetition loop; "
+                        f"{lang} (p {p:.2f}) decodes without one: pass --from to choose")
+                logger.warning("transcribe: %s", note)
+                other.language, other.language_probability = lang, float(p)
+                return segs, other, note
+        return segments, info, None

@@ -36,7 +36,9 @@ def imported_transcript(ctx: PipelineContext) -> tuple[Transcript, list[str]]:
 
 class Transcribe(Stage):
     name = "transcribe"
-    version = 2  # 2: deterministic decoding (temperature 0, looping segments dropped: lipdub.runtime.WHISPER_TEMPERATURE)
+    # 2: deterministic decoding (temperature 0, looping segments dropped: lipdub.runtime.WHISPER_TEMPERATURE);
+    # 3: a detected language whose transcript is a repetition loop gives way to the next most probable (language_note)
+    version = 3
 
     def inputs(self, ctx: PipelineContext) -> list:
         cfg = ctx.config
@@ -62,6 +64,8 @@ class Transcribe(Stage):
         ctx.project.write_json(L.TRANSCRIPT, asdict(transcript))
         details = TranscribeDetails(language=transcript.language, language_probability=transcript.language_probability,
                                     segments=len(transcript.segments), model=transcript.model)
+        if transcript.language_note:
+            notes = [transcript.language_note, *notes]
         if notes:
             details.notes = notes[:20] + ([f"... and {len(notes) - 20} more"] if len(notes) > 20 else [])
         return StageOutput([L.TRANSCRIPT], details, backend)
