@@ -46,7 +46,10 @@ log = logging.getLogger(__name__)
 REMEDIES = ("other voice", "phrase split", "lower speed")
 #: Re-syntheses for a mostly heard line, in order: the voice is understood and one or a few words are
 #: not, so first the same voice more slowly, then with a pause before the misheard word, and only then
-#: the other voice and the split (bench/dub_intelligibility.py, README "Voices and intelligibility").
+#: the other voice and the split. Against the garbled order for every line (bench/dub_intelligibility.py,
+#: one run each, README "Voices and intelligibility"): whole-dub WER th_retalking_face5 0.25 -> 0.00
+#: ("aquel control" heard right at TTS rate 0.8), sp_en_2spk_pyannote_sample 0.18 -> 0.18 (one line
+#: fewer flagged), th2_retalking_face1 and th_voxceleb_pcavs_00086 0.00 (nothing misheard).
 MOSTLY_HEARD_REMEDIES = ("lower speed", "word pause", "other voice", "phrase split")
 #: A misheard line is "mostly heard" when at least this share of its words were heard right (aligned,
 #: :func:`diagnose`): half or more right says the voice and the delivery carry and the error is local
