@@ -1,5 +1,6 @@
 """The pieces of the intelligibility loop and of the one effective speed-up, without models: phrase split
-and join, the order of the remedies, which version of a line is kept, the natural speed of a voice,
+and join, the diagnosis of a misheard line and the order of the remedies it gets, the word pause, the
+lower speed down to the backend's slowest rate, which version of a line is kept, the natural speed of a voice,
 the voice-match default per backend, the line windows of a batch, and the report's timing checks."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import pytest
 
 from lipdub.contracts.synthesize import PhonemeTiming, Speech
 from lipdub.errors import ConfigError
-from lipdub.pipeline.hearing import Candidate, best_candidate, join_speech, next_remedy, split_phrases
+from lipdub.pipeline.hearing import (MOSTLY_HEARD_REMEDIES, REMEDIES, Candidate, best_candidate, diagnose, join_speech, lower_rate,
+                                     next_remedy, split_phrases, word_pause_text)
 from lipdub.qc.intelligibility import _owner, _windows, multilingual
 from lipdub.script import FitReport, effective_speedup
 from lipdub.voice.params import NATURAL_SYLLABLES_PER_S, natural_speed
@@ -47,6 +49,87 @@ def test_remedies_in_order_and_only_where_they_apply():
     assert next_remedy(c3, "jm_kumo") == "lower speed"
     c4 = Candidate(_line(text="sin comas", rate=1.0), voice="x", remedies=("other voice",))
     assert next_remedy(c4, "jm_kumo") is None  # already at rate 1.0: nothing left, the line is flagged
+
+
+def test_diagnosis_mostly_heard_or_garbled():
+    d = diagnose("Dijo que aquel control remoto", "dijo que a que el control remoto", "es")
+    assert (d.kind, d.words, d.heard_right, d.misheard) == ("mostly heard", 5, 4, (2,))  # one word misheard
+    assert 'misheard: "aquel"' in d.describe("Dijo que aquel control remoto")
+    assert diagnose("¿Qué tal, Ana?", "que tal ana", "es").misheard == ()  # case, accents, punctuation: all heard
+    g = diagnose("Dijo que aquel control remoto", "the quick brown", "es")
+    assert (g.kind, g.heard_right) == ("garbled", 0) and g.misheard == (0, 1, 2, 3, 4)
+    assert diagnose("uno dos tres", "uno", "es").kind == "garbled"  # one word of three
+    assert diagnose("aquel control", "a que el control", "es").kind == "mostly heard"  # half of them
+    assert diagnose("hola", "", "es").kind == "garbled" and diagnose("", "algo", "es").kind == "garbled"
+    assert diagnose("Tengo 3 gatos", "tengo tres patos", "es").misheard == (2,)  # numbers compare spelled out
+
+
+def test_remedy_order_follows_the_diagnosis():
+    text = "Dijo que aquel control, remoto"
+    mostly, garbled = diagnose(text, "dijo que a que el control remoto", "es"), diagnose(text, "nada", "es")
+    c = Candidate(_line(text=text, rate=1.0), voice="adapted.npy")
+    assert next_remedy(c, "jm_kumo", mostly, min_rate=0.5) == "lower speed" == MOSTLY_HEARD_REMEDIES[0]
+    assert next_remedy(c, "jm_kumo", garbled, min_rate=0.5) == "other voice" == REMEDIES[0]  # the old order
+    tried = []
+    while (r := next_remedy(c, "jm_kumo", mostly, min_rate=0.5)) is not None:
+        tried.append(r)
+        c = Candidate(c.line, "jm_kumo" if r == "other voice" else c.voice, (*c.remedies, r))
+    assert tried == ["lower speed", "word pause", "other voice", "phrase split"]
+    c = Candidate(_line(text=text, rate=1.0), voice="adapted.npy")
+    assert next_remedy(c, "jm_kumo", garbled, min_rate=1.0) == "other voice"
+    c = Candidate(c.line, "jm_kumo", ("other voice", "phrase split"))
+    assert next_remedy(c, "jm_kumo", garbled, min_rate=1.0) is None  # no word pause for a garbled line; rate 1.0 is the slowest
+    assert next_remedy(c, "jm_kumo", garbled, min_rate=0.5) == "lower speed"
+    first = diagnose("Aquel control", "a que el control", "es")  # only the first word misheard: no place for a pause
+    c = Candidate(_line(text="Aquel control", rate=1.0), voice="v", remedies=("lower speed",))
+    assert next_remedy(c, None, first, min_rate=0.5) is None
+
+
+def test_word_pause_changes_only_what_is_spoken():
+    text = "Dijo que aquel control remoto"
+    d = diagnose(text, "dijo que a que el control remoto", "es")
+    assert word_pause_text(text, d) == "Dijo que, aquel control remoto"
+    assert word_pause_text("Dijo, aquel control", diagnose("Dijo, aquel control", "dijo a que el control", "es")) is None  # a pause already
+    two = diagnose("uno dos tres cuatro", "uno dos tres", "es")
+    assert word_pause_text("uno dos tres cuatro", two) == "uno dos tres, cuatro"
+    c = Candidate(_line(text=text), voice="v", spoken=word_pause_text(text, d))
+    assert c.line.text == text  # the line (its subtitle, its WER) keeps the text
+    assert diagnose(c.line.text, "dijo que aquel control remoto", "es").misheard == ()
+
+
+def test_lower_speed_goes_below_one_down_to_min_rate():
+    assert lower_rate(1.0, 0.5) == pytest.approx(0.8) and lower_rate(0.55, 0.5) == 0.5
+    assert lower_rate(1.0) == 1.0 and lower_rate(1.5) == pytest.approx(1.2)  # a backend with min_rate 1.0: not below
+    from lipdub.backends.tts.kokoro import MIN_RATE, KokoroTts
+    from lipdub.contracts.synthesize import TtsBackend
+
+    assert TtsBackend.min_rate == 1.0 and KokoroTts.min_rate == MIN_RATE == 0.5
+    at_min = Candidate(_line(text="sin comas", rate=0.5), voice="v", remedies=("other voice",))
+    assert next_remedy(at_min, None, None, min_rate=0.5) is None
+
+
+def test_fit_at_a_rate_below_one_stretches_into_the_slot():
+    """A re-synthesis at TTS rate 0.8 (down to the backend's ``min_rate``) is longer; the stretch takes
+    up the rest and the line stays in its window at the same effective speed-up limit."""
+    from lipdub.timing.fit import Slot
+    from lipdub.timing.isochrony import IsochronyPolicy, fit_line
+
+    sr, rates = 16000, []
+
+    def speak(text, rate):  # 1.0 s of voiced sound at rate 1.0, longer when slower
+        rates.append(rate)
+        t = np.arange(int(sr * 1.0 / rate)) / sr
+        return Speech((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr), None
+
+    slot = Slot(start_s=0.0, end_s=1.0, free_before_s=0.0, free_after_s=0.0)
+    policy = IsochronyPolicy(max_speedup=1.25, max_attempts=1)
+    line = fit_line("hola", slot, policy, speak, None, sr, max_backend_rate=1.0, start_rate=0.8, min_backend_rate=0.5)
+    assert rates == [0.8] and line.tts_rate == 0.8
+    assert line.fitted.stretch_ratio == pytest.approx(1.25, abs=0.03) and line.speedup <= 1.25 + 1e-3
+    assert line.fitted.placed_end_s - line.fitted.placed_start_s <= 1.0 + 0.02 and line.fitted.overrun_s < 0.02
+    fit_line("hola", slot, policy, speak, None, sr, max_backend_rate=1.0, start_rate=0.3, min_backend_rate=0.5)
+    fit_line("hola", slot, policy, speak, None, sr, max_backend_rate=1.0, start_rate=0.8)  # a backend with min_rate 1.0
+    assert rates[1:] == [0.5, 1.0]
 
 
 def test_kept_version_understood_first_then_fitting():

@@ -34,8 +34,10 @@ class FitAttempt(BaseModel):
     (measured). ``needed_ratio`` is duration / window (window = slot plus the free time it may
     borrow); ``action`` says what was done next: ``"fit"``, ``"re-synthesize faster"``,
     ``"re-translate shorter"``, ``"cannot shorten (rule-based translator)"``, ``"out of attempts"``,
-    or after the line was heard back (:class:`LineHearing`) ``"misheard: <remedy>"`` / ``"misheard:
-    flagged"``. ``voice`` and ``remedy`` (``"other voice"``, ``"phrase split"``, ``"lower speed"``) say
+    or after the line was heard back (:class:`LineHearing`) ``"misheard (WER w, <diagnosis>): <remedy>"`` /
+    ``"... : flagged"`` (the diagnosis, :func:`lipdub.pipeline.hearing.diagnose`: ``mostly heard`` or
+    ``garbled``, the words heard right and the misheard ones). ``voice`` and ``remedy`` (``"other voice"``,
+    ``"phrase split"``, ``"lower speed"``, ``"word pause"``: the action then gives the text spoken) say
     how a re-synthesis for intelligibility was made; ``wer`` / ``heard`` what ASR heard of the fitted
     speech of this attempt (None: this attempt was not kept or not heard).
     """

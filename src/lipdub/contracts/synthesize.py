@@ -70,6 +70,9 @@ class TextToSpeech(Protocol):
         voice_match_default: whether Praat voice matching (:mod:`lipdub.voice.match`) is applied to
             its lines when the config's ``voice_match`` is None (measured per backend, README "Voices").
         max_rate: the fastest ``rate`` :meth:`synthesize` accepts.
+        min_rate: the slowest ``rate`` :meth:`synthesize` accepts (1.0: it speaks no slower than its
+            normal rate); the intelligibility loop's "lower speed" goes down to it
+            (:func:`lipdub.pipeline.hearing.lower_rate`), the time-stretch taking up the rest.
         reads_names: :meth:`reads_names` says for which (source, target) pairs the backend can
             pronounce kept source-language names inside a target line; only then is it given ``names``
             / ``names_language`` in :meth:`synthesize` (otherwise names are read by the target's rules).
@@ -80,6 +83,7 @@ class TextToSpeech(Protocol):
     adapts_voices: bool
     voice_match_default: bool
     max_rate: float
+    min_rate: float
 
     @classmethod
     def auto_supports(cls, language: Language, **options) -> bool:
@@ -140,7 +144,7 @@ class TextToSpeech(Protocol):
 
 class TtsBackend:
     """Defaults of the :class:`TextToSpeech` capabilities: no cloning, no voice adaptation, Praat voice
-    matching on by default, rates up to 2.0 with 1.0 taken as natural, names read by the target's rules, never chosen by ``--tts auto``
+    matching on by default, rates 1.0 to 2.0 with 1.0 taken as natural, names read by the target's rules, never chosen by ``--tts auto``
     unless the backend says so."""
 
     name = ""
@@ -148,6 +152,7 @@ class TtsBackend:
     adapts_voices = False
     voice_match_default = True
     max_rate = 2.0
+    min_rate = 1.0
 
     @classmethod
     def auto_supports(cls, language: Language, **options) -> bool:

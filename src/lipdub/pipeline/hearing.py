@@ -12,11 +12,17 @@ pass limit of :class:`lipdub.qc.thresholds.Thresholds`) is re-synthesized with t
 :data:`REMEDIES` that applies (:func:`next_remedy`), as long as the line's syntheses stay within
 ``--max-attempts``; of all its versions the one kept is the best heard (:func:`best_candidate`). A line
 still misheard is kept and flagged (``FitReport.hearing.flagged``), never dropped.
+
+The remedy is chosen by what was misheard (:func:`diagnose`): a line "mostly heard" (one or a few
+words wrong) is said more slowly, then with a pause before the misheard word (:func:`word_pause_text`),
+then with the other voice, then split (:data:`MOSTLY_HEARD_REMEDIES`); a "garbled" line (most words
+wrong: the voice or the whole delivery fails) tries the other voice first (:data:`REMEDIES`).
 """
 
 from __future__ import annotations
 
 import logging
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -26,29 +32,42 @@ import numpy as np
 
 from ..contracts.synthesize import PhonemeTiming, Speech
 from ..errors import ConfigError
-from ..qc.intelligibility import HeardLine, load_whisper, multilingual
+from ..qc.intelligibility import HeardLine, load_whisper, multilingual, normalize_words
 from ..qc.thresholds import Thresholds
 from ..timing.isochrony import LineFit
 from .context import PipelineContext
 
 log = logging.getLogger(__name__)
 
-#: Re-syntheses for a misheard line, in the order they are tried: the speaker's fallback stock voice
-#: (an adapted voice can garble what the stock pack says clearly), each phrase spoken on its own, and
-#: a lower TTS rate (Kokoro's WER grows with its speed: 0.00 / 0.07 / 0.44 at 1.0 / 1.5 / 1.75,
-#: bench/tts_intelligibility.py), the time-stretch taking up the rest.
+#: Re-syntheses for a garbled line (:func:`diagnose`), in the order they are tried: the speaker's
+#: fallback stock voice (an adapted voice can garble what the stock pack says clearly), each phrase
+#: spoken on its own, and a lower TTS rate (Kokoro's WER grows with its speed: 0.00 / 0.07 / 0.44 at
+#: 1.0 / 1.5 / 1.75, bench/tts_intelligibility.py), the time-stretch taking up the rest.
 REMEDIES = ("other voice", "phrase split", "lower speed")
+#: Re-syntheses for a mostly heard line, in order: the voice is understood and one or a few words are
+#: not, so first the same voice more slowly, then with a pause before the misheard word, and only then
+#: the other voice and the split. Against the garbled order for every line (bench/dub_intelligibility.py,
+#: one run each, README "Voices and intelligibility"): whole-dub WER th_retalking_face5 0.25 -> 0.00
+#: ("aquel control" heard right at TTS rate 0.8), sp_en_2spk_pyannote_sample 0.18 -> 0.18 (one line
+#: fewer flagged), th2_retalking_face1 and th_voxceleb_pcavs_00086 0.00 (nothing misheard).
+MOSTLY_HEARD_REMEDIES = ("lower speed", "word pause", "other voice", "phrase split")
+#: A misheard line is "mostly heard" when at least this share of its words were heard right (aligned,
+#: :func:`diagnose`): half or more right says the voice and the delivery carry and the error is local
+#: (a share, not fitted to a clip: two words with one heard right is mostly heard, three with one is garbled).
+MOSTLY_HEARD_SHARE = 0.5
 #: How the lines are heard (part of a heard line's cache key): "in context" (:func:`lipdub.qc.intelligibility.hear_in_context`).
 HEARD_IN = "in context"
 #: A mono dialogue heard at the programme's loudness target: the dub's dialogue stem is set near the
 #: target (measured -24.0 / -23.9 / -24.0 / -24.2 LUFS at -24 on the four issue-14 clips) and is
 #: stereo with two equal channels, which BS.1770 measures 10 log10(2) = 3.01 LU louder than one of them.
 STEREO_TO_MONO_LU = 10.0 * math.log10(2.0)
-#: "lower speed" divides the TTS rate by this (not below 1.0).
+#: "lower speed" divides the TTS rate by this, down to the backend's ``min_rate`` (below 1.0 where the
+#: TTS can speak slower, Kokoro 0.5; the time-stretch then takes up the rest within the line's limit).
 LOWER_SPEED_FACTOR = 1.25
 #: Silence between two phrases of a split line, seconds.
 PHRASE_PAUSE_S = 0.12
 _PHRASE_END = re.compile(r"(?<=[,;:.!?…])\s+")
+_PUNCT = ",;:.!?…¿¡\"'«»()—–-"
 
 
 @dataclass
@@ -108,6 +127,7 @@ class Candidate:
     heard: HeardLine | None = None
     wer: float | None = None
     extra: dict = field(default_factory=dict)
+    spoken: str | None = None  # the text the TTS was given, when not the line's own (a word pause); None: the line's text
 
     @property
     def over_limit(self) -> bool:
@@ -142,18 +162,91 @@ def join_speech(parts: list[Speech], pause_s: float = PHRASE_PAUSE_S) -> Speech:
     return Speech(np.concatenate(samples), sr, phonemes if has_phonemes else None, parts[0].voice)
 
 
-def next_remedy(c: Candidate, fallback_voice: str | None) -> str | None:
-    """The first remedy of :data:`REMEDIES` that ``c`` has not had and that applies to it: another
-    voice only when the speaker has a fallback voice it is not already using, a phrase split only
-    for a line of two phrases or more, a lower speed only above TTS rate 1.0. None: nothing left."""
-    for r in REMEDIES:
+@dataclass(frozen=True)
+class Diagnosis:
+    """What was misheard of a line (:func:`diagnose`).
+
+    Attributes:
+        kind: ``"mostly heard"`` (at least :data:`MOSTLY_HEARD_SHARE` of its words heard right) or ``"garbled"``.
+        words: the line's words (:func:`~lipdub.qc.intelligibility.normalize_words`).
+        heard_right: how many of them the transcript has, aligned in order.
+        misheard: the indices, in ``text.split()``, of the line's whitespace tokens with a word not heard right.
+    """
+
+    kind: str
+    words: int
+    heard_right: int
+    misheard: tuple[int, ...] = ()
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        """The remedies to try, in order: :data:`MOSTLY_HEARD_REMEDIES` or :data:`REMEDIES`."""
+        return MOSTLY_HEARD_REMEDIES if self.kind == "mostly heard" else REMEDIES
+
+    def describe(self, text: str) -> str:
+        """For the fit history: ``mostly heard (3/4 words; misheard: "aquel")``."""
+        tokens = text.split()
+        wrong = ", ".join(f'"{tokens[i].strip(_PUNCT)}"' for i in self.misheard[:3]) + (", ..." if len(self.misheard) > 3 else "")
+        return f"{self.kind} ({self.heard_right}/{self.words} words" + (f"; misheard: {wrong})" if wrong else ")")
+
+
+def diagnose(text: str, heard: str, language: str) -> Diagnosis:
+    """Align the words of ``heard`` (the transcript) with those of ``text`` (the line) and say how
+    much was heard right.
+
+    Both are normalized per whitespace token (:func:`~lipdub.qc.intelligibility.normalize_words`: case,
+    accents, punctuation, numbers spelled out) and aligned with :class:`difflib.SequenceMatcher` (the
+    longest matching runs in order, as a WER alignment's hits). A line with no word is garbled.
+    """
+    owner, words = [], []  # per normalized word of the line: the token it came from
+    for i, tok in enumerate(text.split()):
+        for w in normalize_words(tok, language):
+            owner.append(i)
+            words.append(w)
+    sm = difflib.SequenceMatcher(None, words, normalize_words(heard, language), autojunk=False)
+    right = [False] * len(words)
+    for a, _, n in sm.get_matching_blocks():
+        right[a:a + n] = [True] * n
+    hits = sum(right)
+    misheard = tuple(sorted({owner[k] for k, ok in enumerate(right) if not ok}))
+    mostly = bool(words) and hits > 0 and hits >= MOSTLY_HEARD_SHARE * len(words)
+    return Diagnosis("mostly heard" if mostly else "garbled", len(words), hits, misheard)
+
+
+def word_pause_text(text: str, diagnosis: Diagnosis) -> str | None:
+    """``text`` with a comma after the token before the first misheard word that has no pause yet, so
+    that the TTS separates the word (``"dijo aquel control"`` -> ``"dijo, aquel control"``); only what
+    is spoken changes, the line (subtitles, WER) keeps ``text``. None: no such word (only the first
+    word misheard, or each misheard word already follows a pause)."""
+    tokens = text.split()
+    for i in diagnosis.misheard:
+        if 0 < i < len(tokens) and tokens[i - 1][-1] not in _PUNCT:
+            return " ".join([*tokens[:i - 1], tokens[i - 1] + ",", *tokens[i:]])
+    return None
+
+
+def lower_rate(rate: float, min_rate: float = 1.0) -> float:
+    """The TTS rate of a "lower speed" re-synthesis: ``rate`` / :data:`LOWER_SPEED_FACTOR`, not below
+    ``min_rate`` (the backend's slowest, :attr:`~lipdub.contracts.synthesize.TextToSpeech.min_rate`)."""
+    return max(min_rate, rate / LOWER_SPEED_FACTOR)
+
+
+def next_remedy(c: Candidate, fallback_voice: str | None, diagnosis: Diagnosis | None = None, min_rate: float = 1.0) -> str | None:
+    """The first remedy of ``diagnosis.remedies`` (:data:`REMEDIES` when None) that ``c`` has not had
+    and that applies to it: another voice only when the speaker has a fallback voice it is not already
+    using, a phrase split only for a line of two phrases or more, a lower speed only above ``min_rate``
+    (the backend's slowest TTS rate), a word pause only where :func:`word_pause_text` finds a place.
+    None: nothing left."""
+    for r in (diagnosis.remedies if diagnosis is not None else REMEDIES):
         if r in c.remedies:
             continue
         if r == "other voice" and (fallback_voice is None or c.voice == fallback_voice):
             continue
-        if r == "phrase split" and len(split_phrases(c.line.text)) < 2:
+        if r == "phrase split" and len(split_phrases(c.spoken or c.line.text)) < 2:
             continue
-        if r == "lower speed" and c.line.tts_rate <= 1.0 + 1e-3:
+        if r == "lower speed" and c.line.tts_rate <= min_rate + 1e-3:
+            continue
+        if r == "word pause" and (diagnosis is None or word_pause_text(c.line.text, diagnosis) is None):
             continue
         return r
     return None

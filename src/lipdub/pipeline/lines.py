@@ -179,8 +179,9 @@ def names_in(text: str, names: list[str]) -> list[str]:
 
 #: Bumped when what a line's files hold changes (2: natural speed, the adapted voice, the hearing loop;
 #: 3: Kokoro lines sped up by the time-stretch instead of Kokoro's speed, the hearing's word owner;
-#: 4: espeak-ng lines from one pristine library state each, :mod:`lipdub.backends.tts.espeak_zygote`).
-LINE_FORMAT = 4
+#: 4: espeak-ng lines from one pristine library state each, :mod:`lipdub.backends.tts.espeak_zygote`;
+#: 5: misheard lines re-synthesized by diagnosis, :func:`lipdub.pipeline.hearing.diagnose`).
+LINE_FORMAT = 5
 
 
 def segment_key(ctx: PipelineContext, seg: Segment, language: str, tts_name: str, slot: Slot, script: Script,

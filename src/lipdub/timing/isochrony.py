@@ -175,7 +175,7 @@ class LineFit:
 def fit_line(text: str, slot: Slot, policy: IsochronyPolicy,
              synthesize: Callable[[str, float], tuple[Speech, dict | None]],
              shorten: Shortener | None, sample_rate_hz: int, max_backend_rate: float = 2.0,
-             natural_speed: float = 1.0, start_rate: float = 1.0) -> LineFit:
+             natural_speed: float = 1.0, start_rate: float = 1.0, min_backend_rate: float = 1.0) -> LineFit:
     """Post-synthesis loop (step 2 of the module docstring).
 
     Args:
@@ -190,7 +190,10 @@ def fit_line(text: str, slot: Slot, policy: IsochronyPolicy,
         natural_speed: the TTS rate at which the voice speaks at the language's natural rate (>= 1):
             the limits apply to ``rate x stretch / natural_speed``.
         start_rate: the TTS rate of the first synthesis (a re-synthesis for intelligibility keeps the
-            rate that fitted, or a lower one), 1.0 .. ``max_backend_rate``.
+            rate that fitted, or a lower one), ``min_backend_rate`` .. ``max_backend_rate``.
+        min_backend_rate: the slowest rate the TTS backend accepts (<= 1.0; 1.0: none below normal). Below
+            1.0 the speech is longer and the time-stretch takes up the rest: the limits still apply to
+            the effective speed-up ``rate x stretch / natural_speed``.
 
     Returns:
         :class:`LineFit`. Its audio is never cut: when nothing else works it is stretched up to
@@ -204,7 +207,7 @@ def fit_line(text: str, slot: Slot, policy: IsochronyPolicy,
     limit_rate = policy.max_speedup * nat  # the limit in TTS-rate units
     history: list[FitAttempt] = []
     max_rate = max(1.0, min(policy.max_tts_rate * nat, max_backend_rate))
-    rate = min(max(1.0, float(start_rate)), max_rate)
+    rate = min(max(min(1.0, float(min_backend_rate)), float(start_rate)), max_rate)
     attempt = 0
     while True:
         attempt += 1

@@ -31,7 +31,8 @@ from ...timing.placement import LineSpan, place_fits, ripple_starts, squeezed
 from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
 from ..context import PipelineContext
-from ..hearing import HEARD_IN, LOWER_SPEED_FACTOR, Candidate, Hearing, best_candidate, heard_loudness_lufs, hearing_for, join_speech, next_remedy, split_phrases
+from ..hearing import (HEARD_IN, Candidate, Hearing, best_candidate, diagnose, heard_loudness_lufs, hearing_for, join_speech, lower_rate,
+                       next_remedy, split_phrases, word_pause_text)
 from ..lines import (create_translator, explicit_voice, kept_names, line_policy, line_translator, names_in, names_reader,
                      segment_key, shortener, translator_name, tts_for, voice_for, voice_match_on)
 from ..runner import Stage, StageDetails, StageOutput
@@ -115,16 +116,19 @@ class _LineSynth:
         return voice, tts.natural_speed(ctx.language, voice)
 
     def fit(self, seg: Segment, script: Script, target: TargetLine, slot, *, voice: str | None = None, split: bool = False,
-            start_rate: float = 1.0, text: str | None = None, remedies: tuple[str, ...] = ()) -> Candidate:
+            start_rate: float = 1.0, text: str | None = None, remedies: tuple[str, ...] = (), spoken: str | None = None) -> Candidate:
         """Speak ``target`` (or ``text``) for ``seg`` and fit it into ``slot``. With no remedy the whole
         isochrony loop runs (faster TTS, re-translation, stretch); a re-synthesis for intelligibility
-        (``remedies``) makes one synthesis at ``start_rate`` with ``voice`` / ``split`` and stretches the rest."""
+        (``remedies``) makes one synthesis at ``start_rate`` (down to the backend's ``min_rate``) with
+        ``voice`` / ``split``, giving the TTS ``spoken`` instead of the line's text when set (a word
+        pause: the line, its subtitle and its WER keep the text), and stretches the rest."""
         ctx, tts, code = self.ctx, self.tts, self.ctx.language.code
         voice, natural = self._voice(seg, script, voice)
         prof = ctx.voice_profiles().get(seg.speaker)
         matcher = prof if (self.match and prof is not None) else None
 
         def speak(text: str, rate: float) -> tuple[Speech, dict | None]:
+            text = spoken or text  # with a remedy the loop makes one synthesis of the line's text
             phrases = split_phrases(text) if split else [text]
             parts = [tts.synthesize(t, ctx.language, voice=voice, rate=rate, **self.name_options(t)) for t in phrases]
             speech = parts[0] if len(parts) == 1 else join_speech(parts)
@@ -143,11 +147,13 @@ class _LineSynth:
         else:
             policy = replace(policy, max_attempts=1)
         line = fit_line(text or target.text, slot, policy, speak, shorten, MIX_RATE_HZ, max_backend_rate=float(tts.max_rate),
-                        natural_speed=natural, start_rate=start_rate)
+                        natural_speed=natural, start_rate=start_rate, min_backend_rate=float(tts.min_rate))
         for h in line.history:
             if h.stage == "synthesis":
                 h.voice, h.remedy = voice, (remedies[-1] if remedies else None)
-        return Candidate(line, voice, remedies, split, extra={"policy": line_policy(ctx, seg, script, code)})
+                if spoken is not None:
+                    h.action = f"{h.action} (spoken as: {spoken})"
+        return Candidate(line, voice, remedies, split, extra={"policy": line_policy(ctx, seg, script, code)}, spoken=spoken)
 
 
 class Synthesize(Stage):
@@ -158,8 +164,10 @@ class Synthesize(Stage):
     # read with the source language's pronunciation where the TTS can (TextToSpeech.reads_names, issue 14);
     # 6: espeak-ng lines synthesized from one pristine library state (backends/tts/espeak_zygote.py);
     # 7: lines heard in context, where they are placed with their neighbours, at the dub's loudness (hearing.HEARD_IN);
-    # 8: a line that overruns its slot delays the next ones (timing/placement.py), heard and written so
-    version = 8
+    # 8: a line that overruns its slot delays the next ones (timing/placement.py), heard and written so;
+    # 9: remedies chosen by what was misheard (hearing.diagnose): a mostly heard line slower (below rate 1.0
+    # down to the TTS's min_rate), then with a pause before the misheard word, then the other voice / split
+    version = 9
     per_language = True
 
     def prepare(self, ctx: PipelineContext) -> None:
@@ -285,7 +293,9 @@ def _hear_pending(hearing: Hearing, cands: list[list[Candidate]], pending: list[
 
 def _fit_batch(ctx: PipelineContext, synth: _LineSynth, script: Script, batch: list, hearing: Hearing | None, before: list) -> list:
     """Fit every line of ``batch``, hear them in context (:func:`_hear_pending`), re-synthesize the
-    misheard ones (one remedy per round, within each line's ``max_attempts``); returns per line
+    misheard ones (one remedy per round, within each line's ``max_attempts``, chosen by
+    :func:`~lipdub.pipeline.hearing.diagnose` and :func:`~lipdub.pipeline.hearing.next_remedy`; the
+    diagnosis and remedy are written in the heard attempt's ``action``); returns per line
     ``(kept candidate, full history)``."""
     cands = [[synth.fit(seg, script, target, slot)] for seg, target, slot, _, _ in batch]
     _squeeze([cs[0] for cs in cands], batch, before)
@@ -302,14 +312,16 @@ def _fit_batch(ctx: PipelineContext, synth: _LineSynth, script: Script, batch: l
             if c.wer <= hearing.threshold:
                 continue
             used = sum(x.line.syntheses for x in cands[i])
-            remedy = next_remedy(c, synth.fallback_voice(seg, script)) if used < c.extra["policy"].max_attempts else None
-            last.action = f"{last.action}; misheard (WER {c.wer:g}): " + (remedy or "flagged")
+            diag, fallback, min_rate = diagnose(c.line.text, h.text, hearing.language), synth.fallback_voice(seg, script), float(synth.tts.min_rate)
+            remedy = next_remedy(c, fallback, diag, min_rate) if used < c.extra["policy"].max_attempts else None
+            last.action = f"{last.action}; misheard (WER {c.wer:g}, {diag.describe(c.line.text)}): " + (remedy or "flagged")
             if remedy is None:
                 continue
-            voice = synth.fallback_voice(seg, script) if remedy == "other voice" else c.voice
-            rate = max(1.0, c.line.tts_rate / LOWER_SPEED_FACTOR) if remedy == "lower speed" else c.line.tts_rate
+            voice = fallback if remedy == "other voice" else c.voice
+            rate = lower_rate(c.line.tts_rate, min_rate) if remedy == "lower speed" else c.line.tts_rate
+            spoken = word_pause_text(c.line.text, diag) if remedy == "word pause" else c.spoken
             cands[i].append(synth.fit(seg, script, target, slot, voice=voice, split=c.split or remedy == "phrase split",
-                                      start_rate=rate, text=c.line.text, remedies=(*c.remedies, remedy)))
+                                      start_rate=rate, text=c.line.text, remedies=(*c.remedies, remedy), spoken=spoken))
             again.append(i)
         pending = again
     best = [best_candidate(cs, hearing.threshold) if hearing is not None else cs[0] for cs in cands]
