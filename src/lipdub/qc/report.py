@@ -268,6 +268,31 @@ def _conclude(data: dict, checks: list[Check], th: Thresholds, project: Path | N
                 pass
 
 
+def _video_checks(output: Path, out16: np.ndarray, source: Path | None, project: Path | None, script: Script | None,
+                  L_code: str | None, th: Thresholds, data: dict, say, *, face, syncnet, vmaf, visual_max_frames: int,
+                  output_analysis, source_analysis) -> tuple[list[Check], list[tuple[int, float, bytes]]]:
+    """The picture's groups of :func:`build_report` (lip sync, visemes, SyncNet, visual fidelity), filled
+    into ``data``; returns their checks and the worst-sync thumbnails. A dub with no lines (nothing was
+    dubbed) gets no lip-sync figures: its mouth would be judged against silence."""
+    sync: dict[str, Any] = {}
+    checks: list[Check] = []
+    thumbs: list[tuple[int, float, bytes]] = []
+    inp = _sync_inputs(output, out16, source, project, L_code, output_analysis, face, say, sync, source_analysis)
+    data["sync"] = sync
+    if script is not None and L_code is not None and not subtitle_text(script, L_code).strip():
+        sync["note"] = NO_LINES_NOTE
+    else:
+        say("lip sync")
+        track, sync_checks, thumbs = sync_section(inp, sync, th, script, L_code)
+        checks += sync_checks
+        if script is not None and L_code is not None and track is not None:
+            data["visemes"], viseme_checks = _viseme_section(project, script, L_code, track, inp, th)
+            checks += viseme_checks
+        checks += _syncnet_section(syncnet, output, inp, out16, track, th, data, say)
+    checks += _visual_section(source, output, inp, vmaf, visual_max_frames, th, data, say)
+    return checks, thumbs
+
+
 def build_report(
     output: str | Path,
     *,
@@ -325,23 +350,11 @@ def build_report(
     out16, data["audio"], checks = _soundtrack(output, info, target, loudness_standard or config.get("loudness_standard"), th)
     thumbs: list[tuple[int, float, bytes]] = []
     script = Script.load(project / L.SCRIPT) if project is not None and (project / L.SCRIPT).exists() else None
-    no_lines = script is not None and L_code is not None and not subtitle_text(script, L_code).strip()
     if info.has_video:
-        sync: dict[str, Any] = {}
-        inp = _sync_inputs(output, out16, source, project, L_code, output_analysis, face, say, sync, source_analysis)
-        if no_lines:  # nothing was dubbed: the mouth would be judged against silence
-            sync["note"] = NO_LINES_NOTE
-            data["sync"] = sync
-        else:
-            say("lip sync")
-            track, sync_checks, thumbs = sync_section(inp, sync, th, script, L_code)
-            checks += sync_checks
-            data["sync"] = sync
-            if script is not None and L_code is not None and track is not None:
-                data["visemes"], viseme_checks = _viseme_section(project, script, L_code, track, inp, th)
-                checks += viseme_checks
-            checks += _syncnet_section(syncnet, output, inp, out16, track, th, data, say)
-        checks += _visual_section(source, output, inp, vmaf, visual_max_frames, th, data, say)
+        more, thumbs = _video_checks(output, out16, source, project, script, L_code, th, data, say, face=face, syncnet=syncnet,
+                                     vmaf=vmaf, visual_max_frames=visual_max_frames, output_analysis=output_analysis,
+                                     source_analysis=source_analysis)
+        checks += more
     if script is not None and L_code is not None:
         checks += _timing_checks(script, L_code, info.duration_s, th, data)
         say("voice")
