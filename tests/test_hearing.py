@@ -13,7 +13,7 @@ import pytest
 from lipdub.contracts.synthesize import PhonemeTiming, Speech
 from lipdub.errors import ConfigError
 from lipdub.pipeline.hearing import (MOSTLY_HEARD_REMEDIES, REMEDIES, Candidate, best_candidate, diagnose, join_speech, lower_rate,
-                                     next_remedy, split_phrases, word_pause_text)
+                                     has_room, next_remedy, slowest_rate, split_phrases, word_pause_text)
 from lipdub.qc.intelligibility import _owner, _windows, multilingual
 from lipdub.script import FitReport, effective_speedup
 from lipdub.voice.params import NATURAL_SYLLABLES_PER_S, natural_speed
@@ -106,6 +106,15 @@ def test_lower_speed_goes_below_one_down_to_min_rate():
     assert TtsBackend.min_rate == 1.0 and KokoroTts.min_rate == MIN_RATE == 0.5
     at_min = Candidate(_line(text="sin comas", rate=0.5), voice="v", remedies=("other voice",))
     assert next_remedy(at_min, None, None, min_rate=0.5) is None
+    # a line near its speed-up limit (no room to be said 1.25x longer) is not slowed below 1.0 nor paused
+    near = Candidate(_line(text="dijo que aquel control", rate=1.0, stretch=1.84, natural=1.5, limit=1.25), voice="v")
+    room = Candidate(_line(text="dijo que aquel control", rate=1.0, stretch=1.1, natural=1.5, limit=1.25), voice="v")
+    assert not has_room(near) and has_room(room)
+    assert slowest_rate(near, 0.5) == 1.0 and slowest_rate(room, 0.5) == 0.5
+    d = diagnose("dijo que aquel control", "dijo que a que el control", "es")
+    assert next_remedy(near, None, d, min_rate=slowest_rate(near, 0.5)) is None  # no lower speed, no word pause, no split
+    assert next_remedy(room, None, d, min_rate=slowest_rate(room, 0.5)) == "lower speed"
+    assert next_remedy(Candidate(room.line, "v", ("lower speed",)), None, d, min_rate=0.5) == "word pause"
 
 
 def test_fit_at_a_rate_below_one_stretches_into_the_slot():

@@ -231,11 +231,27 @@ def lower_rate(rate: float, min_rate: float = 1.0) -> float:
     return max(min_rate, rate / LOWER_SPEED_FACTOR)
 
 
+def has_room(c: Candidate) -> bool:
+    """Whether ``c``'s line has room to be said :data:`LOWER_SPEED_FACTOR` times longer (a lower
+    speed, a word pause) and still fit within its speed-up limit: ``speedup x LOWER_SPEED_FACTOR <=
+    speedup_limit``. A line near its limit has none: made longer, it overruns its slot and delays the
+    next line (tests/test_hard_cut.py's middle line, speed-up 1.23 of 1.25: said at rate 0.8 and with a
+    pause it overran by 0.13 s, and the lip sync of the shot after the cut fell from above 0.3 to -0.13)."""
+    return c.line.speedup * LOWER_SPEED_FACTOR <= c.line.speedup_limit + 1e-6
+
+
+def slowest_rate(c: Candidate, min_rate: float = 1.0) -> float:
+    """The slowest TTS rate a "lower speed" re-synthesis of ``c`` may use: the backend's ``min_rate``
+    where the line has room (:func:`has_room`), else not below 1.0 (the rate it could always use)."""
+    return min_rate if has_room(c) else max(1.0, min_rate)
+
+
 def next_remedy(c: Candidate, fallback_voice: str | None, diagnosis: Diagnosis | None = None, min_rate: float = 1.0) -> str | None:
     """The first remedy of ``diagnosis.remedies`` (:data:`REMEDIES` when None) that ``c`` has not had
     and that applies to it: another voice only when the speaker has a fallback voice it is not already
     using, a phrase split only for a line of two phrases or more, a lower speed only above ``min_rate``
-    (the backend's slowest TTS rate), a word pause only where :func:`word_pause_text` finds a place.
+    (the backend's slowest TTS rate), a word pause only where :func:`word_pause_text` finds a place
+    and the line has room for it (:func:`has_room`).
     None: nothing left."""
     for r in (diagnosis.remedies if diagnosis is not None else REMEDIES):
         if r in c.remedies:
@@ -246,7 +262,7 @@ def next_remedy(c: Candidate, fallback_voice: str | None, diagnosis: Diagnosis |
             continue
         if r == "lower speed" and c.line.tts_rate <= min_rate + 1e-3:
             continue
-        if r == "word pause" and (diagnosis is None or word_pause_text(c.line.text, diagnosis) is None):
+        if r == "word pause" and (diagnosis is None or not has_room(c) or word_pause_text(c.line.text, diagnosis) is None):
             continue
         return r
     return None

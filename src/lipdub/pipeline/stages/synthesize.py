@@ -32,7 +32,7 @@ from ...timing.slots import compute_slots
 from ...voice.match import NotMatchable, match_voice
 from ..context import PipelineContext
 from ..hearing import (HEARD_IN, Candidate, Hearing, best_candidate, diagnose, heard_loudness_lufs, hearing_for, join_speech, lower_rate,
-                       next_remedy, split_phrases, word_pause_text)
+                       next_remedy, slowest_rate, split_phrases, word_pause_text)
 from ..lines import (create_translator, explicit_voice, kept_names, line_policy, line_translator, names_in, names_reader,
                      segment_key, shortener, translator_name, tts_for, voice_for, voice_match_on)
 from ..runner import Stage, StageDetails, StageOutput
@@ -312,7 +312,8 @@ def _fit_batch(ctx: PipelineContext, synth: _LineSynth, script: Script, batch: l
             if c.wer <= hearing.threshold:
                 continue
             used = sum(x.line.syntheses for x in cands[i])
-            diag, fallback, min_rate = diagnose(c.line.text, h.text, hearing.language), synth.fallback_voice(seg, script), float(synth.tts.min_rate)
+            diag, fallback = diagnose(c.line.text, h.text, hearing.language), synth.fallback_voice(seg, script)
+            min_rate = slowest_rate(c, float(synth.tts.min_rate))
             remedy = next_remedy(c, fallback, diag, min_rate) if used < c.extra["policy"].max_attempts else None
             last.action = f"{last.action}; misheard (WER {c.wer:g}, {diag.describe(c.line.text)}): " + (remedy or "flagged")
             if remedy is None:
