@@ -205,7 +205,7 @@ class FasterWhisperTranscriber:
         segments, info, looped_s = self._decode(samples, language)
         note = None
         if language is None and _mostly_looping(segments, looped_s):
-            segments, info, note = self._redetect(samples, segments, info, looped_s)
+            segments, info, note = self._redetect(samples, segments, info)
         logger.info(
             "transcribed %.1f s: language %s (p=%s), %d segments",
             samples.shape[0] / WHISPER_SAMPLE_RATE_HZ,
@@ -261,8 +261,7 @@ class FasterWhisperTranscriber:
                                               no_speech_prob=round(float(seg.no_speech_prob), 4)))
         return segments, info, looped_s
 
-    def _redetect(self, samples: np.ndarray, segments: list[TranscriptSegment], info, looped_s: float
-                  ) -> tuple[list[TranscriptSegment], Any, str | None]:
+    def _redetect(self, samples: np.ndarray, segments: list[TranscriptSegment], info) -> tuple[list[TranscriptSegment], Any, str | None]:
         """The detected language's transcript mostly loops: decode in the next most probable languages
         of the detection (at most :data:`LANGUAGE_CANDIDATES` in all) and keep the first that does not
         (:func:`_mostly_looping`); the detected one when every candidate loops. Returns the segments, an
