@@ -49,6 +49,12 @@ def subtitle_text(script: Script, language: str) -> str:
     return " ".join(text for _, text in sorted(lines, key=lambda x: x[0]))
 
 
+def has_lines(script: Script, language: str) -> bool:
+    """Whether ``script`` has at least one line with text in ``language`` (a dub with none gets the
+    ``dub_lines`` warning, :func:`no_lines_check`, and no speech or lip-sync figures)."""
+    return bool(subtitle_text(script, language).strip())
+
+
 #: What the report says of a dub without a single line (the transcript heard no words).
 NO_LINES_NOTE = ("the dub has no lines: the transcript found no words to translate, so nothing was dubbed; "
                  "the dub's speech and lip sync are not judged")
@@ -92,7 +98,7 @@ def intelligibility_section(script: Script, language: str, dialogue_16k: np.ndar
         data["mean_line_wer"] = round(float(np.mean([r["wer"] for r in heard])), 4)
     else:
         data["lines_note"] = "the lines were not heard when synthesized (--no-check-intelligibility or an English-only --asr-model)"
-    if not subtitle_text(script, language).strip():
+    if not has_lines(script, language):
         data["dub_note"] = NO_LINES_NOTE
         checks.append(no_lines_check(language))
         return data, checks

@@ -42,7 +42,7 @@ from ..loudness_standards import loudness_compliance
 from ..media.probe import decode_audio, decode_audio_to_wav, probe, video_frame_times
 from ..script import Script
 from .html import render_html
-from .intelligibility_report import NO_LINES_NOTE, intelligibility_section, subtitle_text
+from .intelligibility_report import NO_LINES_NOTE, has_lines, intelligibility_section
 from .loudness import audio_figures
 from .model import REPORT_VERSION, Check, Report, json_safe, judge
 from .sync_section import SyncInputs, sync_section
@@ -279,7 +279,7 @@ def _video_checks(output: Path, out16: np.ndarray, source: Path | None, project:
     thumbs: list[tuple[int, float, bytes]] = []
     inp = _sync_inputs(output, out16, source, project, L_code, output_analysis, face, say, sync, source_analysis)
     data["sync"] = sync
-    if script is not None and L_code is not None and not subtitle_text(script, L_code).strip():
+    if script is not None and L_code is not None and not has_lines(script, L_code):
         sync["note"] = NO_LINES_NOTE
     else:
         say("lip sync")

@@ -92,7 +92,8 @@ class Report(Stage):
     # 5: a lip-synced output's faces measured on the changed frames only; 6: intelligibility group, one effective speed-up
     # 7: the dub heard by deterministic decoding (lipdub.runtime.WHISPER_TEMPERATURE); 8: SSIM in float32 (within 1e-7 of float64),
     # the output's faces measured on the region around them converted alone (sync confidence within 0.006 on demo1, th2, face5)
-    # 9: each segment's placement delay (SegmentTiming.delayed_s) in the timing figures and the segments table
+    # 9: each segment's placement delay (SegmentTiming.delayed_s) in the timing figures and the segments table;
+    # a dub with no lines warned about (dub_lines) instead of its silence judged
     per_language = True
 
     def inputs(self, ctx: PipelineContext) -> list:
