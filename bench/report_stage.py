@@ -10,9 +10,10 @@ report the dub wrote is kept as ``report/<lang>/report.first.json``; the new rep
 figures (lip sync of the dub, reference and floor, visemes, SSIM / PSNR / VMAF, intelligibility,
 voice similarity, the verdict) are printed beside it. CPU time: user + system of this process and
 its children (FFmpeg's VMAF) over the re-run (the reused stages' checks included, about 1 s).
-A whole dub's report reuses the Whisper model the synthesize stage loaded, and librosa (its numba
-functions compiled) is imported by the align stage before; here the report does both itself unless
-``--warm`` does them before the run (then they are not counted, as in a whole dub).
+A whole dub's report reuses the Whisper model the synthesize stage loaded, librosa (its numba
+functions compiled) is imported by the align stage before, the resemblyzer encoder by the voices
+stage and MediaPipe by the faces stage; here the report does all that itself unless ``--warm`` does
+it before the run (then it is not counted, as in a whole dub).
 ``--profile``: cProfile of the re-run written there (one file per project, suffixed). Prints
 figures; asserts nothing.
 """
@@ -76,6 +77,11 @@ def rerun(project: Path, lang: str, profile: Path | None, warm: bool) -> None:
         from lipdub.qc.intelligibility import load_whisper
 
         load_whisper(cfg.asr_model)
+        from lipdub.faces.landmarks import FaceLandmarker
+        from lipdub.voice.encoder import voice_encoder
+
+        voice_encoder()  # the voices stage's resemblyzer encoder
+        FaceLandmarker(max_faces=1).close()  # MediaPipe imported and its graphs' models loaded, as by the faces stage
     cpu0 = _cpu_s()
     prof = cProfile.Profile() if profile else None
     if prof:

@@ -18,6 +18,8 @@ from lipdub.errors import InputError
 from lipdub.media.prefetch import prefetched
 from lipdub.pipeline import Dubber, PipelineHooks
 from lipdub.pipeline.branches import Branches
+from lipdub.runtime import (MAX_AVAILABLE_THREADS, THREADS_ENV, available_threads, cpu_cores, model_threads, video_branch_busy,
+                            video_branch_running)
 
 
 class Recorder(PipelineHooks):
@@ -209,8 +211,31 @@ def test_one_whisper_model_per_process():
 
     a = FasterWhisperTranscriber(model="tiny.en")
     b = FasterWhisperTranscriber(model="tiny.en")
-    assert a._model is b._model is load_whisper("tiny.en")
+    assert a._model is b._model is load_whisper("tiny.en", cpu_threads=model_threads())
     assert FasterWhisperTranscriber(model="tiny.en", cpu_threads=2)._model is not a._model
+    assert load_whisper("tiny.en") is load_whisper("tiny.en", cpu_threads=available_threads())
+
+
+def test_models_take_the_cores_only_while_no_video_stage_runs(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    b = Branches(PipelineHooks())
+    seen = {}
+
+    def video_stage():
+        seen["busy"], seen["threads"] = video_branch_busy(), available_threads()
+
+    def audio_branch():
+        b.submit_video(video_stage)
+        b.wait_video()
+        seen["after"] = video_branch_busy(), available_threads()
+
+    b.run(audio_branch)
+    assert seen["busy"] and seen["threads"] == 1
+    assert seen["after"] == (False, min(cpu_cores(), MAX_AVAILABLE_THREADS))
+    with video_branch_running():
+        assert available_threads() == 1
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert available_threads() == 3
 
 
 def test_output_faces_on_the_changed_frames_agree_with_a_full_analysis(testdata, tmp_path):

@@ -8,7 +8,9 @@ machine under load (other jobs running): resemblyzer's LSTM on 10 s of speech to
 0.36 s CPU with torch's 2 OpenMP threads and 0.10 s wall / 0.03 s CPU with 1 (spinning OpenMP
 workers that the OS preempts wait on each other); Kokoro-82M (onnxruntime) spoke 8.1 s of speech in
 7.9 s wall / 3.9 s CPU with 2 spinning threads and 5.8 s wall / 2.9 s CPU with 1 thread, spinning
-off. ``bench/rtf.py`` prints the whole dub's figures.
+off. Kokoro and Whisper, whose thread pools sleep when idle, take the machine's cores when no
+video-branch stage runs beside them (:func:`available_threads`). ``bench/rtf.py`` prints the whole
+dub's figures.
 
 Warm models: :func:`whisper_model` (faster-whisper, keyed by model path, device, quantization and
 threads) is shared by the transcribe stage, the alignment and the per-line intelligibility check;
@@ -22,6 +24,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +68,66 @@ def model_threads() -> int:
     return n
 
 
+#: At most this many intra-op threads for :func:`available_threads` (the parallel loops of an
+#: 82M-parameter TTS or a 74M-parameter Whisper gain little past a few threads; a studio worker's other
+#: cores are better left to the next job).
+MAX_AVAILABLE_THREADS = 4
+_video_lock = threading.Lock()
+_video_branches = 0
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def video_branch_running() -> Iterator[None]:
+    """Mark a video-branch stage (faces, lip-sync) as running in this process while the block runs
+    (:class:`lipdub.pipeline.branches.Branches` wraps each one), for :func:`available_threads`."""
+    global _video_branches
+    with _video_lock:
+        _video_branches += 1
+    try:
+        yield
+    finally:
+        with _video_lock:
+            _video_branches -= 1
+
+
+def video_branch_busy() -> bool:
+    """Whether a video-branch stage is running in this process now (:func:`video_branch_running`)."""
+    with _video_lock:
+        return _video_branches > 0
+
+
+def available_threads() -> int:
+    """Intra-op threads for a model that is loaded or called now, for the models whose thread pools
+    sleep when idle (onnxruntime with spinning off: Kokoro; CTranslate2: Whisper):
+    ``$LIPDUB_THREADS`` where it is set; else :func:`model_threads` (1) while a video-branch stage
+    runs beside (:func:`video_branch_busy`); else the process's cores, at most
+    :data:`MAX_AVAILABLE_THREADS`. The voices, synthesize and report stages of a one-language dub
+    run after the faces stage and before or after the lip-sync, so they get the machine's cores.
+
+    Measured on the 2-core development machine (``bench/model_threads.py``, one run; idle, then
+    beside a busy process on the other core): Kokoro speaking the voice search's 4.9 s Spanish
+    sentence 3 times, 1 thread 10.6 s wall / 10.6 s CPU, 2 threads 7.3 s / 12.9 s (1.45x), beside the
+    busy process 10.4 s with either (two 1-thread syntheses side by side on one session: 7.0 s for
+    two, no gain over one after the other); Whisper base hearing that speech 3 times (beam 5), 1
+    thread 8.9 s, 2 threads 5.5 s (1.62x), beside the busy process 9.4 and 8.8 s. Kokoro's audio and
+    Whisper's text are the same with 1 or 2 threads.
+
+    Raises:
+        ConfigError: ``$LIPDUB_THREADS`` is not a positive integer.
+    """
+    if os.environ.get(THREADS_ENV, "").strip() or video_branch_busy():
+        return model_threads()
+    return min(cpu_cores(), MAX_AVAILABLE_THREADS)
+
+
 def apply_thread_policy() -> int:
     """Give torch, OpenCV and the BLAS behind numpy (threadpoolctl) :func:`model_threads` threads each,
     where they are installed; returns that number. Called by the pipeline and ``lipdub lipsync``
@@ -94,11 +158,12 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def ort_session_options(ort: Any) -> Any:
-    """onnxruntime ``SessionOptions`` with :func:`model_threads` intra-op threads, one inter-op
-    thread and spinning off (idle pool threads sleep instead of burning the other branch's core)."""
+def ort_session_options(ort: Any, threads: int | None = None) -> Any:
+    """onnxruntime ``SessionOptions`` with ``threads`` intra-op threads (None: :func:`model_threads`),
+    one inter-op thread and spinning off (idle pool threads sleep instead of burning the other
+    branch's core)."""
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = model_threads()
+    opts.intra_op_num_threads = model_threads() if threads is None else int(threads)
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")

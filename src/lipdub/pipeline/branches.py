@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from ..runtime import video_branch_running
 from .hooks import PipelineHooks
 
 
@@ -165,7 +166,8 @@ class Branches:
                 return
             try:
                 if not self._stop.is_set():
-                    fn()
+                    with video_branch_running():  # the audio branch's models take one thread meanwhile
+                        fn()
             except BaseException as exc:
                 self._fail(exc)
             finally:

@@ -39,7 +39,7 @@ from ..errors import ConfigError
 from ..mixing import integrated_loudness
 from ..models import resolve_whisper_model
 from ..registry import require_module
-from ..runtime import WHISPER_TEMPERATURE, whisper_model
+from ..runtime import WHISPER_TEMPERATURE, available_threads, whisper_model
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +150,17 @@ class HeardLine:
 
 def load_whisper(model: str = "base", cpu_threads: int | None = None):
     """The process-wide faster-whisper ``WhisperModel`` (CPU, int8) for ``model`` (name or directory),
-    never downloaded; shared with the transcribe stage (:func:`lipdub.runtime.whisper_model`).
-    ``cpu_threads``: None for :func:`lipdub.runtime.model_threads`, 0 for CTranslate2's default.
+    never downloaded; shared with the transcribe stage (:func:`lipdub.runtime.whisper_model`) when
+    their threads agree. ``cpu_threads``: None for :func:`lipdub.runtime.available_threads` (the
+    cores, unless a video-branch stage runs beside), 0 for CTranslate2's default.
 
     Raises:
         BackendUnavailable: faster-whisper is not installed.
         MissingWeights: the model is not here (see :func:`lipdub.models.resolve_whisper_model`).
     """
     require_module("faster_whisper", "faster-whisper")
-    return whisper_model(resolve_whisper_model(model), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
+    threads = available_threads() if cpu_threads is None else cpu_threads
+    return whisper_model(resolve_whisper_model(model), device="cpu", compute_type="int8", cpu_threads=threads)
 
 
 def hear_line(model, samples: np.ndarray, sample_rate_hz: int, language: str, *, beam_size: int = 5,

