@@ -178,3 +178,28 @@ def test_kokoro_other_languages_have_timings(kokoro):
                        ("pt", "Bom dia a todos."), ("en", "Good morning.")):
         s = kokoro.synthesize(text, parse_language(code))
         assert s.duration_s > 0.4 and len(s.phonemes) >= 6, code
+
+
+@needs_kokoro
+def test_kokoro_natural_speed_is_the_search_sentences_read_or_measured(kokoro, monkeypatch):
+    """A stock pack's natural speed comes from the stored pack measures (no synthesis) and agrees with
+    speaking the search sentence now; any other voice speaks that sentence once."""
+    from lipdub.backends.tts import kokoro as kokoro_module
+    from lipdub.backends.tts import kokoro_bank, kokoro_model
+    from lipdub.voice.params import natural_speed
+
+    kokoro_module._natural.clear()
+    spoken: list[str] = []
+    speak = kokoro.synthesize_style
+    monkeypatch.setattr(kokoro, "synthesize_style", lambda text, *a, **k: spoken.append(text) or speak(text, *a, **k))
+    packs, text = kokoro_model.stock_packs(), kokoro_bank.SEARCH_TEXTS["es"]
+    stored = kokoro_bank.stored_pack_measures(packs, "es")
+    assert stored is not None  # Spanish ships its blend bank
+    assert kokoro.natural_speed(ES, "jf_alpha") == natural_speed(stored["jf_alpha"][2], "es", kokoro_module.MAX_NATURAL_SPEED)
+    assert spoken == []
+    now = kokoro_bank.speech_rate(text, speak(text, ES, packs["jf_alpha"], voice_name="jf_alpha"), "es")
+    assert now == pytest.approx(stored["jf_alpha"][2], rel=0.02)
+    blend = "jm_kumo:0.5+jf_alpha:0.5"
+    first = kokoro.natural_speed(ES, blend)
+    assert spoken == [text] and kokoro.natural_speed(ES, blend) == first and spoken == [text]
+    assert 1.0 <= first <= kokoro_module.MAX_NATURAL_SPEED

@@ -239,18 +239,24 @@ class KokoroTts(TtsBackend):
 
     def natural_speed(self, language: Language, voice: str | None) -> float:
         """Kokoro's ``speed`` at which ``voice`` speaks ``language`` at the rate of read speech
-        (:func:`lipdub.voice.params.natural_speed`, capped at :data:`MAX_NATURAL_SPEED`): the voice
-        speaks the check sentence of :data:`kokoro_voice.CHECK_TEXTS` once (then cached per process).
-        1.0 for a language without a natural-rate figure.
+        (:func:`lipdub.voice.params.natural_speed`, capped at :data:`MAX_NATURAL_SPEED`), from its
+        syllables per second on the voice search's sentence (:data:`kokoro_bank.SEARCH_TEXTS`), the
+        figure the adapted voices' natural speed comes from: a stock pack's is read from the pack
+        measures when they are stored (:func:`kokoro_bank.stored_pack_measures`: the shipped bank, no
+        synthesis), any other voice speaks the sentence once (then cached per process; the synthesis
+        is deterministic, so both give the same figure). A language without a search sentence uses
+        the check sentence of :data:`kokoro_voice.CHECK_TEXTS`; 1.0 for one without a natural-rate figure.
         """
         code = language.code.lower()
-        if code not in NATURAL_SYLLABLES_PER_S or code not in kokoro_voice.CHECK_TEXTS:
+        text = kokoro_bank.SEARCH_TEXTS.get(code) or kokoro_voice.CHECK_TEXTS.get(code)
+        if code not in NATURAL_SYLLABLES_PER_S or text is None:
             return 1.0
         name, style = self.resolve_style(voice, language)
         key = (code, hashlib.sha256(style.tobytes()).hexdigest())
         if key not in _natural:
-            text = kokoro_voice.CHECK_TEXTS[code]
-            rate = kokoro_bank.speech_rate(text, self.synthesize_style(text, language, style, voice_name=name), code)
+            rate = _stored_pack_rate(name, style, code) if code in kokoro_bank.SEARCH_TEXTS else None
+            if rate is None:
+                rate = kokoro_bank.speech_rate(text, self.synthesize_style(text, language, style, voice_name=name), code)
             _natural[key] = natural_speed(rate, code, MAX_NATURAL_SPEED)
         return _natural[key]
 
@@ -327,6 +333,16 @@ class KokoroTts(TtsBackend):
         log.debug("kokoro %s %s: %d chars, %d phrases -> %.2f s, %d phonemes", voice_name, code, len(text), len(phrases),
                   samples.size / SAMPLE_RATE_HZ, len(timings))
         return Speech(samples=samples, sample_rate_hz=SAMPLE_RATE_HZ, phonemes=timings, voice=voice_name)
+
+
+def _stored_pack_rate(name: str, style: np.ndarray, language: str) -> float | None:
+    """Syllables/s of the search sentence spoken by the stock pack ``name`` (``style`` its own) from the
+    stored pack measures; None: another voice, or not stored."""
+    packs = kokoro_model.stock_packs()
+    if name not in packs or not np.array_equal(packs[name], style):
+        return None
+    stored = kokoro_bank.stored_pack_measures(packs, language)
+    return None if stored is None else stored[name][2]
 
 
 def _check_request(text: str, language: Language, rate: float) -> None:

@@ -110,18 +110,28 @@ def pack_cache_file(packs: dict[str, np.ndarray], language: str) -> Path:
     return model_dir().parent / "kokoro" / f"packs-{language}-{h.hexdigest()[:16]}.json"
 
 
+def stored_pack_measures(packs: dict[str, np.ndarray], language: str) -> dict[str, tuple[np.ndarray, float, float | None]] | None:
+    """:func:`pack_measures`' figures when they need no synthesis: kept in this process, in the shipped
+    blend bank (when current) or in the machine's cache (:func:`pack_cache_file`); None: not measured yet."""
+    if language in _pack_cache:
+        return _pack_cache[language]
+    try:
+        shipped = read_bank(packs, language, bank_files(language)[:1])
+        data = shipped["packs"] if shipped is not None else json.loads(pack_cache_file(packs, language).read_text(encoding="utf-8"))
+        return {n: (np.asarray(data[n]["embedding"], np.float32), float(data[n]["f0_median_hz"]), data[n]["syllables_per_s"])
+                for n in sorted(packs)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def pack_measures(scorer: Scorer, packs: dict[str, np.ndarray], language: str) -> dict[str, tuple[np.ndarray, float, float | None]]:
     """Per pack: ``(d-vector, median F0 Hz, syllables/s)`` of the search sentence: from the shipped
     blend bank (its ``packs``) when it is current, else measured once per machine and language (kept
     in :func:`pack_cache_file`); then kept per process."""
     if language not in _pack_cache:
         path = pack_cache_file(packs, language)
-        try:
-            shipped = read_bank(packs, language, bank_files(language)[:1])
-            data = shipped["packs"] if shipped is not None else json.loads(path.read_text(encoding="utf-8"))
-            out = {n: (np.asarray(data[n]["embedding"], np.float32), float(data[n]["f0_median_hz"]), data[n]["syllables_per_s"])
-                   for n in sorted(packs)}
-        except (OSError, ValueError, KeyError, TypeError):
+        out = stored_pack_measures(packs, language)
+        if out is None:
             out = {}
             for name in sorted(packs):
                 s = scorer.speech(packs[name], SEARCH_TEXTS[language])

@@ -110,9 +110,9 @@ class _LineSynth:
                 if seg.speaker not in self.clones:
                     self.clones[seg.speaker] = tts.clone(prof.name, ctx.layout.abs(L.VOICES_DIR) / prof.reference_path)
                 voice = self.clones[seg.speaker]
-            adapted = ctx.adapted_voices(self.tts_name).get(seg.speaker)
-            if adapted is not None and voice == adapted.voice_id:
-                return voice, adapted.natural_speed
+        adapted = ctx.adapted_voices(self.tts_name).get(seg.speaker)
+        if adapted is not None and voice == adapted.voice_id:  # also when a remedy names it again
+            return voice, adapted.natural_speed
         return voice, tts.natural_speed(ctx.language, voice)
 
     def fit(self, seg: Segment, script: Script, target: TargetLine, slot, *, voice: str | None = None, split: bool = False,
