@@ -129,9 +129,9 @@ def pack_measures(scorer: Scorer, packs: dict[str, np.ndarray], language: str) -
     blend bank (its ``packs``) when it is current, else measured once per machine and language (kept
     in :func:`pack_cache_file`); then kept per process."""
     if language not in _pack_cache:
-        path = pack_cache_file(packs, language)
         out = stored_pack_measures(packs, language)
         if out is None:
+            path = pack_cache_file(packs, language)
             out = {}
             for name in sorted(packs):
                 s = scorer.speech(packs[name], SEARCH_TEXTS[language])
