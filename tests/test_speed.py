@@ -1,12 +1,15 @@
 """The speed work keeps every result: the two branches of a dub run concurrently with the hooks on the
 caller's thread and a killed run still resumes; the fast SSIM is skimage's; the blockwise true peak is
 the whole signal's; donors on disk come back byte for byte; decoding ahead keeps order and errors; one
-Whisper model per process; a lip-synced output's faces measured on the changed frames only agree with
+Whisper model per process; freed heap pages go back to the OS after each stage; a lip-synced output's faces measured on the changed frames only agree with
 a full analysis of the output. Nothing here times anything (speed figures: bench/)."""
 
 from __future__ import annotations
 
 import json
+import platform
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -344,3 +347,51 @@ def test_composited_frames_keep_the_decoded_pictures_outside_the_face(testdata, 
         assert np.array_equal(src[f][keep], dst[f][keep])
         changed += not np.array_equal(src[f], dst[f])
     assert changed > len(frames) // 2
+
+
+_FRAGMENTED_HEAP = """
+import os
+from lipdub.runtime import release_memory
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+blocks = [bytes(2000) for _ in range(100_000)]  # 200 MB of malloc'd blocks (above pymalloc's 512 bytes)
+kept = blocks[::64]  # one block every 128 kB stays: the heap cannot shrink from its top
+del blocks
+before = rss_mb()
+print(release_memory(), before, rss_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_freed_heap_pages_go_back_to_the_os_after_every_stage(tmp_path, monkeypatch):
+    """A freed but fragmented heap is held by the process until ``release_memory`` (glibc's
+    malloc_trim) gives its pages back; the stage runner calls it after every stage it runs, not after
+    one it reuses."""
+    out = subprocess.run([sys.executable, "-c", _FRAGMENTED_HEAP], capture_output=True, text=True, check=True).stdout.split()
+    released, before_mb, after_mb = out[0] == "True", float(out[1]), float(out[2])
+    assert released and before_mb > 150 and after_mb < before_mb - 150, out
+
+    from lipdub.pipeline import runner as runner_module
+    from lipdub.project import Project
+
+    calls: list[int] = []
+    monkeypatch.setattr(runner_module, "release_memory", lambda: calls.append(1) or True)
+
+    class Noop(runner_module.Stage):
+        name = "noop"
+
+        def inputs(self, ctx):
+            return [1]
+
+        def media_s(self, ctx):
+            return None
+
+        def run(self, ctx):
+            return runner_module.StageOutput([], runner_module.StageDetails())
+
+    with Project(tmp_path / "p") as project:
+        r = runner_module.StageRunner(project, PipelineHooks())
+        r.run(Noop(), None)
+        r.run(Noop(), None)  # fresh: reused, nothing ran
+    assert r.ran == ["noop"] and r.skipped == ["noop"] and calls == [1]

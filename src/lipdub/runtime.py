@@ -202,6 +202,34 @@ def whisper_model(path: str | os.PathLike, *, device: str = "cpu", compute_type:
         return model
 
 
+_libc: Any = None
+
+
+def release_memory() -> bool:
+    """Give the C heap's free pages back to the operating system: glibc's ``malloc_trim(0)``
+    (``man 3 malloc_trim``), called by the pipeline after every stage it runs. A stage's large
+    temporary arrays (decoded frames, spectrograms, model activations) are freed into the arenas of
+    the threads that made them, and glibc keeps those pages mapped, so without it the process's
+    resident memory keeps every stage's high-water mark. Measured on a 1-minute 1080p episode
+    (``bench/longform.py``): peak RSS 2149 MB without it, 1889 MB with it; the trim itself takes
+    milliseconds. Returns False where the C library is not glibc (nothing is done)."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        import platform
+
+        _libc = False
+        if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+            try:
+                _libc = ctypes.CDLL("libc.so.6")
+            except OSError:
+                _libc = False
+    if not _libc:
+        return False
+    _libc.malloc_trim(0)
+    return True
+
+
 def loaded_whisper_models() -> int:
     """How many Whisper models this process holds (for tests and benches)."""
     with _whisper_lock:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from ..project import Project, StageRecord, hash_json, now_iso
+from ..runtime import release_memory
 from .hooks import PipelineHooks
 
 if TYPE_CHECKING:  # annotations only: the context module imports nothing of this one at run time
@@ -120,5 +121,6 @@ class StageRunner:
         rec = self.project.record(name, input_hash, out.artifacts, t0, started, backend=out.backend,
                                   media_duration_s=stage.media_s(ctx), details=out.details.as_record())
         self.ran.append(name)
+        release_memory()  # the stage's freed temporaries back to the OS, so peaks do not pile up
         self.hooks.stage_finished(name, rec, False)
         return rec
