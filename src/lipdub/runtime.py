@@ -210,9 +210,9 @@ def release_memory() -> bool:
     (``man 3 malloc_trim``), called by the pipeline after every stage it runs. A stage's large
     temporary arrays (decoded frames, spectrograms, model activations) are freed into the arenas of
     the threads that made them, and glibc keeps those pages mapped, so without it the process's
-    resident memory keeps every stage's high-water mark. Measured on a 1-minute 1080p episode
-    (``bench/longform.py``): peak RSS 2149 MB without it, 1889 MB with it; the trim itself takes
-    milliseconds. Returns False where the C library is not glibc (nothing is done)."""
+    resident memory keeps every stage's high-water mark. Measured with ``bench/longform.py`` (1080p25,
+    one run each): peak RSS 2341 MB without it, 2190 MB with it on a 4-minute episode (2149 / 1889 MB
+    on a 1-minute one, trimmed from a hook); the trim itself takes about 10 ms. Returns False where the C library is not glibc (nothing is done)."""
     global _libc
     if _libc is None:
         import ctypes
